@@ -1,0 +1,106 @@
+//! The dependencies of every handler, built once per process (at Lambda init) and lent to each
+//! invocation.
+
+use crate::auth::{PasswordHasher, TokenSigner};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Backend, Config};
+use crate::domain::{Member, MemberStatus};
+use crate::error::{Error, Result};
+use crate::events::MemoryEventLog;
+use crate::gateway::{MockGateway, PaymentGateway};
+use crate::lock::{LocalLock, Lock};
+use crate::store::{MemoryStore, Store};
+use lambda_http::Request;
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn Store>,
+    pub lock: Arc<dyn Lock>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub tokens: TokenSigner,
+    pub passwords: PasswordHasher,
+    /// Where committed events go on the embedded default (stands in for the stream publisher).
+    pub event_log: Option<Arc<MemoryEventLog>>,
+}
+
+impl App {
+    /// Builds everything from the environment: the embedded default or DynamoDB + Redis.
+    pub async fn from_env() -> Result<Self> {
+        let config = Config::from_env()?;
+        match config.backend {
+            Backend::Memory => {
+                let memory = MemoryParts::seeded(&config).await?;
+                Self::from_parts(config, Arc::new(SystemClock), memory)
+            }
+            Backend::Aws => Err(Error::Internal(
+                "the aws backend is not available in this build yet".into(),
+            )),
+        }
+    }
+
+    /// The embedded default with the given configuration and clock; the concrete parts are
+    /// returned too so tests can inspect stored state, events and the gateway's ledger.
+    pub async fn in_memory(config: Config, clock: Arc<dyn Clock>) -> Result<(Self, MemoryParts)> {
+        let parts = MemoryParts::seeded(&config).await?;
+        let app = Self::from_parts(config, clock, parts.clone())?;
+        Ok((app, parts))
+    }
+
+    fn from_parts(config: Config, clock: Arc<dyn Clock>, parts: MemoryParts) -> Result<Self> {
+        Ok(Self {
+            tokens: TokenSigner::new(&config.jwt_secret, config.access_token_ttl),
+            passwords: PasswordHasher::new(config.argon2)?,
+            clock,
+            store: parts.store,
+            lock: parts.lock,
+            gateway: parts.gateway,
+            event_log: Some(parts.events),
+            config,
+        })
+    }
+
+    /// The member behind the request's bearer token. Missing/invalid/expired token, unknown
+    /// member or an `END` member → 401CO000. `WITHDRAWN` members pass (they may restore).
+    pub async fn authenticate(&self, req: &Request) -> Result<Member> {
+        let token = crate::http::bearer_token(req)?;
+        let member_id = self.tokens.verify(token, self.clock.now())?;
+        let member = self
+            .store
+            .get_member(&member_id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        if member.status == MemberStatus::End {
+            return Err(Error::Unauthorized);
+        }
+        Ok(member)
+    }
+}
+
+/// The in-memory implementations, kept concrete for inspection.
+#[derive(Clone)]
+pub struct MemoryParts {
+    pub store: Arc<MemoryStore>,
+    pub lock: Arc<LocalLock>,
+    pub gateway: Arc<MockGateway>,
+    pub events: Arc<MemoryEventLog>,
+}
+
+impl MemoryParts {
+    /// A fresh store seeded with the original's two items.
+    pub async fn seeded(config: &Config) -> Result<Self> {
+        use crate::store::ItemStore;
+        let events = Arc::new(MemoryEventLog::new());
+        let store = Arc::new(MemoryStore::with_event_log(events.clone()));
+        for item in crate::domain::item::seed_items() {
+            store.put_item(&item).await?;
+        }
+        Ok(Self {
+            store,
+            lock: Arc::new(LocalLock::new(config.lock)),
+            gateway: Arc::new(MockGateway::new(config.gateway)),
+            events,
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! Configuration from environment variables. Every variable is listed in the README.
+
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// Which implementations of the store, lock and event publisher a process uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// In-memory store, in-process lock, in-memory events: the embedded default.
+    Memory,
+    /// DynamoDB, Redis and EventBridge.
+    Aws,
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's first recommended Argon2id setting: 19 MiB, 2 iterations, 1 lane.
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl Argon2Params {
+    /// The cheapest parameters argon2 accepts; for tests only.
+    pub fn cheapest_for_tests() -> Self {
+        Self {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Mock payment gateway behaviour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GatewayConfig {
+    pub min_latency: Duration,
+    pub max_latency: Duration,
+    /// 0.0 ..= 1.0
+    pub failure_rate: f64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            min_latency: Duration::ZERO,
+            max_latency: Duration::from_millis(10),
+            failure_rate: 0.0,
+        }
+    }
+}
+
+/// Redis lock tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockConfig {
+    /// How long a held key lives if its holder never releases it.
+    pub ttl: Duration,
+    /// How long to keep trying before answering 409PA001.
+    pub max_wait: Duration,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(10),
+            max_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub backend: Backend,
+    /// True on Lambda or with `CAFE_ENV=production`: secrets must be configured.
+    pub production: bool,
+    /// HS256 key. Never logged.
+    pub jwt_secret: Vec<u8>,
+    /// True when the secret was generated at start because none was configured (local only).
+    pub jwt_secret_generated: bool,
+    pub access_token_ttl: chrono::Duration,
+    pub refresh_token_ttl: chrono::Duration,
+    pub argon2: Argon2Params,
+    pub table_name: String,
+    pub dynamodb_endpoint: Option<String>,
+    pub redis_url: Option<String>,
+    pub event_bus_name: String,
+    pub lock: LockConfig,
+    pub gateway: GatewayConfig,
+    pub history_retention_days: i64,
+    /// Timeout for one call to DynamoDB, Redis or EventBridge.
+    pub dependency_timeout: Duration,
+}
+
+impl Default for Config {
+    /// The embedded default with a fixed test secret; tests start from here.
+    fn default() -> Self {
+        Self {
+            backend: Backend::Memory,
+            production: false,
+            jwt_secret: b"local-development-secret-not-for-production-use!!".to_vec(),
+            jwt_secret_generated: false,
+            access_token_ttl: chrono::Duration::minutes(30),
+            refresh_token_ttl: chrono::Duration::days(14),
+            argon2: Argon2Params::default(),
+            table_name: "cafe".into(),
+            dynamodb_endpoint: None,
+            redis_url: None,
+            event_bus_name: "cafe".into(),
+            lock: LockConfig::default(),
+            gateway: GatewayConfig::default(),
+            history_retention_days: 400,
+            dependency_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Reads a variable; an empty value counts as unset.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    match var(name) {
+        None => Ok(None),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Internal(format!("configuration variable {name} is not valid"))),
+    }
+}
+
+impl Config {
+    /// Reads the environment. Fails (a start-up error) in production without `JWT_SECRET`.
+    pub fn from_env() -> Result<Self> {
+        let on_lambda = var("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let production = on_lambda || var("CAFE_ENV").as_deref() == Some("production");
+        let backend = match var("CAFE_BACKEND").as_deref() {
+            Some("memory") => Backend::Memory,
+            Some("aws") => Backend::Aws,
+            Some(_) => {
+                return Err(Error::Internal(
+                    "CAFE_BACKEND must be `memory` or `aws`".into(),
+                ));
+            }
+            None if on_lambda => Backend::Aws,
+            None => Backend::Memory,
+        };
+        let defaults = Config::default();
+        let (jwt_secret, jwt_secret_generated) = match var("JWT_SECRET") {
+            Some(secret) if secret.len() >= 32 => (secret.into_bytes(), false),
+            Some(_) => {
+                return Err(Error::Internal(
+                    "JWT_SECRET must be at least 32 bytes long".into(),
+                ));
+            }
+            None if production => {
+                return Err(Error::Internal(
+                    "JWT_SECRET is required in production".into(),
+                ));
+            }
+            None => {
+                let random: [u8; 32] = rand::random();
+                (random.to_vec(), true)
+            }
+        };
+        let mut argon2 = defaults.argon2;
+        if let Some(v) = parse("ARGON2_MEMORY_KIB")? {
+            argon2.memory_kib = v;
+        }
+        if let Some(v) = parse("ARGON2_ITERATIONS")? {
+            argon2.iterations = v;
+        }
+        if let Some(v) = parse("ARGON2_PARALLELISM")? {
+            argon2.parallelism = v;
+        }
+        let mut gateway = defaults.gateway;
+        if let Some(v) = parse::<u64>("GATEWAY_MIN_LATENCY_MS")? {
+            gateway.min_latency = Duration::from_millis(v);
+        }
+        if let Some(v) = parse::<u64>("GATEWAY_MAX_LATENCY_MS")? {
+            gateway.max_latency = Duration::from_millis(v);
+        }
+        if gateway.max_latency < gateway.min_latency {
+            gateway.max_latency = gateway.min_latency;
+        }
+        if let Some(v) = parse::<f64>("GATEWAY_FAILURE_RATE")? {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::Internal(
+                    "GATEWAY_FAILURE_RATE must be between 0 and 1".into(),
+                ));
+            }
+            gateway.failure_rate = v;
+        }
+        let mut lock = defaults.lock;
+        if let Some(v) = parse::<u64>("LOCK_TTL_MS")? {
+            lock.ttl = Duration::from_millis(v.max(1));
+        }
+        if let Some(v) = parse::<u64>("LOCK_WAIT_MS")? {
+            lock.max_wait = Duration::from_millis(v);
+        }
+        Ok(Self {
+            backend,
+            production,
+            jwt_secret,
+            jwt_secret_generated,
+            access_token_ttl: parse::<i64>("ACCESS_TOKEN_TTL_SECONDS")?
+                .map(chrono::Duration::seconds)
+                .unwrap_or(defaults.access_token_ttl),
+            refresh_token_ttl: parse::<i64>("REFRESH_TOKEN_TTL_SECONDS")?
+                .map(chrono::Duration::seconds)
+                .unwrap_or(defaults.refresh_token_ttl),
+            argon2,
+            table_name: var("TABLE_NAME").unwrap_or(defaults.table_name),
+            dynamodb_endpoint: var("DYNAMODB_ENDPOINT"),
+            redis_url: var("REDIS_URL"),
+            event_bus_name: var("EVENT_BUS_NAME").unwrap_or(defaults.event_bus_name),
+            lock,
+            gateway,
+            history_retention_days: parse("HISTORY_RETENTION_DAYS")?
+                .unwrap_or(defaults.history_retention_days),
+            dependency_timeout: parse::<u64>("DEPENDENCY_TIMEOUT_MS")?
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.dependency_timeout),
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! Domain events. Each is written as an outbox record in the same atomic write as the change it
+//! announces and published to EventBridge (source `cafe`) from the table's stream; `event_id` is
+//! stable across redeliveries so consumers can drop duplicates.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub const EVENT_SOURCE: &str = "cafe";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    MemberRegistered,
+    MemberWithdrawn,
+    MemberRestored,
+    MemberExpired,
+    OrderCreated,
+    OrderCancelled,
+    PaymentCompleted,
+    PaymentRefunded,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MemberRegistered => "MemberRegistered",
+            EventType::MemberWithdrawn => "MemberWithdrawn",
+            EventType::MemberRestored => "MemberRestored",
+            EventType::MemberExpired => "MemberExpired",
+            EventType::OrderCreated => "OrderCreated",
+            EventType::OrderCancelled => "OrderCancelled",
+            EventType::PaymentCompleted => "PaymentCompleted",
+            EventType::PaymentRefunded => "PaymentRefunded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainEvent {
+    /// Stable id (ULID) for de-duplication by consumers.
+    pub event_id: String,
+    pub event_type: EventType,
+    pub occurred_at: DateTime<Utc>,
+    /// Ids, status and time of the change.
+    pub detail: Value,
+}
+
+impl DomainEvent {
+    fn new(event_type: EventType, at: DateTime<Utc>, detail: Value) -> Self {
+        Self {
+            event_id: crate::ids::new_id(at),
+            event_type,
+            occurred_at: at,
+            detail,
+        }
+    }
+
+    pub fn member(event_type: EventType, member_id: &str, status: &str, at: DateTime<Utc>) -> Self {
+        Self::new(
+            event_type,
+            at,
+            json!({"memberId": member_id, "status": status, "at": crate::clock::rfc3339(at)}),
+        )
+    }
+
+    pub fn order(
+        event_type: EventType,
+        order_id: &str,
+        member_id: &str,
+        status: &str,
+        total_price: i64,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            event_type,
+            at,
+            json!({"orderId": order_id, "memberId": member_id, "status": status,
+                   "totalPrice": total_price, "at": crate::clock::rfc3339(at)}),
+        )
+    }
+
+    pub fn payment(
+        event_type: EventType,
+        order_id: &str,
+        payment: &crate::domain::order::Payment,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            event_type,
+            at,
+            json!({"orderId": order_id, "paymentId": payment.payment_id,
+                   "type": payment.payment_type, "amount": payment.amount,
+                   "status": payment.status.as_str(),
+                   "pgTransactionId": payment.pg_transaction_id,
+                   "at": crate::clock::rfc3339(at)}),
+        )
+    }
+}

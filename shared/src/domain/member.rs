@@ -1,0 +1,159 @@
+//! Members and the rules of their life cycle: SERVICE → WITHDRAWN (→ SERVICE within 30 days) → END.
+
+use crate::error::{Error, Result};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How long a withdrawn member may restore, and after which the daily job ends them.
+pub const RESTORE_WINDOW: Duration = Duration::days(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MemberStatus {
+    Service,
+    Withdrawn,
+    End,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Service => "SERVICE",
+            MemberStatus::Withdrawn => "WITHDRAWN",
+            MemberStatus::End => "END",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Gender {
+    Male,
+    Female,
+}
+
+/// A member as stored. `password_hash` is a PHC string and never leaves the service.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub member_id: String,
+    pub name: String,
+    /// Lowercased at sign-up; compared case-insensitively.
+    pub email: String,
+    pub phone_number: String,
+    pub gender: Gender,
+    pub birth: NaiveDate,
+    pub password_hash: String,
+    pub status: MemberStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Debug without the password hash, so a stray `{:?}` cannot leak it.
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("member_id", &self.member_id)
+            .field("status", &self.status)
+            .field("withdrawn_at", &self.withdrawn_at)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Normalises an email for storage and comparison.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl Member {
+    /// Withdrawal is allowed only from `SERVICE` (400ME001 otherwise).
+    pub fn check_can_withdraw(&self) -> Result<()> {
+        match self.status {
+            MemberStatus::Service => Ok(()),
+            _ => Err(Error::NotInService),
+        }
+    }
+
+    /// Restore is allowed from `WITHDRAWN` while `now` is less than 30 days after withdrawal.
+    pub fn check_can_restore(&self, now: DateTime<Utc>) -> Result<()> {
+        match (self.status, self.withdrawn_at) {
+            (MemberStatus::Withdrawn, Some(at)) if now < at + RESTORE_WINDOW => Ok(()),
+            _ => Err(Error::NotRestorable),
+        }
+    }
+
+    /// True if the daily job must end this member: withdrawn 30 or more days before `now`.
+    pub fn is_due_to_end(&self, now: DateTime<Utc>) -> bool {
+        matches!((self.status, self.withdrawn_at), (MemberStatus::Withdrawn, Some(at)) if at <= expiry_cutoff(now))
+    }
+
+    /// Ordering and paying need `SERVICE` (403CO000 otherwise).
+    pub fn check_in_service(&self) -> Result<()> {
+        match self.status {
+            MemberStatus::Service => Ok(()),
+            _ => Err(Error::Forbidden),
+        }
+    }
+}
+
+/// Members withdrawn at or before this instant are due to end.
+pub fn expiry_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - RESTORE_WINDOW
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(status: MemberStatus, withdrawn_at: Option<DateTime<Utc>>) -> Member {
+        Member {
+            member_id: "m".into(),
+            name: "n".into(),
+            email: "e@x.io".into(),
+            phone_number: "010-1234-5678".into(),
+            gender: Gender::Female,
+            birth: NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or_default(),
+            password_hash: "secret-hash".into(),
+            status,
+            withdrawn_at,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn restore_window_is_thirty_days_exclusive() {
+        let at = Utc::now();
+        let m = member(MemberStatus::Withdrawn, Some(at));
+        assert!(
+            m.check_can_restore(at + Duration::days(30) - Duration::seconds(1))
+                .is_ok()
+        );
+        assert_eq!(
+            m.check_can_restore(at + Duration::days(30)),
+            Err(Error::NotRestorable)
+        );
+        assert!(!m.is_due_to_end(at + Duration::days(30) - Duration::seconds(1)));
+        assert!(m.is_due_to_end(at + Duration::days(30)));
+    }
+
+    #[test]
+    fn only_service_members_withdraw() {
+        assert!(
+            member(MemberStatus::Service, None)
+                .check_can_withdraw()
+                .is_ok()
+        );
+        assert_eq!(
+            member(MemberStatus::Withdrawn, Some(Utc::now())).check_can_withdraw(),
+            Err(Error::NotInService)
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_password_hash() {
+        let shown = format!("{:?}", member(MemberStatus::Service, None));
+        assert!(!shown.contains("secret-hash"));
+    }
+}

@@ -1,0 +1,13 @@
+//! Domain types and rules: pure code, no I/O.
+
+pub mod events;
+pub mod history;
+pub mod item;
+pub mod member;
+pub mod order;
+
+pub use events::{DomainEvent, EventType};
+pub use history::{EntityKind, HistoryEntry};
+pub use item::Item;
+pub use member::{Gender, Member, MemberStatus};
+pub use order::{Order, OrderLine, OrderStatus, Payment, PaymentStatus, PaymentType};

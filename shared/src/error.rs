@@ -1,0 +1,205 @@
+//! The one error type of the API and its mapping to the contract's codes.
+//!
+//! Domain code, stores, locks and gateways all return [`Error`]; only [`Error::wire`] knows the
+//! HTTP status, the contract code and the default message. Nothing else in the code base picks a
+//! status code.
+
+use http::StatusCode;
+
+/// Every failure a request can end in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// 400CO000: malformed JSON or a field missing, mistyped or out of range. Holds the field.
+    #[error("parameter {0} is missing or invalid")]
+    InvalidParameter(String),
+    /// 401CO000: no bearer token, or an invalid/expired token, or an unknown/ended member.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 403CO000: the member may not touch this resource, or is not in `SERVICE`.
+    #[error("forbidden")]
+    Forbidden,
+    /// 404CO000: resource or item does not exist. Holds what was looked for.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 404CO000 from the local server: no route for this path.
+    #[error("no route")]
+    NoRoute,
+    /// 405CO000: method not allowed on this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413CO000: body larger than 64 KiB.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 500CO000: a bug or an answer from a dependency that makes no sense. Holds a log-safe reason.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// 503CO000: DynamoDB, Redis or EventBridge is unreachable. Holds which one.
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
+    /// 400ME000: email already registered (case-insensitive).
+    #[error("email already registered")]
+    EmailTaken,
+    /// 400ME001: withdraw asked of a member that is not `SERVICE`.
+    #[error("member is not in service")]
+    NotInService,
+    /// 400ME002: restore asked of a member that is not `WITHDRAWN` or past the 30-day window.
+    #[error("member cannot be restored")]
+    NotRestorable,
+    /// 401ME000: wrong email or password (one answer for both).
+    #[error("bad credentials")]
+    BadCredentials,
+    /// 400OR000: not enough stock for a line. Holds the item id.
+    #[error("not enough stock for item {0}")]
+    OutOfStock(String),
+    /// 400OR001: the order's status does not allow this.
+    #[error("order status does not allow this")]
+    OrderStatusConflict,
+    /// 400PA000: payment parts do not add up to the order total.
+    #[error("payment parts do not add up to the order total")]
+    PaymentMismatch,
+    /// 502PA000: the payment gateway failed; nothing was charged and nothing changed.
+    #[error("payment gateway failed")]
+    GatewayFailed,
+    /// 409PA001: the lock for this order/items could not be taken in time.
+    #[error("lock busy")]
+    LockBusy,
+    /// 409PA002: `Idempotency-Key` reused with another body, or its first request still running.
+    #[error("idempotency key conflict")]
+    IdempotencyConflict,
+}
+
+/// What an [`Error`] looks like on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds for a `Retry-After` header, sent with 503 and 409PA001.
+    pub retry_after: Option<u32>,
+}
+
+impl Error {
+    /// The single place where errors become contract codes, statuses and messages.
+    pub fn wire(&self) -> WireError {
+        let (status, code, message, retry_after): (u16, &'static str, String, Option<u32>) =
+            match self {
+                Error::InvalidParameter(field) => (
+                    400,
+                    "400CO000",
+                    format!("Parameter ({field}) is missing or invalid."),
+                    None,
+                ),
+                Error::Unauthorized => (
+                    401,
+                    "401CO000",
+                    "Authentication is required: the bearer token is missing, invalid or expired."
+                        .into(),
+                    None,
+                ),
+                Error::Forbidden => (
+                    403,
+                    "403CO000",
+                    "You are not allowed to access this resource.".into(),
+                    None,
+                ),
+                Error::NotFound(what) => (404, "404CO000", format!("The {what} does not exist."), None),
+                Error::NoRoute => (404, "404CO000", "No such resource.".into(), None),
+                Error::MethodNotAllowed => (
+                    405,
+                    "405CO000",
+                    "This method is not allowed on this path.".into(),
+                    None,
+                ),
+                Error::PayloadTooLarge => (
+                    413,
+                    "413CO000",
+                    "The request body is larger than 64 KiB.".into(),
+                    None,
+                ),
+                Error::Internal(_) => (
+                    500,
+                    "500CO000",
+                    "An unexpected error occurred.".into(),
+                    None,
+                ),
+                Error::Unavailable(dependency) => (
+                    503,
+                    "503CO000",
+                    format!("A dependency ({dependency}) is unavailable; retry later."),
+                    Some(1),
+                ),
+                Error::EmailTaken => (400, "400ME000", "This email is already registered.".into(), None),
+                Error::NotInService => (
+                    400,
+                    "400ME001",
+                    "Only a member in service can withdraw.".into(),
+                    None,
+                ),
+                Error::NotRestorable => (
+                    400,
+                    "400ME002",
+                    "Only a member withdrawn less than 30 days ago can be restored.".into(),
+                    None,
+                ),
+                Error::BadCredentials => (401, "401ME000", "Wrong email or password.".into(), None),
+                Error::OutOfStock(item_id) => (
+                    400,
+                    "400OR000",
+                    format!("Not enough stock for item {item_id}."),
+                    None,
+                ),
+                Error::OrderStatusConflict => (
+                    400,
+                    "400OR001",
+                    "The order's status does not allow this.".into(),
+                    None,
+                ),
+                Error::PaymentMismatch => (
+                    400,
+                    "400PA000",
+                    "The payment amounts do not add up to the order total.".into(),
+                    None,
+                ),
+                Error::GatewayFailed => (
+                    502,
+                    "502PA000",
+                    "The payment gateway failed; nothing was charged.".into(),
+                    None,
+                ),
+                Error::LockBusy => (
+                    409,
+                    "409PA001",
+                    "The order is being processed by another request; retry.".into(),
+                    Some(1),
+                ),
+                Error::IdempotencyConflict => (
+                    409,
+                    "409PA002",
+                    "This Idempotency-Key was used with another body, or its first request is still running.".into(),
+                    None,
+                ),
+            };
+        WireError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            message,
+            retry_after,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidParameter`].
+    pub fn invalid(field: impl Into<String>) -> Self {
+        Error::InvalidParameter(field.into())
+    }
+
+    /// True for failures where nothing changed and the same request may succeed later
+    /// (dependency down, lock busy, gateway failure).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Unavailable(_) | Error::LockBusy | Error::GatewayFailed | Error::Internal(_)
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

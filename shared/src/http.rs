@@ -1,0 +1,224 @@
+//! The HTTP edge shared by every function: the contract's envelope, body parsing with field-named
+//! errors, path and query parameters, bearer tokens.
+
+use crate::error::{Error, Result};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// Bodies larger than this answer 413CO000.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request body type that checks its own ranges after it parsed.
+pub trait Validate {
+    /// Range and shape rules that serde cannot express; name the offending field.
+    fn validate(&self) -> Result<()>;
+}
+
+/// `{"status":"success","result":...}` with `status`.
+pub fn success<T: Serialize>(status: u16, result: &T) -> Response<Body> {
+    let body = json!({"status": "success", "result": result});
+    json_response(status, body.to_string())
+}
+
+/// `{"status":"success"}` with nothing to return.
+pub fn success_empty(status: u16) -> Response<Body> {
+    json_response(status, r#"{"status":"success"}"#.to_owned())
+}
+
+/// A raw JSON body with `status` (replaying stored idempotent answers).
+pub fn json_response(status: u16, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(body))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// The contract's failure envelope for `error`. Server-side failures are logged here (never with
+/// request data), so every handler logs them the same way.
+pub fn failure(error: &Error) -> Response<Body> {
+    let wire = error.wire();
+    match error {
+        Error::Internal(reason) => tracing::error!(code = wire.code, %reason, "request failed"),
+        Error::Unavailable(dependency) => {
+            tracing::warn!(code = wire.code, dependency, "dependency unavailable")
+        }
+        Error::GatewayFailed => tracing::warn!(code = wire.code, "payment gateway failed"),
+        _ => tracing::info!(code = wire.code, "request refused"),
+    }
+    let body = json!({
+        "status": "fail",
+        "error": {"code": wire.code, "detailMessage": wire.message},
+    });
+    let mut response = json_response(wire.status.as_u16(), body.to_string());
+    if let Some(seconds) = wire.retry_after {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Turns a handler's outcome into a response.
+pub fn respond(outcome: Result<Response<Body>>) -> Response<Body> {
+    outcome.unwrap_or_else(|error| failure(&error))
+}
+
+/// Parses the JSON body into `T` and validates it. Over 64 KiB → 413CO000; empty, non-JSON or
+/// a field missing/mistyped/out of range → 400CO000 naming the field.
+pub fn parse_body<T: DeserializeOwned + Validate>(req: &Request) -> Result<T> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Error::PayloadTooLarge);
+    }
+    // Every request body of the contract is a JSON object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::invalid("body"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed: T = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| Error::InvalidParameter(field_of(&e)))?;
+    deserializer.end().map_err(|_| Error::invalid("body"))?;
+    parsed.validate()?;
+    Ok(parsed)
+}
+
+/// The field a serde error is about: its path, or the field named in a missing/unknown/duplicate
+/// field message, or `body` when the document itself is wrong.
+fn field_of(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = error.inner().to_string();
+    let named = ["missing field `", "unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| {
+            let start = inner.find(prefix)? + prefix.len();
+            let len = inner[start..].find('`')?;
+            Some(inner[start..start + len].to_owned())
+        });
+    let path = error.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    match (named, path.is_empty()) {
+        (Some(name), true) => name,
+        (Some(name), false) if !inner.starts_with("missing field") => path_join(&path, &name),
+        (Some(name), false) => path_join(&path, &name),
+        (None, false) => path,
+        (None, true) => "body".to_owned(),
+    }
+}
+
+fn path_join(parent: &str, child: &str) -> String {
+    if parent.ends_with(child) {
+        parent.to_owned()
+    } else {
+        format!("{parent}.{child}")
+    }
+}
+
+/// A path parameter of the route (`{memberId}` …); absent or empty → 404CO000.
+pub fn path_param(req: &Request, name: &str) -> Result<String> {
+    req.path_parameters()
+        .first(name)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .ok_or(Error::NotFound("resource"))
+}
+
+/// A query string parameter, if present.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters().first(name).map(str::to_owned)
+}
+
+/// The token of an `Authorization: Bearer <token>` header; missing or malformed → 401CO000.
+pub fn bearer_token(req: &Request) -> Result<&str> {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Error::Unauthorized)?;
+    let (scheme, token) = header.trim().split_once(' ').ok_or(Error::Unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(Error::Unauthorized);
+    }
+    Ok(token.trim())
+}
+
+/// A header's value as text, if present and visible ASCII.
+pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Probe {
+        email: String,
+        items: Vec<Line>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Line {
+        quantity: i64,
+    }
+
+    impl Validate for Probe {
+        fn validate(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn parse(body: &str) -> Result<Probe> {
+        let req = http::Request::builder()
+            .body(Body::Text(body.to_owned()))
+            .expect("request");
+        parse_body::<Probe>(&Request::from(req))
+    }
+
+    #[test]
+    fn names_the_offending_field() {
+        assert_eq!(
+            parse(r#"{"items":[]}"#).err(),
+            Some(Error::invalid("email"))
+        );
+        assert_eq!(
+            parse(r#"{"email":1,"items":[]}"#).err(),
+            Some(Error::invalid("email"))
+        );
+        assert_eq!(
+            parse(r#"{"email":"a","items":[{"quantity":"x"}]}"#).err(),
+            Some(Error::invalid("items[0].quantity"))
+        );
+        assert_eq!(
+            parse(r#"{"email":"a","items":[{}]}"#).err(),
+            Some(Error::invalid("items[0].quantity"))
+        );
+        assert_eq!(
+            parse(r#"{"email":"a","email":"b","items":[]}"#).err(),
+            Some(Error::invalid("email"))
+        );
+        assert_eq!(
+            parse(r#"{"email":"a","items":[],"admin":true}"#).err(),
+            Some(Error::invalid("admin"))
+        );
+    }
+
+    #[test]
+    fn refuses_non_json_and_oversized_bodies() {
+        assert_eq!(parse("").err(), Some(Error::invalid("body")));
+        assert_eq!(parse("not json").err(), Some(Error::invalid("body")));
+        assert_eq!(parse("[1,2]").err(), Some(Error::invalid("body")));
+        assert_eq!(
+            parse(r#"{"email":"a","items":[]} trailing"#).err(),
+            Some(Error::invalid("body"))
+        );
+        let huge = format!(r#"{{"email":"{}","items":[]}}"#, "a".repeat(MAX_BODY_BYTES));
+        assert_eq!(parse(&huge).err(), Some(Error::PayloadTooLarge));
+    }
+}

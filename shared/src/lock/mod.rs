@@ -1,0 +1,47 @@
+//! Mutual exclusion for paying and cancelling: an optimisation for fairness and to avoid charging
+//! a card that cannot be fulfilled. Correctness never depends on it: the store's conditional
+//! writes are the fence.
+
+pub mod local;
+
+use crate::error::Result;
+use async_trait::async_trait;
+
+pub use local::LocalLock;
+
+/// Proof of holding a set of keys; hand it back to [`Lock::release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockLease {
+    /// Sorted, deduplicated.
+    pub keys: Vec<String>,
+    /// Random per holder: only this holder's release deletes the keys.
+    pub token: String,
+}
+
+#[async_trait]
+pub trait Lock: Send + Sync {
+    /// Takes every key, in sorted order (so two holders never deadlock), waiting with jittered
+    /// backoff up to the configured bound; then 409PA001. Keys already taken are given back when
+    /// a later one cannot be had. The lock service unreachable → 503CO000.
+    async fn acquire(&self, keys: &[String]) -> Result<LockLease>;
+    /// Gives back the keys that still carry this lease's token.
+    async fn release(&self, lease: &LockLease) -> Result<()>;
+}
+
+/// The lock key of an order.
+pub fn order_key(order_id: &str) -> String {
+    format!("cafe:lock:order:{order_id}")
+}
+
+/// The lock key of an item.
+pub fn item_key(item_id: &str) -> String {
+    format!("cafe:lock:item:{item_id}")
+}
+
+/// Sorts and deduplicates keys: the one acquisition order every holder follows.
+pub fn sorted_keys(keys: &[String]) -> Vec<String> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}

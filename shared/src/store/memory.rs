@@ -1,0 +1,599 @@
+//! The in-memory store of the embedded default: one mutex over all state, so every operation is
+//! atomic exactly like its DynamoDB transaction. Committed events go to a [`MemoryEventLog`],
+//! standing in for the table stream and its publisher.
+
+use super::*;
+use crate::domain::{EntityKind, MemberStatus, OrderStatus, PaymentStatus};
+use crate::error::Error;
+use crate::events::MemoryEventLog;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+
+#[derive(Debug)]
+struct RefreshState {
+    record: RefreshTokenRecord,
+    used: bool,
+}
+
+#[derive(Debug, Clone)]
+enum IdempotencyState {
+    InProgress { started_at: DateTime<Utc> },
+    Done(StoredResponse),
+}
+
+#[derive(Debug, Clone)]
+struct IdempotencyRecord {
+    request_hash: String,
+    state: IdempotencyState,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct State {
+    members: HashMap<String, Member>,
+    member_by_email: HashMap<String, String>,
+    /// (shard, withdrawn_at, member_id): the sparse withdrawn index.
+    withdrawn: BTreeSet<(u32, DateTime<Utc>, String)>,
+    history: HashMap<(EntityKind, String), Vec<HistoryEntry>>,
+    refresh_tokens: HashMap<String, RefreshState>,
+    revoked_families: HashSet<String>,
+    items: HashMap<String, Item>,
+    orders: HashMap<String, Order>,
+    /// member_id → order ids (ULIDs sort by creation time).
+    orders_by_member: HashMap<String, BTreeSet<String>>,
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
+}
+
+impl State {
+    fn add_history(&mut self, kind: EntityKind, id: &str, status: &str, at: DateTime<Utc>) {
+        self.history
+            .entry((kind, id.to_owned()))
+            .or_default()
+            .push(HistoryEntry {
+                status: status.to_owned(),
+                at,
+            });
+    }
+
+    fn history(&self, kind: EntityKind, id: &str) -> Vec<HistoryEntry> {
+        self.history
+            .get(&(kind, id.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Thread-safe in-memory implementation of every store trait.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    events: Option<Arc<MemoryEventLog>>,
+}
+
+impl MemoryStore {
+    /// An empty store whose committed events are dropped.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store whose committed events are appended to `events`.
+    pub fn with_event_log(events: Arc<MemoryEventLog>) -> Self {
+        Self {
+            state: Mutex::default(),
+            events: Some(events),
+        }
+    }
+
+    /// Runs `change` under the lock; its events are relayed only if it commits.
+    fn commit<T>(
+        &self,
+        events: &[DomainEvent],
+        change: impl FnOnce(&mut State) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = change(&mut state)?;
+        if let Some(log) = &self.events {
+            log.record(events);
+        }
+        Ok(out)
+    }
+
+    fn read<T>(&self, query: impl FnOnce(&State) -> T) -> T {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        query(&state)
+    }
+}
+
+#[async_trait]
+impl MemberStore for MemoryStore {
+    async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()> {
+        self.commit(std::slice::from_ref(event), |s| {
+            if s.member_by_email.contains_key(&member.email) {
+                return Err(Error::EmailTaken);
+            }
+            if s.members.contains_key(&member.member_id) {
+                return Err(Error::Internal("member id collision".into()));
+            }
+            s.member_by_email
+                .insert(member.email.clone(), member.member_id.clone());
+            s.members.insert(member.member_id.clone(), member.clone());
+            s.add_history(
+                EntityKind::Member,
+                &member.member_id,
+                member.status.as_str(),
+                member.created_at,
+            );
+            Ok(())
+        })
+    }
+
+    async fn get_member(&self, member_id: &str) -> Result<Option<Member>> {
+        Ok(self.read(|s| s.members.get(member_id).cloned()))
+    }
+
+    async fn find_member_by_email(&self, email: &str) -> Result<Option<Member>> {
+        Ok(self.read(|s| {
+            s.member_by_email
+                .get(email)
+                .and_then(|id| s.members.get(id))
+                .cloned()
+        }))
+    }
+
+    async fn withdraw_member(
+        &self,
+        member_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<Member> {
+        self.commit(std::slice::from_ref(event), |s| {
+            let member = s
+                .members
+                .get_mut(member_id)
+                .ok_or(Error::NotFound("member"))?;
+            member.check_can_withdraw()?;
+            member.status = MemberStatus::Withdrawn;
+            member.withdrawn_at = Some(at);
+            let updated = member.clone();
+            s.withdrawn
+                .insert((withdrawn_shard(member_id), at, member_id.to_owned()));
+            s.add_history(EntityKind::Member, member_id, "WITHDRAWN", at);
+            Ok(updated)
+        })
+    }
+
+    async fn restore_member(
+        &self,
+        member_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<Member> {
+        self.commit(std::slice::from_ref(event), |s| {
+            let member = s
+                .members
+                .get_mut(member_id)
+                .ok_or(Error::NotFound("member"))?;
+            member.check_can_restore(at)?;
+            let withdrawn_at = member.withdrawn_at.take();
+            member.status = MemberStatus::Service;
+            let updated = member.clone();
+            if let Some(w) = withdrawn_at {
+                s.withdrawn
+                    .remove(&(withdrawn_shard(member_id), w, member_id.to_owned()));
+            }
+            s.add_history(EntityKind::Member, member_id, "SERVICE", at);
+            Ok(updated)
+        })
+    }
+
+    async fn member_history(&self, member_id: &str) -> Result<Vec<HistoryEntry>> {
+        Ok(self.read(|s| s.history(EntityKind::Member, member_id)))
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DueCursor {
+    at: DateTime<Utc>,
+    id: String,
+}
+
+#[async_trait]
+impl WithdrawalExpiryStore for MemoryStore {
+    async fn due_withdrawals(
+        &self,
+        shard: u32,
+        cutoff: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<DuePage> {
+        let after = cursor.map(super::cursor::decode::<DueCursor>).transpose()?;
+        let limit = limit.max(1);
+        Ok(self.read(|s| {
+            let start = match &after {
+                Some(c) => std::ops::Bound::Excluded((shard, c.at, c.id.clone())),
+                None => std::ops::Bound::Included((shard, DateTime::<Utc>::MIN_UTC, String::new())),
+            };
+            let end = std::ops::Bound::Included((shard, cutoff, String::from("\u{10FFFF}")));
+            let members: Vec<DueWithdrawal> = s
+                .withdrawn
+                .range((start, end))
+                .take(limit)
+                .map(|(_, at, id)| DueWithdrawal {
+                    member_id: id.clone(),
+                    withdrawn_at: *at,
+                })
+                .collect();
+            let next_cursor = if members.len() == limit {
+                members.last().and_then(|m| {
+                    super::cursor::encode(&DueCursor {
+                        at: m.withdrawn_at,
+                        id: m.member_id.clone(),
+                    })
+                    .ok()
+                })
+            } else {
+                None
+            };
+            DuePage {
+                items_read: members.len() as u64,
+                members,
+                next_cursor,
+            }
+        }))
+    }
+
+    async fn end_member(
+        &self,
+        member_id: &str,
+        withdrawn_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<bool> {
+        let ended = self.commit(std::slice::from_ref(event), |s| {
+            let Some(member) = s.members.get_mut(member_id) else {
+                return Err(Error::NotFound("member"));
+            };
+            if member.status != MemberStatus::Withdrawn || member.withdrawn_at != Some(withdrawn_at)
+            {
+                return Err(Error::NotRestorable);
+            }
+            member.status = MemberStatus::End;
+            s.withdrawn.remove(&(
+                withdrawn_shard(member_id),
+                withdrawn_at,
+                member_id.to_owned(),
+            ));
+            s.add_history(EntityKind::Member, member_id, "END", at);
+            Ok(())
+        });
+        match ended {
+            Ok(()) => Ok(true),
+            Err(Error::NotRestorable | Error::NotFound(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for MemoryStore {
+    async fn store_refresh_token(&self, record: &RefreshTokenRecord) -> Result<()> {
+        self.commit(&[], |s| {
+            s.refresh_tokens.insert(
+                record.token_hash.clone(),
+                RefreshState {
+                    record: record.clone(),
+                    used: false,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+    ) -> Result<RefreshTokenRecord> {
+        self.commit(&[], |s| {
+            let presented = s
+                .refresh_tokens
+                .get_mut(presented_hash)
+                .ok_or(Error::Unauthorized)?;
+            let family = presented.record.family_id.clone();
+            if presented.used {
+                s.revoked_families.insert(family);
+                return Err(Error::Unauthorized);
+            }
+            if presented.record.expires_at <= now || s.revoked_families.contains(&family) {
+                return Err(Error::Unauthorized);
+            }
+            presented.used = true;
+            let next = RefreshTokenRecord {
+                token_hash: next_hash.to_owned(),
+                member_id: presented.record.member_id.clone(),
+                family_id: family,
+                issued_at: now,
+                expires_at: next_expires_at,
+            };
+            s.refresh_tokens.insert(
+                next.token_hash.clone(),
+                RefreshState {
+                    record: next.clone(),
+                    used: false,
+                },
+            );
+            Ok(next)
+        })
+    }
+}
+
+#[async_trait]
+impl ItemStore for MemoryStore {
+    async fn list_items(&self) -> Result<Vec<Item>> {
+        let mut items: Vec<Item> = self.read(|s| s.items.values().cloned().collect());
+        items.sort_by(|a, b| a.item_id.cmp(&b.item_id));
+        Ok(items)
+    }
+
+    async fn get_item(&self, item_id: &str) -> Result<Option<Item>> {
+        Ok(self.read(|s| s.items.get(item_id).cloned()))
+    }
+
+    async fn get_items(&self, item_ids: &[String]) -> Result<Vec<Item>> {
+        Ok(self.read(|s| {
+            item_ids
+                .iter()
+                .filter_map(|id| s.items.get(id).cloned())
+                .collect()
+        }))
+    }
+
+    async fn put_item(&self, item: &Item) -> Result<()> {
+        self.commit(&[], |s| {
+            s.items.insert(item.item_id.clone(), item.clone());
+            Ok(())
+        })
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OrderCursor {
+    before: String,
+}
+
+#[async_trait]
+impl OrderStore for MemoryStore {
+    async fn create_order(&self, order: &Order, event: &DomainEvent) -> Result<()> {
+        self.commit(std::slice::from_ref(event), |s| {
+            if s.orders.contains_key(&order.order_id) {
+                return Err(Error::Internal("order id collision".into()));
+            }
+            s.orders.insert(order.order_id.clone(), order.clone());
+            s.orders_by_member
+                .entry(order.member_id.clone())
+                .or_default()
+                .insert(order.order_id.clone());
+            s.add_history(
+                EntityKind::Order,
+                &order.order_id,
+                order.status.as_str(),
+                order.created_at,
+            );
+            Ok(())
+        })
+    }
+
+    async fn get_order(&self, order_id: &str) -> Result<Option<Order>> {
+        Ok(self.read(|s| s.orders.get(order_id).cloned()))
+    }
+
+    async fn list_orders(
+        &self,
+        member_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage> {
+        let before = cursor
+            .map(super::cursor::decode::<OrderCursor>)
+            .transpose()?
+            .map(|c| c.before);
+        let limit = limit.max(1);
+        Ok(self.read(|s| {
+            let Some(ids) = s.orders_by_member.get(member_id) else {
+                return OrderPage::default();
+            };
+            let newer_first: Box<dyn Iterator<Item = &String>> = match &before {
+                Some(b) => Box::new(ids.range::<String, _>(..b.clone()).rev()),
+                None => Box::new(ids.iter().rev()),
+            };
+            let mut page: Vec<Order> = Vec::with_capacity(limit + 1);
+            for id in newer_first.take(limit + 1) {
+                if let Some(order) = s.orders.get(id) {
+                    page.push(order.clone());
+                }
+            }
+            let next_cursor = if page.len() > limit {
+                page.truncate(limit);
+                page.last().and_then(|o| {
+                    super::cursor::encode(&OrderCursor {
+                        before: o.order_id.clone(),
+                    })
+                    .ok()
+                })
+            } else {
+                None
+            };
+            OrderPage {
+                orders: page,
+                next_cursor,
+            }
+        }))
+    }
+
+    async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>> {
+        Ok(self.read(|s| s.history(EntityKind::Order, order_id)))
+    }
+
+    async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()> {
+        self.commit(&completion.events, |s| {
+            let order = s
+                .orders
+                .get(&completion.order_id)
+                .ok_or(Error::NotFound("order"))?;
+            order.check_payable()?;
+            for line in &completion.lines {
+                let item = s.items.get(&line.item_id).ok_or(Error::NotFound("item"))?;
+                if item.stock < line.quantity {
+                    return Err(Error::OutOfStock(line.item_id.clone()));
+                }
+            }
+            for line in &completion.lines {
+                if let Some(item) = s.items.get_mut(&line.item_id) {
+                    item.stock -= line.quantity;
+                }
+            }
+            if let Some(order) = s.orders.get_mut(&completion.order_id) {
+                order.status = OrderStatus::Completed;
+                order.updated_at = completion.at;
+                order.payments = completion.payments.clone();
+            }
+            s.add_history(
+                EntityKind::Order,
+                &completion.order_id,
+                "COMPLETED",
+                completion.at,
+            );
+            for payment in &completion.payments {
+                s.add_history(
+                    EntityKind::Payment,
+                    &payment.payment_id,
+                    "PAID",
+                    completion.at,
+                );
+            }
+            Ok(())
+        })
+    }
+
+    async fn cancel_pending_order(
+        &self,
+        order_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<()> {
+        self.commit(std::slice::from_ref(event), |s| {
+            let order = s.orders.get_mut(order_id).ok_or(Error::NotFound("order"))?;
+            if order.status != OrderStatus::PendingPayment {
+                return Err(Error::OrderStatusConflict);
+            }
+            order.status = OrderStatus::Cancelled;
+            order.updated_at = at;
+            s.add_history(EntityKind::Order, order_id, "CANCELLED", at);
+            Ok(())
+        })
+    }
+
+    async fn cancel_completed_order(&self, cancellation: &CompletedCancellation) -> Result<()> {
+        self.commit(&cancellation.events, |s| {
+            let order = s
+                .orders
+                .get_mut(&cancellation.order_id)
+                .ok_or(Error::NotFound("order"))?;
+            if order.status != OrderStatus::Completed {
+                return Err(Error::OrderStatusConflict);
+            }
+            order.status = OrderStatus::Cancelled;
+            order.updated_at = cancellation.at;
+            for payment in order.payments.iter_mut() {
+                if cancellation.payment_ids.contains(&payment.payment_id) {
+                    payment.status = PaymentStatus::Canceled;
+                }
+            }
+            for line in &cancellation.lines {
+                if let Some(item) = s.items.get_mut(&line.item_id) {
+                    item.stock += line.quantity;
+                }
+            }
+            s.add_history(
+                EntityKind::Order,
+                &cancellation.order_id,
+                "CANCELLED",
+                cancellation.at,
+            );
+            for payment_id in &cancellation.payment_ids {
+                s.add_history(EntityKind::Payment, payment_id, "CANCELED", cancellation.at);
+            }
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn begin_idempotent(
+        &self,
+        member_id: &str,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IdempotencyBegin> {
+        self.commit(&[], |s| {
+            let slot = (member_id.to_owned(), key.to_owned());
+            if let Some(existing) = s.idempotency.get(&slot) {
+                let live = existing.expires_at > now;
+                let stale_in_progress = matches!(existing.state,
+                    IdempotencyState::InProgress { started_at } if started_at + IDEMPOTENCY_LEASE <= now);
+                if live && !stale_in_progress {
+                    if existing.request_hash != request_hash {
+                        return Ok(IdempotencyBegin::Conflict);
+                    }
+                    return Ok(match &existing.state {
+                        IdempotencyState::Done(response) => IdempotencyBegin::Replay(response.clone()),
+                        IdempotencyState::InProgress { .. } => IdempotencyBegin::Conflict,
+                    });
+                }
+            }
+            s.idempotency.insert(
+                slot,
+                IdempotencyRecord {
+                    request_hash: request_hash.to_owned(),
+                    state: IdempotencyState::InProgress { started_at: now },
+                    expires_at: now + IDEMPOTENCY_RETENTION,
+                },
+            );
+            Ok(IdempotencyBegin::Started)
+        })
+    }
+
+    async fn finish_idempotent(
+        &self,
+        member_id: &str,
+        key: &str,
+        response: &StoredResponse,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.commit(&[], |s| {
+            if let Some(record) = s
+                .idempotency
+                .get_mut(&(member_id.to_owned(), key.to_owned()))
+            {
+                record.state = IdempotencyState::Done(response.clone());
+                record.expires_at = now + IDEMPOTENCY_RETENTION;
+            }
+            Ok(())
+        })
+    }
+
+    async fn abandon_idempotent(&self, member_id: &str, key: &str) -> Result<()> {
+        self.commit(&[], |s| {
+            let slot = (member_id.to_owned(), key.to_owned());
+            if matches!(s.idempotency.get(&slot), Some(r) if matches!(r.state, IdempotencyState::InProgress { .. }))
+            {
+                s.idempotency.remove(&slot);
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,251 @@
+//! Storage behind small traits shaped as domain operations.
+//!
+//! Every mutating operation is atomic: a status change, its history record and its outbox
+//! event(s) are written together or not at all (one `TransactWriteItems` on DynamoDB, one critical
+//! section in memory). Conditions on status and stock are checked inside the same atomic step, so
+//! correctness never depends on the Redis lock.
+
+pub mod cursor;
+pub mod memory;
+
+use crate::domain::{DomainEvent, HistoryEntry, Item, Member, Order, OrderLine, Payment};
+use crate::error::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+
+pub use memory::MemoryStore;
+
+/// The sparse index of withdrawn members is spread over this many partitions, so that a day with
+/// many withdrawals never makes one hot partition; the expiry job queries every shard.
+pub const WITHDRAWN_SHARDS: u32 = 4;
+
+/// The shard of a member in the withdrawn index (stable: derived from the id).
+pub fn withdrawn_shard(member_id: &str) -> u32 {
+    member_id.bytes().fold(0u32, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u32::from(b))
+    }) % WITHDRAWN_SHARDS
+}
+
+#[async_trait]
+pub trait MemberStore: Send + Sync {
+    /// Creates a `SERVICE` member; the (lowercased) email must be free → else 400ME000.
+    async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()>;
+    async fn get_member(&self, member_id: &str) -> Result<Option<Member>>;
+    /// `email` is already normalised (lowercase).
+    async fn find_member_by_email(&self, email: &str) -> Result<Option<Member>>;
+    /// `SERVICE` → `WITHDRAWN` with `withdrawn_at = at`; else 400ME001 (404 if unknown).
+    async fn withdraw_member(
+        &self,
+        member_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<Member>;
+    /// `WITHDRAWN` (less than 30 days before `at`) → `SERVICE`; else 400ME002 (404 if unknown).
+    async fn restore_member(
+        &self,
+        member_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<Member>;
+    /// Oldest first.
+    async fn member_history(&self, member_id: &str) -> Result<Vec<HistoryEntry>>;
+}
+
+/// A member found in the withdrawn index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueWithdrawal {
+    pub member_id: String,
+    pub withdrawn_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DuePage {
+    pub members: Vec<DueWithdrawal>,
+    /// Opaque; `None` when the shard is exhausted.
+    pub next_cursor: Option<String>,
+    /// Items the store read to answer (DynamoDB's ScannedCount): the cost of the page.
+    pub items_read: u64,
+}
+
+#[async_trait]
+pub trait WithdrawalExpiryStore: Send + Sync {
+    /// One page of shard `shard`'s members withdrawn at or before `cutoff`, oldest first.
+    /// Never scans: only withdrawn members are in the index, keyed by withdrawal time.
+    async fn due_withdrawals(
+        &self,
+        shard: u32,
+        cutoff: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<DuePage>;
+    /// `WITHDRAWN` with exactly `withdrawn_at` → `END`, leaving the index, with history and event.
+    /// `Ok(false)` when the member is no longer in that state (restored, or already ended).
+    async fn end_member(
+        &self,
+        member_id: &str,
+        withdrawn_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<bool>;
+}
+
+/// A refresh token as stored: only the SHA-256 of the token, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub token_hash: String,
+    pub member_id: String,
+    /// All tokens descending from one login share a family; reuse revokes the family.
+    pub family_id: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    /// Stores the first token of a new family (login, sign-up).
+    async fn store_refresh_token(&self, record: &RefreshTokenRecord) -> Result<()>;
+    /// Atomically marks `presented_hash` used and stores its successor `next_hash` in the same
+    /// family (member and family are taken from the presented token). Unknown, expired, revoked
+    /// or already used → 401CO000; an already used one also revokes its whole family.
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+    ) -> Result<RefreshTokenRecord>;
+}
+
+#[async_trait]
+pub trait ItemStore: Send + Sync {
+    async fn list_items(&self) -> Result<Vec<Item>>;
+    async fn get_item(&self, item_id: &str) -> Result<Option<Item>>;
+    /// The items that exist among `item_ids`, in any order.
+    async fn get_items(&self, item_ids: &[String]) -> Result<Vec<Item>>;
+    /// Creates or replaces an item (seeding and tests).
+    async fn put_item(&self, item: &Item) -> Result<()>;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderPage {
+    /// Newest first.
+    pub orders: Vec<Order>,
+    pub next_cursor: Option<String>,
+}
+
+/// Everything a successful payment writes in one atomic step.
+#[derive(Debug, Clone)]
+pub struct PaymentCompletion {
+    pub order_id: String,
+    /// Each line's stock is decremented by its quantity, only if it stays ≥ 0 (else 400OR000).
+    pub lines: Vec<OrderLine>,
+    /// Stored `PAID`, each with a history row.
+    pub payments: Vec<Payment>,
+    pub at: DateTime<Utc>,
+    pub events: Vec<DomainEvent>,
+}
+
+/// Everything cancelling a paid order writes in one atomic step.
+#[derive(Debug, Clone)]
+pub struct CompletedCancellation {
+    pub order_id: String,
+    /// Stock given back.
+    pub lines: Vec<OrderLine>,
+    /// Marked `CANCELED`, each with a history row.
+    pub payment_ids: Vec<String>,
+    pub at: DateTime<Utc>,
+    pub events: Vec<DomainEvent>,
+}
+
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Stores a new `PENDING_PAYMENT` order with its first history row.
+    async fn create_order(&self, order: &Order, event: &DomainEvent) -> Result<()>;
+    /// The order with its payments.
+    async fn get_order(&self, order_id: &str) -> Result<Option<Order>>;
+    /// A member's orders newest first; a cursor not issued by this store → 400CO000 (cursor).
+    async fn list_orders(
+        &self,
+        member_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage>;
+    /// Oldest first.
+    async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>>;
+    /// `PENDING_PAYMENT` → `COMPLETED` with stock taken and payments stored, atomically.
+    /// Not pending → 400OR001; a line short of stock → 400OR000; nothing written then.
+    async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()>;
+    /// `PENDING_PAYMENT` → `CANCELLED`; else 400OR001.
+    async fn cancel_pending_order(
+        &self,
+        order_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<()>;
+    /// `COMPLETED` → `CANCELLED` with stock given back and payments `CANCELED`; else 400OR001.
+    async fn cancel_completed_order(&self, cancellation: &CompletedCancellation) -> Result<()>;
+}
+
+/// The stored answer of a finished idempotent request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// The key is now recorded as in progress by this request: go ahead.
+    Started,
+    /// The same key and body finished before: answer this.
+    Replay(StoredResponse),
+    /// Another body under this key, or the first request is still running → 409PA002.
+    Conflict,
+}
+
+/// An in-progress record older than this is taken over (its request died).
+pub const IDEMPOTENCY_LEASE: Duration = Duration::seconds(60);
+/// Idempotency records expire after this.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::hours(24);
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Records `key` (scoped to `member_id`) as in progress for `request_hash`, unless a live
+    /// record exists. Records past their expiry count as absent.
+    async fn begin_idempotent(
+        &self,
+        member_id: &str,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IdempotencyBegin>;
+    /// Stores the final answer; kept for [`IDEMPOTENCY_RETENTION`].
+    async fn finish_idempotent(
+        &self,
+        member_id: &str,
+        key: &str,
+        response: &StoredResponse,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Forgets an in-progress key whose request ended with nothing changed (so a retry may run).
+    async fn abandon_idempotent(&self, member_id: &str, key: &str) -> Result<()>;
+}
+
+/// Everything the functions need from storage.
+pub trait Store:
+    MemberStore + WithdrawalExpiryStore + RefreshTokenStore + ItemStore + OrderStore + IdempotencyStore
+{
+}
+
+impl<T> Store for T where
+    T: MemberStore
+        + WithdrawalExpiryStore
+        + RefreshTokenStore
+        + ItemStore
+        + OrderStore
+        + IdempotencyStore
+{
+}
+
+pub type SharedStore = Arc<dyn Store>;
