@@ -1,0 +1,8 @@
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    cafe::telemetry::init();
+    let app = cafe::App::from_env().await?;
+    run(service_fn(|req| async { Ok::<_, Error>(order_create::handle(req, &app).await) })).await
+}
