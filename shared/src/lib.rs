@@ -20,6 +20,7 @@ pub mod routes;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
 
 pub use app::App;
 pub use error::{Error, Result};
