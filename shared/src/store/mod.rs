@@ -6,6 +6,7 @@
 //! correctness never depends on the Redis lock.
 
 pub mod cursor;
+pub mod dynamo;
 pub mod memory;
 
 use crate::domain::{DomainEvent, HistoryEntry, Item, Member, Order, OrderLine, Payment};

@@ -1,0 +1,206 @@
+//! The single table's shape (see `docs/dynamodb.md`): attribute and index names, the pure
+//! [`table_spec`] that `template.yaml` is checked against, and [`create_table`] for tests and the
+//! local emulator.
+
+use crate::error::{Error, Result};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+
+/// Partition key of the table.
+pub const PK: &str = "pk";
+/// Sort key of the table.
+pub const SK: &str = "sk";
+/// A member's orders, newest first.
+pub const GSI_ORDERS_BY_MEMBER: &str = "orders-by-member";
+/// `MEMBER#<memberId>`, only on order items.
+pub const GSI1_PK: &str = "gsi1pk";
+/// `ORDER#<orderId>` (ULID: sorts by creation time).
+pub const GSI1_SK: &str = "gsi1sk";
+/// Sparse index of `WITHDRAWN` members keyed by withdrawal time.
+pub const GSI_WITHDRAWN: &str = "withdrawn-by-time";
+/// `WITHDRAWN#<shard>`, only on withdrawn member profiles.
+pub const WITHDRAWN_PK: &str = "wpk";
+/// `<withdrawnAt RFC 3339 millis Z>#<memberId>`.
+pub const WITHDRAWN_SK: &str = "wsk";
+/// Epoch seconds after which DynamoDB deletes the item.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+/// How an index copies attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectionSpec {
+    All,
+    KeysOnly,
+}
+
+/// A key attribute: name and DynamoDB scalar type (`S`, `N` or `B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    pub name: &'static str,
+    pub attribute_type: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub partition_key: KeySpec,
+    pub sort_key: KeySpec,
+    pub projection: ProjectionSpec,
+}
+
+/// Everything about the table that the code relies on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub partition_key: KeySpec,
+    pub sort_key: KeySpec,
+    pub global_secondary_indexes: Vec<IndexSpec>,
+    pub ttl_attribute: &'static str,
+    /// `PAY_PER_REQUEST`.
+    pub billing_mode: &'static str,
+    /// `NEW_AND_OLD_IMAGES`: the outbox publisher reads the stream.
+    pub stream_view_type: &'static str,
+}
+
+const fn string_key(name: &'static str) -> KeySpec {
+    KeySpec {
+        name,
+        attribute_type: "S",
+    }
+}
+
+/// The table as the code expects it.
+pub fn table_spec() -> TableSpec {
+    TableSpec {
+        partition_key: string_key(PK),
+        sort_key: string_key(SK),
+        global_secondary_indexes: vec![
+            IndexSpec {
+                name: GSI_ORDERS_BY_MEMBER,
+                partition_key: string_key(GSI1_PK),
+                sort_key: string_key(GSI1_SK),
+                projection: ProjectionSpec::All,
+            },
+            IndexSpec {
+                name: GSI_WITHDRAWN,
+                partition_key: string_key(WITHDRAWN_PK),
+                sort_key: string_key(WITHDRAWN_SK),
+                projection: ProjectionSpec::KeysOnly,
+            },
+        ],
+        ttl_attribute: TTL_ATTRIBUTE,
+        billing_mode: "PAY_PER_REQUEST",
+        stream_view_type: "NEW_AND_OLD_IMAGES",
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("table definition: {e}"))
+}
+
+fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(build_error)
+}
+
+fn attribute(spec: KeySpec) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(spec.name)
+        .attribute_type(ScalarAttributeType::from(spec.attribute_type))
+        .build()
+        .map_err(build_error)
+}
+
+/// Creates the table from [`table_spec`] (on-demand, both indexes, stream) and enables TTL.
+pub async fn create_table(client: &Client, table_name: &str) -> Result<()> {
+    let spec = table_spec();
+    let mut definitions = vec![attribute(spec.partition_key)?, attribute(spec.sort_key)?];
+    let mut indexes = Vec::new();
+    for index in &spec.global_secondary_indexes {
+        definitions.push(attribute(index.partition_key)?);
+        definitions.push(attribute(index.sort_key)?);
+        let projection = match index.projection {
+            ProjectionSpec::All => ProjectionType::All,
+            ProjectionSpec::KeysOnly => ProjectionType::KeysOnly,
+        };
+        indexes.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.partition_key.name, KeyType::Hash)?)
+                .key_schema(key(index.sort_key.name, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(projection).build())
+                .build()
+                .map_err(build_error)?,
+        );
+    }
+    client
+        .create_table()
+        .table_name(table_name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(definitions))
+        .key_schema(key(spec.partition_key.name, KeyType::Hash)?)
+        .key_schema(key(spec.sort_key.name, KeyType::Range)?)
+        .set_global_secondary_indexes(Some(indexes))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(build_error)?,
+        )
+        .send()
+        .await
+        .map_err(super::errors::sdk_error)?;
+    client
+        .update_time_to_live()
+        .table_name(table_name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(spec.ttl_attribute)
+                .build()
+                .map_err(build_error)?,
+        )
+        .send()
+        .await
+        .map_err(super::errors::sdk_error)?;
+    Ok(())
+}
+
+/// True if the table exists.
+pub async fn table_exists(client: &Client, table_name: &str) -> Result<bool> {
+    match client.describe_table().table_name(table_name).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(super::errors::sdk_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_names_match_the_constants() {
+        let spec = table_spec();
+        assert_eq!(spec.partition_key.name, "pk");
+        assert_eq!(spec.sort_key.name, "sk");
+        let names: Vec<_> = spec
+            .global_secondary_indexes
+            .iter()
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(names, ["orders-by-member", "withdrawn-by-time"]);
+        assert_eq!(spec.ttl_attribute, "ttl");
+    }
+}
