@@ -1,8 +1,35 @@
-//! `auth-login`: not implemented yet.
+//! `auth-login`: `POST /auth/login` → 200 `{memberId, accessToken, refreshToken}`.
 
-use cafe::{App, Error, http};
+use cafe::services::members;
+use cafe::{App, Error, Result, http};
 use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+impl http::Validate for LoginRequest {
+    fn validate(&self) -> Result<()> {
+        members::check_email(&self.email)?;
+        // Any length that sign-up could have stored is worth a verification; more is not.
+        if self.password.is_empty() || self.password.chars().count() > 128 {
+            return Err(Error::invalid("password"));
+        }
+        Ok(())
+    }
+}
+
+#[tracing::instrument(name = "auth-login", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(log_in(&req, app).await)
+}
+
+async fn log_in(req: &Request, app: &App) -> Result<Response<Body>> {
+    let body: LoginRequest = http::parse_body(req)?;
+    let pair = members::log_in(app, &body.email, &body.password).await?;
+    Ok(http::success(200, &pair))
 }

@@ -1,8 +1,15 @@
-//! `items-list`: not implemented yet.
+//! `items-list`: `GET /items` → 200 `{items:[{itemId, name, price, stock}]}`.
 
-use cafe::{App, Error, http};
+use cafe::{App, Result, http};
 use lambda_http::{Body, Request, Response};
+use serde_json::json;
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[tracing::instrument(name = "items-list", skip_all)]
+pub async fn handle(_req: Request, app: &App) -> Response<Body> {
+    http::respond(list_items(app).await)
+}
+
+async fn list_items(app: &App) -> Result<Response<Body>> {
+    let items = app.store.list_items().await?;
+    Ok(http::success(200, &json!({ "items": items })))
 }

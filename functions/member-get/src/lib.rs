@@ -1,8 +1,19 @@
-//! `member-get`: not implemented yet.
+//! `member-get`: `GET /member/{memberId}` → 200 the caller's own profile with its history.
 
-use cafe::{App, Error, http};
+use cafe::services::members;
+use cafe::{App, Error, Result, http};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[tracing::instrument(name = "member-get", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(get_profile(&req, app).await)
+}
+
+async fn get_profile(req: &Request, app: &App) -> Result<Response<Body>> {
+    let member = app.authenticate(req).await?;
+    if http::path_param(req, "memberId")? != member.member_id {
+        return Err(Error::Forbidden);
+    }
+    let profile = members::profile(app, &member).await?;
+    Ok(http::success(200, &profile))
 }

@@ -1,8 +1,20 @@
-//! `member-restore`: not implemented yet.
+//! `member-restore`: `POST /member/{memberId}/restore` → 200; `WITHDRAWN` (under 30 days) →
+//! `SERVICE`.
 
-use cafe::{App, Error, http};
+use cafe::services::members;
+use cafe::{App, Error, Result, http};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[tracing::instrument(name = "member-restore", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(restore(&req, app).await)
+}
+
+async fn restore(req: &Request, app: &App) -> Result<Response<Body>> {
+    let member = app.authenticate(req).await?;
+    if http::path_param(req, "memberId")? != member.member_id {
+        return Err(Error::Forbidden);
+    }
+    let change = members::restore(app, &member.member_id).await?;
+    Ok(http::success(200, &change))
 }

@@ -1,8 +1,47 @@
-//! `member-signup`: not implemented yet.
+//! `member-signup`: `POST /member` → 201 `{memberId, accessToken, refreshToken}`.
 
-use cafe::{App, Error, http};
+use cafe::domain::Gender;
+use cafe::services::members::{self, SignUp};
+use cafe::{App, Result, http};
 use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SignUpRequest {
+    name: String,
+    email: String,
+    phone_number: String,
+    gender: Gender,
+    birth: String,
+    password: String,
+}
+
+impl http::Validate for SignUpRequest {
+    fn validate(&self) -> Result<()> {
+        members::check_name(&self.name)?;
+        members::check_email(&self.email)?;
+        members::check_phone_number(&self.phone_number)?;
+        members::parse_birth(&self.birth)?;
+        members::check_password(&self.password)
+    }
+}
+
+#[tracing::instrument(name = "member-signup", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(sign_up(&req, app).await)
+}
+
+async fn sign_up(req: &Request, app: &App) -> Result<Response<Body>> {
+    let body: SignUpRequest = http::parse_body(req)?;
+    let input = SignUp {
+        birth: members::parse_birth(&body.birth)?,
+        name: body.name,
+        email: body.email,
+        phone_number: body.phone_number,
+        gender: body.gender,
+        password: body.password,
+    };
+    let pair = members::sign_up(app, input).await?;
+    Ok(http::success(201, &pair))
 }

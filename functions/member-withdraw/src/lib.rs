@@ -1,8 +1,19 @@
-//! `member-withdraw`: not implemented yet.
+//! `member-withdraw`: `DELETE /member/{memberId}/withdraw` → 200; `SERVICE` → `WITHDRAWN`.
 
-use cafe::{App, Error, http};
+use cafe::services::members;
+use cafe::{App, Error, Result, http};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[tracing::instrument(name = "member-withdraw", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(withdraw(&req, app).await)
+}
+
+async fn withdraw(req: &Request, app: &App) -> Result<Response<Body>> {
+    let member = app.authenticate(req).await?;
+    if http::path_param(req, "memberId")? != member.member_id {
+        return Err(Error::Forbidden);
+    }
+    let change = members::withdraw(app, &member.member_id).await?;
+    Ok(http::success(200, &change))
 }

@@ -1,1 +1,389 @@
-//! Use cases: members.
+//! Member and auth use cases: sign-up, login, refresh, profile, withdraw, restore. Also the input
+//! rules of member fields, shared by the request types of the function crates.
+
+use crate::app::App;
+use crate::auth::refresh::{hash_refresh_token, is_well_formed, new_refresh_token};
+use crate::clock::rfc3339;
+use crate::domain::member::normalize_email;
+use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
+use crate::error::{Error, Result};
+use crate::store::RefreshTokenRecord;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+/// A validated sign-up.
+#[derive(Clone)]
+pub struct SignUp {
+    pub name: String,
+    pub email: String,
+    pub phone_number: String,
+    pub gender: Gender,
+    pub birth: NaiveDate,
+    pub password: String,
+}
+
+/// What sign-up, login and refresh answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    pub member_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// One row of a member's status timeline on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryRow {
+    pub status: String,
+    pub at: String,
+}
+
+/// `GET /member/{memberId}`: everything but the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub member_id: String,
+    pub name: String,
+    pub email: String,
+    pub phone_number: String,
+    pub gender: Gender,
+    pub birth: String,
+    pub status: MemberStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<String>,
+    pub created_at: String,
+    pub history: Vec<HistoryRow>,
+}
+
+/// What withdraw and restore answer: the member's new status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub member_id: String,
+    pub status: MemberStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<String>,
+}
+
+impl From<&Member> for StatusChange {
+    fn from(member: &Member) -> Self {
+        Self {
+            member_id: member.member_id.clone(),
+            status: member.status,
+            withdrawn_at: member.withdrawn_at.map(rfc3339),
+        }
+    }
+}
+
+/// Registers a `SERVICE` member and logs them in. A taken email (any case) → 400ME000.
+pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
+    let now = app.clock.now();
+    check_birth_in_past(input.birth, now)?;
+    let member = Member {
+        member_id: crate::ids::new_id(now),
+        name: input.name.trim().to_owned(),
+        email: normalize_email(&input.email),
+        phone_number: input.phone_number,
+        gender: input.gender,
+        birth: input.birth,
+        password_hash: app.passwords.hash(&input.password)?,
+        status: MemberStatus::Service,
+        withdrawn_at: None,
+        created_at: now,
+    };
+    let event = DomainEvent::member(
+        EventType::MemberRegistered,
+        &member.member_id,
+        MemberStatus::Service.as_str(),
+        now,
+    );
+    app.store.create_member(&member, &event).await?;
+    tracing::info!(member_id = %member.member_id, "member registered");
+    start_session(app, &member.member_id, now).await
+}
+
+/// Checks credentials and starts a new refresh-token family. Unknown email, wrong password and
+/// an `END` member all answer 401ME000 after one password verification, so neither the answer
+/// nor its timing tells which.
+pub async fn log_in(app: &App, email: &str, password: &str) -> Result<TokenPair> {
+    let now = app.clock.now();
+    let found = app
+        .store
+        .find_member_by_email(&normalize_email(email))
+        .await?;
+    let member = match found {
+        Some(member) => {
+            let matches = app.passwords.verify(password, &member.password_hash);
+            if !matches || member.status == MemberStatus::End {
+                return Err(Error::BadCredentials);
+            }
+            member
+        }
+        None => {
+            app.passwords.verify_decoy(password);
+            return Err(Error::BadCredentials);
+        }
+    };
+    start_session(app, &member.member_id, now).await
+}
+
+/// Rotates a refresh token into a new pair. Malformed, unknown, expired or used → 401CO000
+/// (a used one also revokes its family, in the store); so does a member that is gone or `END`.
+pub async fn refresh(app: &App, refresh_token: &str) -> Result<TokenPair> {
+    if !is_well_formed(refresh_token) {
+        return Err(Error::Unauthorized);
+    }
+    let now = app.clock.now();
+    let next = new_refresh_token();
+    let record = app
+        .store
+        .rotate_refresh_token(
+            &hash_refresh_token(refresh_token),
+            &hash_refresh_token(&next),
+            now,
+            now + app.config.refresh_token_ttl,
+        )
+        .await?;
+    let member = app
+        .store
+        .get_member(&record.member_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if member.status == MemberStatus::End {
+        return Err(Error::Unauthorized);
+    }
+    Ok(TokenPair {
+        access_token: app.tokens.issue(&member.member_id, now)?,
+        member_id: member.member_id,
+        refresh_token: next,
+    })
+}
+
+/// The member's profile with their status timeline (oldest first).
+pub async fn profile(app: &App, member: &Member) -> Result<Profile> {
+    let history = app.store.member_history(&member.member_id).await?;
+    Ok(Profile {
+        member_id: member.member_id.clone(),
+        name: member.name.clone(),
+        email: member.email.clone(),
+        phone_number: member.phone_number.clone(),
+        gender: member.gender,
+        birth: member.birth.format("%Y-%m-%d").to_string(),
+        status: member.status,
+        withdrawn_at: member.withdrawn_at.map(rfc3339),
+        created_at: rfc3339(member.created_at),
+        history: history
+            .into_iter()
+            .map(|entry| HistoryRow {
+                status: entry.status,
+                at: rfc3339(entry.at),
+            })
+            .collect(),
+    })
+}
+
+/// `SERVICE` → `WITHDRAWN`; anything else → 400ME001.
+pub async fn withdraw(app: &App, member_id: &str) -> Result<StatusChange> {
+    let now = app.clock.now();
+    let event = DomainEvent::member(
+        EventType::MemberWithdrawn,
+        member_id,
+        MemberStatus::Withdrawn.as_str(),
+        now,
+    );
+    let member = app.store.withdraw_member(member_id, now, &event).await?;
+    tracing::info!(member_id, "member withdrawn");
+    Ok(StatusChange::from(&member))
+}
+
+/// `WITHDRAWN` less than 30 days ago → `SERVICE`; anything else → 400ME002.
+pub async fn restore(app: &App, member_id: &str) -> Result<StatusChange> {
+    let now = app.clock.now();
+    let event = DomainEvent::member(
+        EventType::MemberRestored,
+        member_id,
+        MemberStatus::Service.as_str(),
+        now,
+    );
+    let member = app.store.restore_member(member_id, now, &event).await?;
+    tracing::info!(member_id, "member restored");
+    Ok(StatusChange::from(&member))
+}
+
+/// An access token and the first refresh token of a new family.
+async fn start_session(app: &App, member_id: &str, now: DateTime<Utc>) -> Result<TokenPair> {
+    let refresh_token = new_refresh_token();
+    let record = RefreshTokenRecord {
+        token_hash: hash_refresh_token(&refresh_token),
+        member_id: member_id.to_owned(),
+        family_id: crate::ids::new_id(now),
+        issued_at: now,
+        expires_at: now + app.config.refresh_token_ttl,
+    };
+    app.store.store_refresh_token(&record).await?;
+    Ok(TokenPair {
+        member_id: member_id.to_owned(),
+        access_token: app.tokens.issue(member_id, now)?,
+        refresh_token,
+    })
+}
+
+// ---- Input rules. Each answers 400CO000 naming its field. ----
+
+/// 1–50 characters once trimmed.
+pub fn check_name(name: &str) -> Result<()> {
+    let len = name.trim().chars().count();
+    if (1..=50).contains(&len) {
+        Ok(())
+    } else {
+        Err(Error::invalid("name"))
+    }
+}
+
+/// At most 254 bytes, no whitespace, one `@` after a non-empty local part, and a domain with a
+/// dot between non-empty labels.
+pub fn check_email(email: &str) -> Result<()> {
+    let invalid = || Error::invalid("email");
+    if email.is_empty() || email.len() > 254 || email.chars().any(char::is_whitespace) {
+        return Err(invalid());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+    if local.is_empty() || domain.contains('@') || !domain.contains('.') {
+        return Err(invalid());
+    }
+    if domain.split('.').any(str::is_empty) {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+/// A Korean mobile number: `01X-XXX(X)-XXXX` with X in 0,1,6,7,8,9 for the prefix.
+pub fn check_phone_number(phone: &str) -> Result<()> {
+    let invalid = || Error::invalid("phoneNumber");
+    let mut parts = phone.split('-');
+    let (Some(prefix), Some(middle), Some(last), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let digits = |s: &str, lens: std::ops::RangeInclusive<usize>| {
+        lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let prefix_ok = prefix.len() == 3
+        && prefix.starts_with("01")
+        && matches!(
+            prefix.as_bytes()[2],
+            b'0' | b'1' | b'6' | b'7' | b'8' | b'9'
+        );
+    if prefix_ok && digits(middle, 3..=4) && digits(last, 4..=4) {
+        Ok(())
+    } else {
+        Err(invalid())
+    }
+}
+
+/// 8–128 characters.
+pub fn check_password(password: &str) -> Result<()> {
+    if (8..=128).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(Error::invalid("password"))
+    }
+}
+
+/// A `YYYY-MM-DD` calendar date from 1900 on (whether it is past is checked against the clock
+/// by [`sign_up`]).
+pub fn parse_birth(birth: &str) -> Result<NaiveDate> {
+    let invalid = || Error::invalid("birth");
+    let well_shaped = birth.len() == 10
+        && birth.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !well_shaped {
+        return Err(invalid());
+    }
+    let date = NaiveDate::parse_from_str(birth, "%Y-%m-%d").map_err(|_| invalid())?;
+    if date < NaiveDate::from_ymd_opt(1900, 1, 1).ok_or_else(invalid)? {
+        return Err(invalid());
+    }
+    Ok(date)
+}
+
+fn check_birth_in_past(birth: NaiveDate, now: DateTime<Utc>) -> Result<()> {
+    if birth < now.date_naive() {
+        Ok(())
+    } else {
+        Err(Error::invalid("birth"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.com", "A@B.IO"] {
+            assert!(check_email(ok).is_ok(), "{ok}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        for bad in [
+            "", "ab.co", "@b.co", "a@b", "a@b@c.co", "a @b.co", "a@.co", "a@b.", "a@b..co", &long,
+        ] {
+            assert_eq!(check_email(bad), Err(Error::invalid("email")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phone_numbers() {
+        for ok in ["010-1234-5678", "011-123-4567", "019-9999-0000"] {
+            assert!(check_phone_number(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "01012345678",
+            "012-1234-5678",
+            "010-12-5678",
+            "010-12345-5678",
+            "010-1234-567",
+            "010-1234-5678-1",
+            "010-12a4-5678",
+            "110-1234-5678",
+            "010-١٢٣٤-5678",
+        ] {
+            assert_eq!(
+                check_phone_number(bad),
+                Err(Error::invalid("phoneNumber")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_passwords_and_births() {
+        assert!(check_name("Kim").is_ok());
+        assert!(check_name(&"가".repeat(50)).is_ok());
+        assert!(check_name("   ").is_err());
+        assert!(check_name(&"a".repeat(51)).is_err());
+        assert!(check_password("12345678").is_ok());
+        assert!(check_password("1234567").is_err());
+        assert!(check_password(&"p".repeat(129)).is_err());
+        assert_eq!(
+            parse_birth("1990-02-28"),
+            Ok(NaiveDate::from_ymd_opt(1990, 2, 28).unwrap_or_default())
+        );
+        for bad in [
+            "1990-02-30",
+            "1990-2-28",
+            "+1990-02-28",
+            "19900228",
+            "1800-01-01",
+        ] {
+            assert_eq!(parse_birth(bad), Err(Error::invalid("birth")), "{bad}");
+        }
+        let now = crate::testing::epoch();
+        assert!(check_birth_in_past(now.date_naive(), now).is_err());
+        assert!(check_birth_in_past(now.date_naive().pred_opt().unwrap_or_default(), now).is_ok());
+    }
+}
