@@ -3,11 +3,13 @@
 //! writes are the fence.
 
 pub mod local;
+pub mod redis;
 
 use crate::error::Result;
 use async_trait::async_trait;
 
 pub use local::LocalLock;
+pub use self::redis::RedisLock;
 
 /// Proof of holding a set of keys; hand it back to [`Lock::release`].
 #[derive(Debug, Clone, PartialEq, Eq)]
