@@ -1,0 +1,172 @@
+//! `bench [all|coldstart|…] [--runs N] [--out FILE]`: runs the benchmark scenarios on this
+//! machine, prints a table per scenario and writes them all to BENCHMARKS.md.
+//! `scripts/bench.sh` builds the release binaries, starts Redis and moto, and runs this.
+
+mod coldstart;
+mod runtime_api;
+mod stats;
+
+use stats::ms;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+struct Args {
+    scenarios: Vec<String>,
+    runs: usize,
+    out: PathBuf,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        scenarios: Vec::new(),
+        runs: 20,
+        out: PathBuf::from("BENCHMARKS.md"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--runs" => args.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(20),
+            "--out" => args.out = it.next().map(PathBuf::from).unwrap_or(args.out),
+            other => args.scenarios.push(other.to_owned()),
+        }
+    }
+    if args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == "all") {
+        args.scenarios = vec!["coldstart".into()];
+    }
+    args
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Every function crate under `functions/`, sorted.
+fn function_names(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("functions"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("Cargo.toml").exists())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Variables passed to every function: the AWS backend pointed at the local emulators.
+fn function_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("CAFE_BACKEND", "aws"),
+        ("JWT_SECRET", "bench-secret-bench-secret-bench-secret-0123"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("ARGON2_MEMORY_KIB", "19456"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (from, to) in [
+        ("CAFE_BENCH_DYNAMODB_ENDPOINT", "DYNAMODB_ENDPOINT"),
+        ("CAFE_BENCH_REDIS_URL", "REDIS_URL"),
+        ("CAFE_BENCH_TABLE_NAME", "TABLE_NAME"),
+    ] {
+        if let Ok(value) = std::env::var(from) {
+            env.push((to.to_owned(), value));
+        }
+    }
+    env
+}
+
+async fn coldstart(root: &Path, runs: usize, report: &mut String) -> std::io::Result<()> {
+    let release = root.join("target/release");
+    let env = function_env();
+    let floor_event = std::fs::read_to_string(root.join("events/items-list.json"))?;
+    let floor = coldstart::measure(
+        "hello-floor",
+        &release.join("hello-floor"),
+        &floor_event,
+        &[],
+        runs,
+    )
+    .await?;
+    let floor_init = floor.init.median.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        report,
+        "## 1. Cold start\n\nProcess start → first poll of the Runtime API (init) and → end of the first \
+         invocation, median of {runs} starts, release build (`opt-level = \"s\"`, fat LTO, \
+         `codegen-units = 1`, `panic = \"abort\"`, stripped), x86_64 host build of the same code, \
+         `CAFE_BACKEND=aws` (SDK clients built at init) against local Redis and moto.\n"
+    );
+    let _ = writeln!(
+        report,
+        "| function | binary (MB) | starts | init median (ms) | init p99 (ms) | init ÷ floor | first invocation median (ms) | failed starts |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut rows = vec![floor];
+    for name in function_names(root) {
+        let event = std::fs::read_to_string(root.join(format!("events/{name}.json")))
+            .unwrap_or_else(|_| "{}".to_owned());
+        let binary = release.join(&name);
+        if !binary.exists() {
+            eprintln!("skipping {name}: {} not built", binary.display());
+            continue;
+        }
+        eprintln!("cold start: {name}");
+        rows.push(coldstart::measure(&name, &binary, &event, &env, runs).await?);
+    }
+    for row in &rows {
+        let _ = writeln!(
+            report,
+            "| {} | {:.2} | {} | {} | {} | {:.2}× | {} | {} |",
+            row.function,
+            row.binary_bytes as f64 / 1e6,
+            row.init.count,
+            ms(row.init.median),
+            ms(row.init.p99),
+            row.init.median.as_secs_f64() / floor_init,
+            ms(row.first_invocation.median),
+            row.failures
+        );
+    }
+    let _ = writeln!(report);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args();
+    let root = workspace_root();
+    let mut report = String::new();
+    for scenario in &args.scenarios {
+        match scenario.as_str() {
+            "coldstart" => coldstart(&root, args.runs, &mut report).await?,
+            other => return Err(format!("unknown scenario {other}").into()),
+        }
+    }
+    println!("{report}");
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        std::env::consts::ARCH
+    );
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    let document = format!(
+        "# Benchmarks\n\nMachine: {machine}. Date: {}. Reproduce: `scripts/bench.sh` (builds the \
+         release binaries, starts Redis and moto on free ports, runs `target/release/bench all`).\n\n{report}",
+        date.trim()
+    );
+    std::fs::write(&args.out, document)?;
+    Ok(())
+}
