@@ -1,0 +1,68 @@
+# Sourced by scripts/test.sh and scripts/bench.sh: installs the test dependencies and starts
+# Redis and moto (the DynamoDB-compatible server) on free local ports, stopping them on exit.
+# Exports CAFE_TEST_REDIS_URL, CAFE_TEST_REDIS_PORT, CAFE_TEST_DYNAMODB_ENDPOINT and dummy AWS
+# credentials. Expects ROOT to be the repository root.
+
+TOOLS="${CAFE_TOOLS_DIR:-$ROOT/.tools}"
+VENV="$TOOLS/venv"
+RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cafe-run.XXXXXX")"
+step() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_dependencies() {
+  step "Installing dependencies (redis-server from Debian; moto, cfn-lint, SAM CLI, cargo-lambda, schemathesis from PyPI)"
+  if ! command -v redis-server >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+  fi
+  local wanted=('moto[server]' cfn-lint aws-sam-cli cargo-lambda schemathesis)
+  if ! "$VENV/bin/python" -c 'import moto, cfnlint, samcli, schemathesis' >/dev/null 2>&1 \
+      || [ ! -x "$VENV/bin/cargo-lambda" ]; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${wanted[@]}"
+  fi
+  export PATH="$VENV/bin:$PATH"
+}
+
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {
+  local port=$1 name=$2
+  for _ in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$name did not start on port $port" >&2
+  [ -f "$RUN_DIR/$name.log" ] && tail -20 "$RUN_DIR/$name.log" >&2
+  return 1
+}
+
+SERVICE_PIDS=()
+stop_services() {
+  for pid in "${SERVICE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -f "$RUN_DIR/redis.pid" ]; then kill "$(cat "$RUN_DIR/redis.pid")" 2>/dev/null || true; fi
+  rm -rf "$RUN_DIR"
+}
+trap stop_services EXIT
+
+start_services() {
+  step "Starting Redis and moto (DynamoDB-compatible) on free ports"
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize yes --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log"
+  wait_for_port "$REDIS_PORT" redis
+  MOTO_PORT=$(free_port)
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
+  SERVICE_PIDS+=($!)
+  wait_for_port "$MOTO_PORT" moto
+  export CAFE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  export CAFE_TEST_REDIS_PORT="$REDIS_PORT"
+  export CAFE_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  echo "redis: $CAFE_TEST_REDIS_URL   dynamodb: $CAFE_TEST_DYNAMODB_ENDPOINT"
+}
