@@ -88,6 +88,9 @@ pub struct Config {
     pub jwt_secret: Vec<u8>,
     /// True when the secret was generated at start because none was configured (local only).
     pub jwt_secret_generated: bool,
+    /// Secrets Manager secret holding the HS256 key (`JWT_SECRET_ARN`), read once at init with
+    /// [`crate::secrets::fetch_jwt_secret`]. `None` when `JWT_SECRET` is set: that one wins.
+    pub jwt_secret_arn: Option<String>,
     pub access_token_ttl: chrono::Duration,
     pub refresh_token_ttl: chrono::Duration,
     pub argon2: Argon2Params,
@@ -110,6 +113,7 @@ impl Default for Config {
             production: false,
             jwt_secret: b"local-development-secret-not-for-production-use!!".to_vec(),
             jwt_secret_generated: false,
+            jwt_secret_arn: None,
             access_token_ttl: chrono::Duration::minutes(30),
             refresh_token_ttl: chrono::Duration::days(14),
             argon2: Argon2Params::default(),
@@ -142,7 +146,8 @@ fn parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
 }
 
 impl Config {
-    /// Reads the environment. Fails (a start-up error) in production without `JWT_SECRET`.
+    /// Reads the environment. Fails (a start-up error) in production without `JWT_SECRET` or
+    /// `JWT_SECRET_ARN`.
     pub fn from_env() -> Result<Self> {
         let on_lambda = var("AWS_LAMBDA_FUNCTION_NAME").is_some();
         let production = on_lambda || var("CAFE_ENV").as_deref() == Some("production");
@@ -158,6 +163,11 @@ impl Config {
             None => Backend::Memory,
         };
         let defaults = Config::default();
+        // An explicit JWT_SECRET wins over the Secrets Manager reference.
+        let secret_arn = match var("JWT_SECRET") {
+            Some(_) => None,
+            None => var("JWT_SECRET_ARN"),
+        };
         let (jwt_secret, jwt_secret_generated) = match var("JWT_SECRET") {
             Some(secret) if secret.len() >= 32 => (secret.into_bytes(), false),
             Some(_) => {
@@ -165,9 +175,12 @@ impl Config {
                     "JWT_SECRET must be at least 32 bytes long".into(),
                 ));
             }
+            // The real key is fetched at init and replaces this one. Until then an unknowable
+            // random key fails closed: nothing signed with it verifies anywhere else.
+            None if secret_arn.is_some() => (rand::random::<[u8; 32]>().to_vec(), false),
             None if production => {
                 return Err(Error::Internal(
-                    "JWT_SECRET is required in production".into(),
+                    "JWT_SECRET or JWT_SECRET_ARN is required in production".into(),
                 ));
             }
             None => {
@@ -215,6 +228,7 @@ impl Config {
             production,
             jwt_secret,
             jwt_secret_generated,
+            jwt_secret_arn: secret_arn,
             access_token_ttl: parse::<i64>("ACCESS_TOKEN_TTL_SECONDS")?
                 .map(chrono::Duration::seconds)
                 .unwrap_or(defaults.access_token_ttl),

@@ -17,6 +17,7 @@ pub mod http;
 pub mod ids;
 pub mod lock;
 pub mod routes;
+pub mod secrets;
 pub mod services;
 pub mod store;
 pub mod telemetry;
