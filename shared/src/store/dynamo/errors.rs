@@ -47,7 +47,6 @@ where
 }
 
 /// serde_dynamo failures: a stored item that does not have the expected shape is a bug.
-#[allow(dead_code)] // used by the store modules
 pub(crate) fn shape_error(e: serde_dynamo::Error) -> Error {
     Error::Internal(format!("dynamodb item shape: {e}"))
 }

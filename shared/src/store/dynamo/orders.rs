@@ -1,0 +1,391 @@
+//! Orders and payments. An order is `ORDER#<id>` / `ORDER` (with the `orders-by-member` keys);
+//! its payments are `ORDER#<id>` / `PAYMENT#<paymentId>`, so one Query reads an order whole.
+//! Paying and cancelling are single transactions conditional on the order's status and, for
+//! paying, on every line's stock.
+
+use super::items::{ITEM_SK, item_pk};
+use super::tx::Expr;
+use super::{
+    Attrs, DynamoStore, Reason, TxItems, attr_str, key, n, order_pk, s, sdk_error, shape_error,
+    table,
+};
+use crate::domain::{
+    DomainEvent, EntityKind, HistoryEntry, Order, OrderLine, OrderStatus, Payment, PaymentStatus,
+};
+use crate::error::{Error, Result};
+use crate::store::{CompletedCancellation, OrderPage, OrderStore, PaymentCompletion, cursor};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
+use std::collections::BTreeMap;
+
+const ORDER_SK: &str = "ORDER";
+/// Sorts after every `PAYMENT#<ulid>`; history rows (`HISTORY#…`) sort before `ORDER`.
+const PAYMENTS_END: &str = "PAYMENT#\u{10FFFF}";
+/// Orders of one page whose payments are read at the same time.
+const PARALLEL_READS: usize = 8;
+
+fn payment_sk(payment_id: &str) -> String {
+    format!("PAYMENT#{payment_id}")
+}
+
+fn member_orders_pk(member_id: &str) -> String {
+    format!("MEMBER#{member_id}")
+}
+
+fn order_item(order: &Order) -> Result<Attrs> {
+    let mut item: Attrs = to_item(order).map_err(shape_error)?;
+    item.remove("payments");
+    item.insert(table::PK.into(), s(order_pk(&order.order_id)));
+    item.insert(table::SK.into(), s(ORDER_SK));
+    item.insert(table::GSI1_PK.into(), s(member_orders_pk(&order.member_id)));
+    item.insert(table::GSI1_SK.into(), s(order_pk(&order.order_id)));
+    Ok(item)
+}
+
+fn payment_item(order_id: &str, payment: &Payment, position: usize) -> Result<Attrs> {
+    let mut item: Attrs = to_item(payment).map_err(shape_error)?;
+    item.insert(table::PK.into(), s(order_pk(order_id)));
+    item.insert(table::SK.into(), s(payment_sk(&payment.payment_id)));
+    // Payment ids made in the same millisecond do not sort in request order; this does.
+    item.insert(
+        "position".into(),
+        n(i64::try_from(position).unwrap_or(i64::MAX)),
+    );
+    Ok(item)
+}
+
+/// Quantities per item: one write per item even if a caller repeated one.
+fn quantities(lines: &[OrderLine]) -> BTreeMap<&str, i64> {
+    let mut by_item = BTreeMap::new();
+    for line in lines {
+        *by_item.entry(line.item_id.as_str()).or_insert(0) += line.quantity;
+    }
+    by_item
+}
+
+/// The position after the last order of a page, bound to the member it was issued for.
+#[derive(Serialize, Deserialize)]
+struct OrderCursor {
+    member: String,
+    before: String,
+}
+
+/// Assembles an order from the items of its partition (order row first, payments after).
+fn assemble(items: Vec<Attrs>) -> Result<Option<Order>> {
+    let mut order: Option<Order> = None;
+    let mut payments: Vec<(i64, Payment)> = Vec::new();
+    for item in items {
+        match attr_str(&item, table::SK) {
+            Some(ORDER_SK) => order = Some(from_item(item).map_err(shape_error)?),
+            Some(sk) if sk.starts_with("PAYMENT#") => {
+                let position = item
+                    .get("position")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(i64::MAX);
+                payments.push((position, from_item(item).map_err(shape_error)?));
+            }
+            _ => {}
+        }
+    }
+    payments.sort_by_key(|(position, _)| *position);
+    Ok(order.map(|mut order| {
+        order.payments = payments.into_iter().map(|(_, p)| p).collect();
+        order
+    }))
+}
+
+impl DynamoStore {
+    /// The order row and its payments: one strongly consistent Query.
+    async fn read_order(&self, order_id: &str) -> Result<Option<Order>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+            .expression_attribute_names("#pk", table::PK)
+            .expression_attribute_names("#sk", table::SK)
+            .expression_attribute_values(":pk", s(order_pk(order_id)))
+            .expression_attribute_values(":from", s(ORDER_SK))
+            .expression_attribute_values(":to", s(PAYMENTS_END))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        assemble(out.items.unwrap_or_default())
+    }
+
+    /// Attaches payments to the orders of a page (pending orders have none to read).
+    async fn with_payments(&self, orders: Vec<Order>) -> Result<Vec<Order>> {
+        let mut result = orders;
+        let mut reads = tokio::task::JoinSet::new();
+        let mut next = 0;
+        let mut running = 0;
+        loop {
+            while running < PARALLEL_READS && next < result.len() {
+                if result[next].status != OrderStatus::PendingPayment {
+                    let store = self.clone();
+                    let order_id = result[next].order_id.clone();
+                    let index = next;
+                    reads.spawn(async move { (index, store.read_order(&order_id).await) });
+                    running += 1;
+                }
+                next += 1;
+            }
+            let Some(joined) = reads.join_next().await else {
+                return Ok(result);
+            };
+            running -= 1;
+            let (index, read) =
+                joined.map_err(|e| Error::Internal(format!("payment read task: {e}")))?;
+            if let Some(order) = read? {
+                result[index].payments = order.payments;
+            }
+        }
+    }
+}
+
+/// 404 for a missing order row, else 400OR001: the status did not allow the change.
+fn order_condition_error(reason: &Reason) -> Error {
+    if reason.old.is_none() {
+        Error::NotFound("order")
+    } else {
+        Error::OrderStatusConflict
+    }
+}
+
+fn status_expr(from: OrderStatus, to: OrderStatus, at: DateTime<Utc>) -> Result<Expr> {
+    Ok(Expr::new()
+        .name("#pk", table::PK)
+        .name("#status", "status")
+        .name("#updatedAt", "updatedAt")
+        .value(":from", s(from.as_str()))
+        .value(":to", s(to.as_str()))
+        .value(":at", to_attribute_value(at).map_err(shape_error)?))
+}
+
+const ORDER_TRANSITION: &str = "SET #status = :to, #updatedAt = :at";
+const ORDER_IN_STATUS: &str = "attribute_exists(#pk) AND #status = :from";
+
+#[async_trait]
+impl OrderStore for DynamoStore {
+    async fn create_order(&self, order: &Order, event: &DomainEvent) -> Result<()> {
+        let mut tx = TxItems::new(self);
+        tx.put_new(order_item(order)?)?;
+        tx.history(
+            EntityKind::Order,
+            &order.order_id,
+            order.status.as_str(),
+            order.created_at,
+        )?;
+        tx.outbox(std::slice::from_ref(event))?;
+        match tx.commit().await? {
+            Ok(()) => Ok(()),
+            Err(reasons) if reasons.first().is_some_and(|r| r.failed) => {
+                Err(Error::Internal("order id collision".into()))
+            }
+            Err(_) => Err(Error::Internal("order creation cancelled".into())),
+        }
+    }
+
+    async fn get_order(&self, order_id: &str) -> Result<Option<Order>> {
+        self.read_order(order_id).await
+    }
+
+    async fn list_orders(
+        &self,
+        member_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage> {
+        let start = match cursor {
+            Some(c) => {
+                let position: OrderCursor = cursor::decode(c)?;
+                if position.member != member_id || !crate::ids::is_well_formed(&position.before) {
+                    return Err(Error::invalid("cursor"));
+                }
+                let mut start = key(order_pk(&position.before), ORDER_SK);
+                start.insert(table::GSI1_PK.into(), s(member_orders_pk(member_id)));
+                start.insert(table::GSI1_SK.into(), s(order_pk(&position.before)));
+                Some(start)
+            }
+            None => None,
+        };
+        let limit = limit.clamp(1, 1000);
+        // One more than asked: a cursor is given only when another page really exists.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(table::GSI_ORDERS_BY_MEMBER)
+            .key_condition_expression("#gpk = :gpk")
+            .expression_attribute_names("#gpk", table::GSI1_PK)
+            .expression_attribute_values(":gpk", s(member_orders_pk(member_id)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let more_beyond = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let mut orders: Vec<Order> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item(item).map_err(shape_error))
+            .collect::<Result<_>>()?;
+        let has_next = orders.len() > limit || (more_beyond && orders.len() == limit);
+        orders.truncate(limit);
+        let next_cursor = match orders.last() {
+            Some(last) if has_next => Some(cursor::encode(&OrderCursor {
+                member: member_id.to_owned(),
+                before: last.order_id.clone(),
+            })?),
+            _ => None,
+        };
+        Ok(OrderPage {
+            orders: self.with_payments(orders).await?,
+            next_cursor,
+        })
+    }
+
+    async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>> {
+        self.history(EntityKind::Order, order_id).await
+    }
+
+    async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()> {
+        let order_id = &completion.order_id;
+        let mut tx = TxItems::new(self);
+        tx.update(
+            key(order_pk(order_id), ORDER_SK),
+            ORDER_TRANSITION,
+            Some(ORDER_IN_STATUS),
+            status_expr(
+                OrderStatus::PendingPayment,
+                OrderStatus::Completed,
+                completion.at,
+            )?,
+        )?;
+        let mut line_writes = Vec::new();
+        for (item_id, quantity) in quantities(&completion.lines) {
+            let index = tx.update(
+                key(item_pk(item_id), ITEM_SK),
+                "SET #stock = #stock - :qty",
+                Some("attribute_exists(#pk) AND #stock >= :qty"),
+                Expr::new()
+                    .name("#pk", table::PK)
+                    .name("#stock", "stock")
+                    .value(":qty", n(quantity)),
+            )?;
+            line_writes.push((index, item_id));
+        }
+        for (position, payment) in completion.payments.iter().enumerate() {
+            tx.put_new(payment_item(order_id, payment, position)?)?;
+        }
+        tx.history(EntityKind::Order, order_id, "COMPLETED", completion.at)?;
+        for payment in &completion.payments {
+            tx.history(
+                EntityKind::Payment,
+                &payment.payment_id,
+                PaymentStatus::Paid.as_str(),
+                completion.at,
+            )?;
+        }
+        tx.outbox(&completion.events)?;
+        let reasons = match tx.commit().await? {
+            Ok(()) => return Ok(()),
+            Err(reasons) => reasons,
+        };
+        // Same precedence as the in-memory store: the order's status first, then lines in order.
+        if let Some(reason) = reasons.first().filter(|r| r.failed) {
+            return Err(order_condition_error(reason));
+        }
+        for (index, item_id) in line_writes {
+            if let Some(reason) = reasons.get(index).filter(|r| r.failed) {
+                return Err(if reason.old.is_none() {
+                    Error::NotFound("item")
+                } else {
+                    Error::OutOfStock(item_id.to_owned())
+                });
+            }
+        }
+        Err(Error::Internal("payment completion cancelled".into()))
+    }
+
+    async fn cancel_pending_order(
+        &self,
+        order_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<()> {
+        let mut tx = TxItems::new(self);
+        tx.update(
+            key(order_pk(order_id), ORDER_SK),
+            ORDER_TRANSITION,
+            Some(ORDER_IN_STATUS),
+            status_expr(OrderStatus::PendingPayment, OrderStatus::Cancelled, at)?,
+        )?;
+        tx.history(EntityKind::Order, order_id, "CANCELLED", at)?;
+        tx.outbox(std::slice::from_ref(event))?;
+        match tx.commit().await? {
+            Ok(()) => Ok(()),
+            Err(reasons) => match reasons.first().filter(|r| r.failed) {
+                Some(reason) => Err(order_condition_error(reason)),
+                None => Err(Error::Internal("order cancellation cancelled".into())),
+            },
+        }
+    }
+
+    async fn cancel_completed_order(&self, cancellation: &CompletedCancellation) -> Result<()> {
+        let order_id = &cancellation.order_id;
+        let mut tx = TxItems::new(self);
+        tx.update(
+            key(order_pk(order_id), ORDER_SK),
+            ORDER_TRANSITION,
+            Some(ORDER_IN_STATUS),
+            status_expr(
+                OrderStatus::Completed,
+                OrderStatus::Cancelled,
+                cancellation.at,
+            )?,
+        )?;
+        for (item_id, quantity) in quantities(&cancellation.lines) {
+            tx.update(
+                key(item_pk(item_id), ITEM_SK),
+                "SET #stock = #stock + :qty",
+                Some("attribute_exists(#pk)"),
+                Expr::new()
+                    .name("#pk", table::PK)
+                    .name("#stock", "stock")
+                    .value(":qty", n(quantity)),
+            )?;
+        }
+        for payment_id in &cancellation.payment_ids {
+            tx.update(
+                key(order_pk(order_id), payment_sk(payment_id)),
+                "SET #status = :canceled",
+                Some("attribute_exists(#pk)"),
+                Expr::new()
+                    .name("#pk", table::PK)
+                    .name("#status", "status")
+                    .value(":canceled", s(PaymentStatus::Canceled.as_str())),
+            )?;
+        }
+        tx.history(EntityKind::Order, order_id, "CANCELLED", cancellation.at)?;
+        for payment_id in &cancellation.payment_ids {
+            tx.history(EntityKind::Payment, payment_id, "CANCELED", cancellation.at)?;
+        }
+        tx.outbox(&cancellation.events)?;
+        match tx.commit().await? {
+            Ok(()) => Ok(()),
+            Err(reasons) => match reasons.first().filter(|r| r.failed) {
+                Some(reason) => Err(order_condition_error(reason)),
+                None => Err(Error::Internal(
+                    "cancellation refers to an item or payment that does not exist".into(),
+                )),
+            },
+        }
+    }
+}

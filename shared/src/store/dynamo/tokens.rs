@@ -1,0 +1,156 @@
+//! Refresh tokens (stored by hash) and their families. Rotation is one transaction: the
+//! presented token marked used (only if it was not), the family checked not revoked, the
+//! successor stored. Presenting a used token revokes the family.
+
+use super::tx::Expr;
+use super::{DynamoStore, TxItems, key, sdk_error, shape_error, table};
+use crate::error::{Error, Result};
+use crate::store::{RefreshTokenRecord, RefreshTokenStore};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+
+const TOKEN_SK: &str = "REFRESH";
+const FAMILY_SK: &str = "FAMILY";
+
+fn token_pk(hash: &str) -> String {
+    format!("REFRESH#{hash}")
+}
+
+fn family_pk(family_id: &str) -> String {
+    format!("FAMILY#{family_id}")
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenRow {
+    pk: String,
+    sk: String,
+    member_id: String,
+    family_id: String,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    used: bool,
+    /// DynamoDB deletes the row once the token can no longer be used.
+    ttl: i64,
+}
+
+impl TokenRow {
+    fn new(record: &RefreshTokenRecord) -> Self {
+        Self {
+            pk: token_pk(&record.token_hash),
+            sk: TOKEN_SK.into(),
+            member_id: record.member_id.clone(),
+            family_id: record.family_id.clone(),
+            issued_at: record.issued_at,
+            expires_at: record.expires_at,
+            used: false,
+            ttl: record.expires_at.timestamp(),
+        }
+    }
+}
+
+impl DynamoStore {
+    async fn read_token(&self, hash: &str) -> Result<Option<TokenRow>> {
+        match self.raw_item(&token_pk(hash), TOKEN_SK).await? {
+            Some(item) => from_item(item).map(Some).map_err(shape_error),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks a family revoked. The marker outlives every token of the family: none can
+    /// expire later than one token lifetime after now.
+    async fn revoke_family(&self, token: &TokenRow, now: DateTime<Utc>) -> Result<()> {
+        let lifetime = (token.expires_at - token.issued_at).max(Duration::zero());
+        let mut item = key(family_pk(&token.family_id), FAMILY_SK);
+        item.insert("revoked".into(), AttributeValue::Bool(true));
+        item.insert(
+            table::TTL_ATTRIBUTE.into(),
+            super::n((now + lifetime + Duration::days(1)).timestamp()),
+        );
+        tracing::warn!("refresh token reused; family revoked");
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for DynamoStore {
+    async fn store_refresh_token(&self, record: &RefreshTokenRecord) -> Result<()> {
+        let item = to_item(TokenRow::new(record)).map_err(shape_error)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+    ) -> Result<RefreshTokenRecord> {
+        let presented = self
+            .read_token(presented_hash)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        if presented.used {
+            self.revoke_family(&presented, now).await?;
+            return Err(Error::Unauthorized);
+        }
+        if presented.expires_at <= now {
+            return Err(Error::Unauthorized);
+        }
+        let next = RefreshTokenRecord {
+            token_hash: next_hash.to_owned(),
+            member_id: presented.member_id.clone(),
+            family_id: presented.family_id.clone(),
+            issued_at: now,
+            expires_at: next_expires_at,
+        };
+        let mut tx = TxItems::new(self);
+        let mark = tx.update(
+            key(token_pk(presented_hash), TOKEN_SK),
+            "SET #used = :true",
+            Some("attribute_exists(#pk) AND #used = :false"),
+            Expr::new()
+                .name("#pk", table::PK)
+                .name("#used", "used")
+                .value(":true", AttributeValue::Bool(true))
+                .value(":false", AttributeValue::Bool(false)),
+        )?;
+        tx.check(
+            key(family_pk(&presented.family_id), FAMILY_SK),
+            "attribute_not_exists(#revoked)",
+            Expr::new().name("#revoked", "revoked"),
+        )?;
+        tx.put_new(to_item(TokenRow::new(&next)).map_err(shape_error)?)?;
+        match tx.commit().await? {
+            Ok(()) => Ok(next),
+            Err(reasons) => {
+                // Another request used this token between our read and our write: that is
+                // reuse too, unless the token vanished.
+                if reasons
+                    .get(mark)
+                    .is_some_and(|r| r.failed && r.old.is_some())
+                {
+                    self.revoke_family(&presented, now).await?;
+                }
+                Err(Error::Unauthorized)
+            }
+        }
+    }
+}
