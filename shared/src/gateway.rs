@@ -16,7 +16,9 @@ pub trait PaymentGateway: Send + Sync {
         payment_type: PaymentType,
         amount: i64,
     ) -> Result<String>;
-    /// Refunds a charge in full; 502PA000 if the gateway failed (nothing refunded).
+    /// Refunds a charge in full; 502PA000 if the gateway failed (nothing refunded). Idempotent
+    /// per transaction id (as real gateways' cancel-by-transaction is): refunding an already
+    /// refunded charge succeeds without refunding twice, so a retried cancellation is safe.
     async fn refund(&self, pg_transaction_id: &str, amount: i64) -> Result<()>;
 }
 
@@ -115,11 +117,10 @@ impl PaymentGateway for MockGateway {
         if self.simulate().await {
             return Err(Error::GatewayFailed);
         }
-        self.ledger
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .refunds
-            .push(pg_transaction_id.to_owned());
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        if !ledger.refunds.iter().any(|r| r == pg_transaction_id) {
+            ledger.refunds.push(pg_transaction_id.to_owned());
+        }
         Ok(())
     }
 }

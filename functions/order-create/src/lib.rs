@@ -1,8 +1,19 @@
-//! `order-create`: not implemented yet.
+//! `order-create`: `POST /order` → 201 a `PENDING_PAYMENT` order priced from the current items.
 
-use cafe::{App, Error, http};
+use cafe::services::orders::{self, CreateOrderRequest};
+use cafe::{App, Result, http};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[tracing::instrument(name = "order-create", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(create(&req, app).await)
+}
+
+async fn create(req: &Request, app: &App) -> Result<Response<Body>> {
+    // Auth first (401, then 403 for a member not in SERVICE), then the body, then lookups.
+    let member = app.authenticate(req).await?;
+    member.check_in_service()?;
+    let request: CreateOrderRequest = http::parse_body(req)?;
+    let order = orders::create_order(app, &member, &request).await?;
+    Ok(http::success(201, &order))
 }

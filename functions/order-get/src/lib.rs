@@ -1,8 +1,17 @@
-//! `order-get`: not implemented yet.
+//! `order-get`: `GET /order/{orderId}` → the member's own order with payments and history.
 
-use cafe::{App, Error, http};
+use cafe::services::orders;
+use cafe::{App, Result, http};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[tracing::instrument(name = "order-get", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(get(&req, app).await)
+}
+
+async fn get(req: &Request, app: &App) -> Result<Response<Body>> {
+    let member = app.authenticate(req).await?;
+    let order_id = http::path_param(req, "orderId")?;
+    let order = orders::get_order(app, &member, &order_id).await?;
+    Ok(http::success(200, &order))
 }

@@ -1,8 +1,20 @@
-//! `order-list`: not implemented yet.
+//! `order-list`: `GET /orders?limit=20&cursor=...` → the member's own orders, newest first.
 
-use cafe::{App, Error, http};
+use cafe::services::orders::{self, ListQuery};
+use cafe::{App, Result, http};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[tracing::instrument(name = "order-list", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(list(&req, app).await)
+}
+
+async fn list(req: &Request, app: &App) -> Result<Response<Body>> {
+    let member = app.authenticate(req).await?;
+    let query = ListQuery::parse(
+        http::query_param(req, "limit").as_deref(),
+        http::query_param(req, "cursor").as_deref(),
+    )?;
+    let page = orders::list_orders(app, &member, &query).await?;
+    Ok(http::success(200, &page))
 }

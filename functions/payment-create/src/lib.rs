@@ -1,8 +1,25 @@
-//! `payment-create`: not implemented yet.
+//! `payment-create`: `POST /payment` → 200 the completed order's payments. Honours an
+//! `Idempotency-Key` header (per member): a repeat gets the first answer, never a second charge.
 
-use cafe::{App, Error, http};
+use cafe::services::payments::{self, IDEMPOTENCY_KEY_HEADER, PaymentRequest};
+use cafe::{App, Result, http};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handle(_req: Request, _app: &App) -> Response<Body> {
-    http::failure(&Error::Internal("not implemented".into()))
+#[tracing::instrument(name = "payment-create", skip_all)]
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::respond(pay(&req, app).await)
+}
+
+async fn pay(req: &Request, app: &App) -> Result<Response<Body>> {
+    // Auth first (401, then 403 for a member not in SERVICE), then the body and the key.
+    let member = app.authenticate(req).await?;
+    member.check_in_service()?;
+    let request: PaymentRequest = http::parse_body(req)?;
+    let key = payments::idempotency_key(
+        req.headers()
+            .get(IDEMPOTENCY_KEY_HEADER)
+            .map(|value| value.as_bytes()),
+    )?;
+    let answer = payments::pay_once(app, &member, &request, key.as_deref()).await;
+    Ok(answer.into_response())
 }

@@ -125,7 +125,8 @@ impl RedisLock {
             invocation.key(key);
         }
         invocation.arg(token);
-        let _released: i64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
+        let _released: i64 =
+            bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         Ok(())
     }
 
@@ -169,7 +170,10 @@ async fn bounded<T>(
             Err(Error::Unavailable("redis"))
         }
         Err(_) => {
-            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "redis call timed out");
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "redis call timed out"
+            );
             Err(Error::Unavailable("redis"))
         }
     }
@@ -239,7 +243,11 @@ mod tests {
             .is_ok()
         );
         assert!(matches!(
-            RedisLock::new("http://nope", LockConfig::default(), Duration::from_millis(50)),
+            RedisLock::new(
+                "http://nope",
+                LockConfig::default(),
+                Duration::from_millis(50)
+            ),
             Err(Error::Internal(_))
         ));
     }

@@ -1,1 +1,391 @@
-//! Use cases: orders.
+//! Order use cases: place, read, list and cancel.
+//!
+//! Placing an order checks stock but takes none (stock is taken at payment, as in the original).
+//! Cancelling a paid order runs under the same lock as paying it and refunds every payment before
+//! the one atomic write that gives the stock back (see [`cancel_order`]).
+
+use crate::app::App;
+use crate::clock::rfc3339;
+use crate::domain::order::{RequestedLine, check_order_lines, price_order};
+use crate::domain::{
+    DomainEvent, EventType, HistoryEntry, Member, Order, OrderLine, OrderStatus, Payment,
+    PaymentStatus,
+};
+use crate::error::{Error, Result};
+use crate::http::Validate;
+use crate::lock::{item_key, order_key};
+use crate::store::{CompletedCancellation, OrderStore};
+use serde::{Deserialize, Serialize};
+
+/// `POST /order` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateOrderRequest {
+    pub items: Vec<LineRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LineRequest {
+    pub item_id: String,
+    pub quantity: i64,
+}
+
+impl CreateOrderRequest {
+    fn lines(&self) -> Vec<RequestedLine> {
+        self.items
+            .iter()
+            .map(|l| RequestedLine {
+                item_id: l.item_id.clone(),
+                quantity: l.quantity,
+            })
+            .collect()
+    }
+}
+
+impl Validate for CreateOrderRequest {
+    fn validate(&self) -> Result<()> {
+        check_order_lines(&self.lines())
+    }
+}
+
+/// One row of a status timeline on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryRow {
+    pub status: String,
+    pub at: String,
+}
+
+/// `POST /order` answer, and one entry of `GET /orders`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSummary {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub total_price: i64,
+    pub items: Vec<OrderLine>,
+    /// Left out of the create answer, where there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payments: Option<Vec<Payment>>,
+    pub created_at: String,
+}
+
+/// `GET /order/{orderId}` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDetail {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub total_price: i64,
+    pub items: Vec<OrderLine>,
+    pub payments: Vec<Payment>,
+    pub history: Vec<HistoryRow>,
+    pub created_at: String,
+}
+
+/// `GET /orders` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderList {
+    pub orders: Vec<OrderSummary>,
+    /// `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `DELETE /order/{orderId}/cancel` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelledOrder {
+    pub order_id: String,
+    pub status: OrderStatus,
+}
+
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// The validated query of `GET /orders`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// `limit` 1–100 (default 20), else 400CO000 `limit`. The cursor is checked by the store,
+    /// which alone can read it; an empty one is refused here.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self> {
+        let limit = match limit {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                .ok_or_else(|| Error::invalid("limit"))?,
+        };
+        let cursor = match cursor {
+            Some("") => return Err(Error::invalid("cursor")),
+            other => other.map(str::to_owned),
+        };
+        Ok(Self { limit, cursor })
+    }
+}
+
+impl OrderSummary {
+    fn of(order: &Order, with_payments: bool) -> Self {
+        Self {
+            order_id: order.order_id.clone(),
+            status: order.status,
+            total_price: order.total_price,
+            items: order.items.clone(),
+            payments: with_payments.then(|| order.payments.clone()),
+            created_at: rfc3339(order.created_at),
+        }
+    }
+}
+
+fn history_rows(history: Vec<HistoryEntry>) -> Vec<HistoryRow> {
+    history
+        .into_iter()
+        .map(|h| HistoryRow {
+            status: h.status,
+            at: rfc3339(h.at),
+        })
+        .collect()
+}
+
+/// The member's own order: an id that cannot exist or an unknown one → 404CO000, another
+/// member's → 403CO000.
+pub(crate) async fn load_own_order(
+    store: &dyn OrderStore,
+    order_id: &str,
+    member: &Member,
+) -> Result<Order> {
+    if !crate::ids::is_well_formed(order_id) {
+        return Err(Error::NotFound("order"));
+    }
+    let order = store
+        .get_order(order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    order.check_owner(&member.member_id)?;
+    Ok(order)
+}
+
+/// The lock keys of paying or cancelling `order`: the order and each of its items.
+pub(crate) fn lock_keys(order: &Order) -> Vec<String> {
+    std::iter::once(order_key(&order.order_id))
+        .chain(order.items.iter().map(|line| item_key(&line.item_id)))
+        .collect()
+}
+
+/// Places a `PENDING_PAYMENT` order priced from the current items. `SERVICE` members only
+/// (403CO000); an unknown item → 404CO000; stock below a line's quantity → 400OR000.
+pub async fn create_order(
+    app: &App,
+    member: &Member,
+    request: &CreateOrderRequest,
+) -> Result<OrderSummary> {
+    member.check_in_service()?;
+    let lines = request.lines();
+    check_order_lines(&lines)?;
+    let ids: Vec<String> = lines.iter().map(|l| l.item_id.clone()).collect();
+    let items = app.store.get_items(&ids).await?;
+    let (priced, total_price) = price_order(&lines, &items)?;
+    let now = app.clock.now();
+    let order = Order {
+        order_id: crate::ids::new_id(now),
+        member_id: member.member_id.clone(),
+        status: OrderStatus::PendingPayment,
+        total_price,
+        items: priced,
+        payments: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    let event = DomainEvent::order(
+        EventType::OrderCreated,
+        &order.order_id,
+        &order.member_id,
+        order.status.as_str(),
+        order.total_price,
+        now,
+    );
+    app.store.create_order(&order, &event).await?;
+    Ok(OrderSummary::of(&order, false))
+}
+
+/// The member's own order with its payments and status timeline.
+pub async fn get_order(app: &App, member: &Member, order_id: &str) -> Result<OrderDetail> {
+    let order = load_own_order(app.store.as_ref(), order_id, member).await?;
+    let history = app.store.order_history(&order.order_id).await?;
+    Ok(OrderDetail {
+        order_id: order.order_id,
+        status: order.status,
+        total_price: order.total_price,
+        items: order.items,
+        payments: order.payments,
+        history: history_rows(history),
+        created_at: rfc3339(order.created_at),
+    })
+}
+
+/// The member's own orders, newest first, one page at a time.
+pub async fn list_orders(app: &App, member: &Member, query: &ListQuery) -> Result<OrderList> {
+    let page = app
+        .store
+        .list_orders(&member.member_id, query.limit, query.cursor.as_deref())
+        .await?;
+    Ok(OrderList {
+        orders: page
+            .orders
+            .iter()
+            .map(|o| OrderSummary::of(o, true))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Cancels the member's own order. Any authenticated member may cancel their own order (a
+/// withdrawn member keeps the right to a refund); already `CANCELLED` → 400OR001.
+///
+/// `PENDING_PAYMENT` is one conditional write: if a payment completes first, the write's
+/// condition fails and the answer is 400OR001 (cancel again to refund it).
+///
+/// `COMPLETED` runs under the lock of the order and its items (the same keys as paying), re-reads
+/// the order, refunds every `PAID` payment, then gives the stock back, marks the payments
+/// `CANCELED` and the order `CANCELLED` in one atomic write.
+///
+/// A refund that fails → 502PA000 and the store is unchanged (order `COMPLETED`, payments `PAID`).
+/// Refunds that went through earlier in the same attempt are not undone (re-charging a customer
+/// to paper over our own failure would be worse): they are logged with their transaction ids and
+/// stay done at the gateway. That is safe because [`crate::gateway::PaymentGateway::refund`] is
+/// idempotent per transaction id, so the retry the client is told to make refunds only what is
+/// left, then commits; the ledger ends with exactly one refund per payment.
+pub async fn cancel_order(app: &App, member: &Member, order_id: &str) -> Result<CancelledOrder> {
+    let order = load_own_order(app.store.as_ref(), order_id, member).await?;
+    order.check_cancellable()?;
+    let at = app.clock.now();
+    if order.status == OrderStatus::PendingPayment {
+        let event = DomainEvent::order(
+            EventType::OrderCancelled,
+            &order.order_id,
+            &order.member_id,
+            OrderStatus::Cancelled.as_str(),
+            order.total_price,
+            at,
+        );
+        app.store
+            .cancel_pending_order(&order.order_id, at, &event)
+            .await?;
+    } else {
+        let lease = app.lock.acquire(&lock_keys(&order)).await?;
+        let outcome = cancel_completed_locked(app, &order.order_id).await;
+        crate::services::payments::release_logged(app, &lease).await;
+        outcome?;
+    }
+    Ok(CancelledOrder {
+        order_id: order.order_id,
+        status: OrderStatus::Cancelled,
+    })
+}
+
+async fn cancel_completed_locked(app: &App, order_id: &str) -> Result<()> {
+    // Re-read under the lock: a concurrent cancel may have finished while we waited.
+    let order = app
+        .store
+        .get_order(order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    if order.status != OrderStatus::Completed {
+        return Err(Error::OrderStatusConflict);
+    }
+    let paid: Vec<&Payment> = order
+        .payments
+        .iter()
+        .filter(|p| p.status == PaymentStatus::Paid)
+        .collect();
+    let mut refunded: Vec<&str> = Vec::with_capacity(paid.len());
+    for payment in &paid {
+        if let Err(error) = app
+            .gateway
+            .refund(&payment.pg_transaction_id, payment.amount)
+            .await
+        {
+            tracing::warn!(
+                order_id,
+                refunded_in_this_attempt = ?refunded,
+                "refund failed while cancelling; the order stays COMPLETED until a retry"
+            );
+            return Err(error);
+        }
+        refunded.push(&payment.pg_transaction_id);
+    }
+    let at = app.clock.now();
+    let mut events = vec![DomainEvent::order(
+        EventType::OrderCancelled,
+        &order.order_id,
+        &order.member_id,
+        OrderStatus::Cancelled.as_str(),
+        order.total_price,
+        at,
+    )];
+    for payment in &paid {
+        let cancelled = Payment {
+            status: PaymentStatus::Canceled,
+            ..(*payment).clone()
+        };
+        events.push(DomainEvent::payment(
+            EventType::PaymentRefunded,
+            &order.order_id,
+            &cancelled,
+            at,
+        ));
+    }
+    let cancellation = CompletedCancellation {
+        order_id: order.order_id.clone(),
+        lines: order.items.clone(),
+        payment_ids: paid.iter().map(|p| p.payment_id.clone()).collect(),
+        at,
+        events,
+    };
+    app.store
+        .cancel_completed_order(&cancellation)
+        .await
+        .inspect_err(|error| {
+            // Money went back but the order did not move: a retry refunds nothing twice
+            // (refunds are idempotent per transaction) and commits.
+            tracing::error!(order_id, %error, "refunded but the cancellation did not commit");
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_limits_and_cursor() {
+        assert_eq!(
+            ListQuery::parse(None, None),
+            Ok(ListQuery {
+                limit: 20,
+                cursor: None
+            })
+        );
+        assert_eq!(ListQuery::parse(Some("1"), None).map(|q| q.limit), Ok(1));
+        assert_eq!(
+            ListQuery::parse(Some("100"), None).map(|q| q.limit),
+            Ok(100)
+        );
+        for bad in ["0", "101", "-1", "abc", "1.5", "", " 5"] {
+            assert_eq!(
+                ListQuery::parse(Some(bad), None),
+                Err(Error::invalid("limit")),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            ListQuery::parse(None, Some("")),
+            Err(Error::invalid("cursor"))
+        );
+    }
+}
