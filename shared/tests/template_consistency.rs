@@ -1,0 +1,504 @@
+//! Holds the four places that name the functions to one another: the crates under `functions/`,
+//! the route table (`ROUTES` + `NON_HTTP_FUNCTIONS`), `template.yaml` and the sample events in
+//! `events/`; and holds the template's table to the shape the DynamoDB store relies on.
+//!
+//! Every check collects its complaints, so one run lists everything that disagrees.
+
+use cafe::routes::{NON_HTTP_FUNCTIONS, ROUTES, RouteMatch, match_route};
+use cafe::store::dynamo::table::{ProjectionSpec, TableSpec, table_spec};
+use serde_yaml::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("shared/ has a parent")
+        .to_path_buf()
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// Short-form tags (`!Ref`, `!GetAtt`, `!Sub`) become the long form, so lookups see one shape.
+fn untag(value: &Value) -> Value {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let key = if name == "Ref" {
+                "Ref".to_owned()
+            } else {
+                format!("Fn::{name}")
+            };
+            let mut map = serde_yaml::Mapping::new();
+            map.insert(Value::from(key), untag(&tagged.value));
+            Value::Mapping(map)
+        }
+        Value::Mapping(map) => {
+            Value::Mapping(map.iter().map(|(k, v)| (k.clone(), untag(v))).collect())
+        }
+        Value::Sequence(items) => Value::Sequence(items.iter().map(untag).collect()),
+        other => other.clone(),
+    }
+}
+
+fn get<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| v.get(*key))
+}
+
+fn string_at(value: &Value, path: &[&str]) -> Option<String> {
+    get(value, path).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn report(what: &str, problems: Vec<String>) {
+    assert!(
+        problems.is_empty(),
+        "{what} disagree:\n  - {}",
+        problems.join("\n  - ")
+    );
+}
+
+/// Every function named by the code: HTTP routes and the two non-HTTP functions.
+fn code_functions() -> BTreeSet<String> {
+    ROUTES
+        .iter()
+        .map(|r| r.function)
+        .chain(NON_HTTP_FUNCTIONS.iter().copied())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Function crates: directories under `functions/` with a `Cargo.toml`.
+fn crate_dirs() -> BTreeMap<String, PathBuf> {
+    std::fs::read_dir(root().join("functions"))
+        .expect("functions/")
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.join("Cargo.toml").is_file())
+        .map(|path| {
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            (name, path)
+        })
+        .collect()
+}
+
+/// Template functions by their `BuildProperties.Binary`, with their logical ids.
+fn template_functions(template: &Value) -> BTreeMap<String, (String, Value)> {
+    let resources = get(template, &["Resources"])
+        .and_then(Value::as_mapping)
+        .expect("Resources");
+    let mut found = BTreeMap::new();
+    for (id, resource) in resources {
+        if string_at(resource, &["Type"]).as_deref() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().expect("logical id").to_owned();
+        let binary = string_at(resource, &["Metadata", "BuildProperties", "Binary"])
+            .unwrap_or_else(|| format!("<{id} has no Metadata.BuildProperties.Binary>"));
+        assert!(
+            found
+                .insert(binary.clone(), (id.clone(), resource.clone()))
+                .is_none(),
+            "two template functions build the binary {binary}"
+        );
+    }
+    found
+}
+
+fn events_of(resource: &Value, kind: &str) -> Vec<Value> {
+    get(resource, &["Properties", "Events"])
+        .and_then(Value::as_mapping)
+        .map(|events| {
+            events
+                .values()
+                .filter(|e| string_at(e, &["Type"]).as_deref() == Some(kind))
+                .map(|e| e.get("Properties").cloned().unwrap_or(Value::Null))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn crates_routes_template_and_events_name_the_same_functions() {
+    let template = untag(&template());
+    let code = code_functions();
+    let crates = crate_dirs();
+    let functions = template_functions(&template);
+    let mut problems = Vec::new();
+
+    let names = |set: &dyn Fn(&str) -> bool| -> Vec<String> {
+        code.iter().filter(|f| !set(f)).cloned().collect()
+    };
+    for missing in names(&|f| crates.contains_key(f)) {
+        problems.push(format!(
+            "{missing}: in the route table but no crate functions/{missing}"
+        ));
+    }
+    for missing in names(&|f| functions.contains_key(f)) {
+        problems.push(format!(
+            "{missing}: in the route table but not in template.yaml"
+        ));
+    }
+    for missing in names(&|f| root().join("events").join(format!("{f}.json")).is_file()) {
+        problems.push(format!("{missing}: no sample event events/{missing}.json"));
+    }
+    for extra in crates.keys().filter(|c| !code.contains(*c)) {
+        problems.push(format!(
+            "functions/{extra}: a crate the route table does not know"
+        ));
+    }
+    for extra in functions.keys().filter(|f| !code.contains(*f)) {
+        problems.push(format!(
+            "template.yaml builds {extra}, unknown to the route table"
+        ));
+    }
+
+    for (name, dir) in &crates {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("Cargo.toml");
+        let package = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = "))
+            .map(|n| n.trim_matches('"').to_owned());
+        if package.as_deref() != Some(name.as_str()) {
+            problems.push(format!(
+                "functions/{name}: package name {package:?} differs from its directory (the binary must be {name})"
+            ));
+        }
+        if !dir.join("src/main.rs").is_file() {
+            problems.push(format!("functions/{name}: no src/main.rs, so no binary"));
+        }
+    }
+
+    for (binary, (id, resource)) in &functions {
+        if string_at(resource, &["Metadata", "BuildMethod"]).as_deref() != Some("rust-cargolambda")
+        {
+            problems.push(format!("{id}: BuildMethod is not rust-cargolambda"));
+        }
+        // cargo-lambda builds the binary from the workspace, so CodeUri is the workspace root.
+        if string_at(resource, &["Properties", "CodeUri"]).as_deref() != Some(".") {
+            problems.push(format!(
+                "{id} ({binary}): CodeUri must be the workspace root `.`"
+            ));
+        }
+        let http = events_of(resource, "HttpApi");
+        match ROUTES.iter().find(|r| r.function == binary) {
+            Some(route) => {
+                let declared: Vec<(String, String)> = http
+                    .iter()
+                    .map(|p| {
+                        (
+                            string_at(p, &["Method"]).unwrap_or_default(),
+                            string_at(p, &["Path"]).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let expected = vec![(route.method.to_owned(), route.path.to_owned())];
+                if declared != expected {
+                    problems.push(format!(
+                        "{id} ({binary}): HttpApi events {declared:?}, route table says {expected:?}"
+                    ));
+                }
+                for p in &http {
+                    if get(p, &["ApiId", "Ref"]).and_then(Value::as_str) != Some("HttpApi") {
+                        problems.push(format!(
+                            "{id}: its HttpApi event is not on the HttpApi resource"
+                        ));
+                    }
+                }
+            }
+            None if !http.is_empty() => {
+                problems.push(format!(
+                    "{id} ({binary}): an HttpApi event on a non-HTTP function"
+                ));
+            }
+            None => {}
+        }
+    }
+
+    if let Some((id, expiry)) = functions.get("expire-withdrawals") {
+        let schedules: Vec<_> = events_of(expiry, "Schedule")
+            .iter()
+            .filter_map(|p| string_at(p, &["Schedule"]))
+            .collect();
+        if schedules != ["cron(0 18 * * ? *)"] {
+            problems.push(format!(
+                "{id}: schedule {schedules:?}, expected 03:00 KST = cron(0 18 * * ? *)"
+            ));
+        }
+    }
+    if let Some((id, publisher)) = functions.get("events-publisher") {
+        let streams = events_of(publisher, "DynamoDB");
+        let ok = streams.len() == 1
+            && get(&streams[0], &["Stream", "Fn::GetAtt"]).and_then(Value::as_str)
+                == Some("Table.StreamArn")
+            && get(&streams[0], &["FunctionResponseTypes"])
+                .and_then(Value::as_sequence)
+                .is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
+                });
+        if !ok {
+            problems.push(format!(
+                "{id}: needs exactly one DynamoDB event on Table.StreamArn with ReportBatchItemFailures"
+            ));
+        }
+    }
+
+    problems.extend(http_event_problems());
+    report("functions, routes, template and events", problems);
+}
+
+/// Each HTTP sample is an API Gateway HTTP API payload 2.0 for exactly its route.
+fn http_event_problems() -> Vec<String> {
+    let mut problems = Vec::new();
+    for route in ROUTES {
+        let file = root()
+            .join("events")
+            .join(format!("{}.json", route.function));
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue; // reported as missing above
+        };
+        let name = format!("events/{}.json", route.function);
+        let event: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(event) => event,
+            Err(e) => {
+                problems.push(format!("{name}: not JSON ({e})"));
+                continue;
+            }
+        };
+        let text_at = |pointer: &str| event.pointer(pointer).and_then(|v| v.as_str());
+        let route_key = format!("{} {}", route.method, route.path);
+        if text_at("/version") != Some("2.0") {
+            problems.push(format!(
+                "{name}: version must be \"2.0\" (HTTP API payload 2.0)"
+            ));
+        }
+        for pointer in ["/routeKey", "/requestContext/routeKey"] {
+            if text_at(pointer) != Some(route_key.as_str()) {
+                problems.push(format!(
+                    "{name}: {pointer} is {:?}, expected {route_key:?}",
+                    text_at(pointer)
+                ));
+            }
+        }
+        if text_at("/requestContext/http/method") != Some(route.method) {
+            problems.push(format!(
+                "{name}: requestContext.http.method is {:?}, expected {}",
+                text_at("/requestContext/http/method"),
+                route.method
+            ));
+        }
+        let raw_path = text_at("/rawPath").unwrap_or_default();
+        if text_at("/requestContext/http/path") != Some(raw_path) {
+            problems.push(format!(
+                "{name}: rawPath and requestContext.http.path differ"
+            ));
+        }
+        match match_route(route.method, raw_path) {
+            RouteMatch::Found {
+                route: found,
+                params,
+            } if found.function == route.function => {
+                for (param, value) in params {
+                    if text_at(&format!("/pathParameters/{param}")) != Some(value.as_str()) {
+                        problems.push(format!(
+                            "{name}: pathParameters.{param} differs from rawPath"
+                        ));
+                    }
+                }
+            }
+            other => problems.push(format!(
+                "{name}: rawPath {raw_path:?} routes to {other:?}, not {}",
+                route.function
+            )),
+        }
+    }
+    problems
+}
+
+fn projection_name(projection: ProjectionSpec) -> &'static str {
+    match projection {
+        ProjectionSpec::All => "ALL",
+        ProjectionSpec::KeysOnly => "KEYS_ONLY",
+    }
+}
+
+/// `[(name, HASH|RANGE)]` of a template KeySchema.
+fn key_schema(value: Option<&Value>) -> Vec<(String, String)> {
+    value
+        .and_then(Value::as_sequence)
+        .map(|keys| {
+            keys.iter()
+                .map(|k| {
+                    (
+                        string_at(k, &["AttributeName"]).unwrap_or_default(),
+                        string_at(k, &["KeyType"]).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn expected_keys(hash: &str, range: &str) -> Vec<(String, String)> {
+    vec![
+        (hash.to_owned(), "HASH".to_owned()),
+        (range.to_owned(), "RANGE".to_owned()),
+    ]
+}
+
+#[test]
+fn the_template_table_is_the_table_the_code_uses() {
+    let template = untag(&template());
+    let spec: TableSpec = table_spec();
+    let table = get(&template, &["Resources", "Table"]).expect("a resource named Table");
+    let props = table.get("Properties").expect("Table.Properties");
+    let mut problems = Vec::new();
+
+    if string_at(table, &["Type"]).as_deref() != Some("AWS::DynamoDB::Table") {
+        problems.push("Resources.Table is not an AWS::DynamoDB::Table".to_owned());
+    }
+    let actual = key_schema(props.get("KeySchema"));
+    let expected = expected_keys(spec.partition_key.name, spec.sort_key.name);
+    if actual != expected {
+        problems.push(format!(
+            "table key schema {actual:?}, code uses {expected:?}"
+        ));
+    }
+
+    let mut expected_attributes = BTreeMap::new();
+    for key in [spec.partition_key, spec.sort_key] {
+        expected_attributes.insert(key.name.to_owned(), key.attribute_type.to_owned());
+    }
+    for index in &spec.global_secondary_indexes {
+        for key in [index.partition_key, index.sort_key] {
+            expected_attributes.insert(key.name.to_owned(), key.attribute_type.to_owned());
+        }
+    }
+    let actual_attributes: BTreeMap<String, String> = props
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .map(|defs| {
+            defs.iter()
+                .map(|d| {
+                    (
+                        string_at(d, &["AttributeName"]).unwrap_or_default(),
+                        string_at(d, &["AttributeType"]).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if actual_attributes != expected_attributes {
+        problems.push(format!(
+            "attribute definitions {actual_attributes:?}, code uses {expected_attributes:?}"
+        ));
+    }
+
+    let actual_indexes: BTreeMap<String, (Vec<(String, String)>, String)> = props
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .map(|indexes| {
+            indexes
+                .iter()
+                .map(|i| {
+                    (
+                        string_at(i, &["IndexName"]).unwrap_or_default(),
+                        (
+                            key_schema(i.get("KeySchema")),
+                            string_at(i, &["Projection", "ProjectionType"]).unwrap_or_default(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let expected_indexes: BTreeMap<String, (Vec<(String, String)>, String)> = spec
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            (
+                i.name.to_owned(),
+                (
+                    expected_keys(i.partition_key.name, i.sort_key.name),
+                    projection_name(i.projection).to_owned(),
+                ),
+            )
+        })
+        .collect();
+    if actual_indexes != expected_indexes {
+        problems.push(format!(
+            "indexes {actual_indexes:?}, code uses {expected_indexes:?}"
+        ));
+    }
+
+    let checks = [
+        (
+            &["TimeToLiveSpecification", "AttributeName"][..],
+            spec.ttl_attribute,
+        ),
+        (&["BillingMode"][..], spec.billing_mode),
+        (
+            &["StreamSpecification", "StreamViewType"][..],
+            spec.stream_view_type,
+        ),
+    ];
+    for (path, expected) in checks {
+        let actual = string_at(props, path);
+        if actual.as_deref() != Some(expected) {
+            problems.push(format!(
+                "{}: {actual:?}, code uses {expected:?}",
+                path.join(".")
+            ));
+        }
+    }
+    if get(props, &["TimeToLiveSpecification", "Enabled"]).and_then(Value::as_bool) != Some(true) {
+        problems.push("TTL is not enabled".to_owned());
+    }
+
+    // Every index a policy grants must exist, or the function is denied at run time.
+    let index_names: BTreeSet<&str> = spec
+        .global_secondary_indexes
+        .iter()
+        .map(|i| i.name)
+        .collect();
+    let text = serde_yaml::to_string(&template).expect("serialise");
+    for granted in text.split("${Table.Arn}/index/").skip(1) {
+        let name: String = granted
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if !index_names.contains(name.as_str()) {
+            problems.push(format!(
+                "a policy grants the index {name:?}, which the table does not have"
+            ));
+        }
+    }
+    if string_at(
+        &template,
+        &[
+            "Globals",
+            "Function",
+            "Environment",
+            "Variables",
+            "TABLE_NAME",
+            "Ref",
+        ],
+    )
+    .as_deref()
+        != Some("Table")
+    {
+        problems.push("Globals TABLE_NAME must be !Ref Table".to_owned());
+    }
+
+    report(
+        "template.yaml's table and the code's table_spec()",
+        problems,
+    );
+}
