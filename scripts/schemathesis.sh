@@ -2,9 +2,9 @@
 # Fuzzes the local server from docs/openapi.yaml with schemathesis (PyPI): every operation gets
 # examples, coverage (boundary and invalid values) and fuzzing cases, positive and negative; the
 # run fails on any 5xx, any status code the spec does not list, and any response that does not
-# match its schema. Builds and starts `cafe-local` on a free port with cheap Argon2, signs a
-# member up for a bearer token, places an order so that some generated ids are real ones, and
-# stops the server when done.
+# match its schema (or its content type). Builds and starts `cafe-local` on a free port with
+# cheap Argon2, signs members up for bearer tokens, places an order so that some generated ids
+# are real ones, and stops the server when done.
 #
 #   scripts/schemathesis.sh
 #   SCHEMATHESIS_MAX_EXAMPLES=100 SCHEMATHESIS_SEED=7 scripts/schemathesis.sh
@@ -56,10 +56,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "== schemathesis: signing up a member and placing an order"
-# Writes the bearer token and a schemathesis.toml that feeds the member's own id, its order and
-# a real item into half of the generated ids, so the handlers past the ownership checks are
-# fuzzed too.
+echo "== schemathesis: signing up members and placing an order"
+# Writes a schemathesis.toml with the bearer token and a dictionary that feeds the member's own
+# id, its order and a real item into half of the generated ids, so the handlers past the
+# ownership checks are fuzzed too. Withdraw and restore run as a second member, so that the
+# first one stays in service for the order and payment operations.
 "$PY" - "$BASE" "$RUN_DIR" <<'PY'
 import json, sys, urllib.request, uuid
 
@@ -73,21 +74,39 @@ def post(path, body, token=None):
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)["result"]
 
-member = post("/member", {
-    "name": "Schemathesis", "email": "st-%s@cafe.example" % uuid.uuid4().hex[:12],
-    "phoneNumber": "010-1234-5678", "gender": "FEMALE", "birth": "1990-01-01",
-    "password": "schemathesis-password",
-})
-token = member["accessToken"]
+def sign_up():
+    return post("/member", {
+        "name": "Schemathesis", "email": "st-%s@cafe.example" % uuid.uuid4().hex[:12],
+        "phoneNumber": "010-1234-5678", "gender": "FEMALE", "birth": "1990-01-01",
+        "password": "schemathesis-password",
+    })
+
+main, leaving = sign_up(), sign_up()
 item = "01JC0FFEE00000000000000C01"
-order = post("/order", {"items": [{"itemId": item, "quantity": 1}]}, token)
-with open(run_dir + "/token", "w") as f:
-    f.write(token)
-ids = [member["memberId"], order["orderId"], item]
+order = post("/order", {"items": [{"itemId": item, "quantity": 1}]}, main["accessToken"])
+bindings = ["path.memberId", "path.orderId", "path.itemId", "body.orderId"]
+lines = [
+    'headers = { Authorization = "Bearer %s" }' % main["accessToken"],
+    "",
+    "[dictionaries.ids]",
+    "values = %s" % json.dumps([main["memberId"], order["orderId"], item]),
+    "",
+    "[dictionaries.leaving]",
+    "values = %s" % json.dumps([leaving["memberId"]]),
+    "",
+    "[parameters]",
+]
+lines += ['"%s" = { dictionary = "ids", probability = 0.5 }' % key for key in bindings]
+for operation in ["withdrawMember", "restoreMember"]:
+    lines += [
+        "",
+        "[[operations]]",
+        'include-operation-id = "%s"' % operation,
+        'headers = { Authorization = "Bearer %s" }' % leaving["accessToken"],
+        'parameters = { "path.memberId" = { dictionary = "leaving", probability = 0.5 } }',
+    ]
 with open(run_dir + "/schemathesis.toml", "w") as f:
-    f.write("[dictionaries.ids]\nvalues = %s\n\n[parameters]\n" % json.dumps(ids))
-    for key in ["path.memberId", "path.orderId", "path.itemId", "body.orderId"]:
-        f.write('"%s" = { dictionary = "ids", probability = 0.5 }\n' % key)
+    f.write("\n".join(lines) + "\n")
 PY
 
 echo "== schemathesis: st run docs/openapi.yaml against $BASE (max $MAX_EXAMPLES examples per operation, seed $SEED)"
@@ -95,7 +114,6 @@ status=0
 timeout --signal=INT "$TIME_LIMIT" \
   "$VENV/bin/st" --config-file "$RUN_DIR/schemathesis.toml" run docs/openapi.yaml \
     --url "$BASE" \
-    --header "Authorization: Bearer $(cat "$RUN_DIR/token")" \
     --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
     --phases examples,coverage,fuzzing \
     --max-examples "$MAX_EXAMPLES" \
