@@ -1,1 +1,53 @@
-fn main() {}
+//! `cafe-local`: every function on `http://127.0.0.1:$PORT` (default 3000, or `--port N`),
+//! in memory, seeded with the original's two items.
+
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    cafe::telemetry::init();
+    let port = port()?;
+    let app = cafe::App::from_env().await?;
+    if app.config.jwt_secret_generated {
+        tracing::warn!(
+            "JWT_SECRET is not set: signing with a random secret generated for this run; tokens die with the process"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let address = listener.local_addr()?;
+    println!("cafe-local serving on http://{address}");
+    tokio::select! {
+        () = cafe_local::serve(listener, Arc::new(app)) => {}
+        signal = tokio::signal::ctrl_c() => {
+            signal?;
+            tracing::info!("shutting down");
+        }
+    }
+    Ok(())
+}
+
+/// `--port N`, else `PORT`, else 3000.
+fn port() -> Result<u16, String> {
+    let mut args = std::env::args().skip(1);
+    let mut from_flag = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => from_flag = args.next(),
+            other => match other.strip_prefix("--port=") {
+                Some(value) => from_flag = Some(value.to_owned()),
+                None => {
+                    return Err(format!(
+                        "unknown argument {other}; usage: cafe-local [--port N]"
+                    ));
+                }
+            },
+        }
+    }
+    match from_flag.or_else(|| std::env::var("PORT").ok()) {
+        None => Ok(3000),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid port {raw}")),
+    }
+}

@@ -88,6 +88,10 @@ pub fn parse_body<T: DeserializeOwned + Validate>(req: &Request) -> Result<T> {
 /// The field a serde error is about: its path, or the field named in a missing/unknown/duplicate
 /// field message, or `body` when the document itself is wrong.
 fn field_of(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    // A body cut short (`{`, `{"a":"b",`) names no field the client could fix.
+    if error.inner().is_eof() || error.path().to_string().contains('?') {
+        return "body".to_owned();
+    }
     let inner = error.inner().to_string();
     let named = ["missing field `", "unknown field `", "duplicate field `"]
         .iter()
@@ -214,6 +218,11 @@ mod tests {
         assert_eq!(parse("").err(), Some(Error::invalid("body")));
         assert_eq!(parse("not json").err(), Some(Error::invalid("body")));
         assert_eq!(parse("[1,2]").err(), Some(Error::invalid("body")));
+        assert_eq!(parse("{").err(), Some(Error::invalid("body")));
+        assert_eq!(
+            parse(r#"{"email":"a","#).err(),
+            Some(Error::invalid("body"))
+        );
         assert_eq!(
             parse(r#"{"email":"a","items":[]} trailing"#).err(),
             Some(Error::invalid("body"))

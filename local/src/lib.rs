@@ -1,0 +1,60 @@
+//! The embedded default: one HTTP server that serves every function's route from memory,
+//! turning each request into the `lambda_http::Request` API Gateway would send and calling the
+//! very same handler the Lambda runs.
+
+mod server;
+pub mod testing;
+
+use cafe::{App, Error, http};
+use lambda_http::{Body, Request, Response};
+
+pub use server::serve;
+
+/// Calls the handler of `function` (a name from `cafe::routes::ROUTES`).
+pub async fn dispatch(function: &str, req: Request, app: &App) -> Response<Body> {
+    match function {
+        "member-signup" => member_signup::handle(req, app).await,
+        "auth-login" => auth_login::handle(req, app).await,
+        "auth-refresh" => auth_refresh::handle(req, app).await,
+        "member-get" => member_get::handle(req, app).await,
+        "member-withdraw" => member_withdraw::handle(req, app).await,
+        "member-restore" => member_restore::handle(req, app).await,
+        "items-list" => items_list::handle(req, app).await,
+        "items-get" => items_get::handle(req, app).await,
+        "order-create" => order_create::handle(req, app).await,
+        "order-get" => order_get::handle(req, app).await,
+        "order-list" => order_list::handle(req, app).await,
+        "order-cancel" => order_cancel::handle(req, app).await,
+        "payment-create" => payment_create::handle(req, app).await,
+        _ => http::failure(&Error::NoRoute),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cafe::routes::ROUTES;
+
+    /// Every route reaches a handler: none falls through to the unknown-function answer.
+    #[tokio::test]
+    async fn every_route_has_a_handler() {
+        let app = testing::TestApp::new().await;
+        let unknown = testing::json_of(
+            &dispatch("nope", testing::request("GET", "/nope").build(), &app.app).await,
+        );
+        for route in ROUTES {
+            let path = route
+                .path
+                .replace("{memberId}", "x")
+                .replace("{itemId}", "x")
+                .replace("{orderId}", "x");
+            let response = dispatch(
+                route.function,
+                testing::request(route.method, &path).build(),
+                &app.app,
+            )
+            .await;
+            assert_ne!(testing::json_of(&response), unknown, "{}", route.function);
+        }
+    }
+}
