@@ -6,6 +6,10 @@ use crate::error::Result;
 use async_trait::async_trait;
 use std::sync::Mutex;
 
+pub mod eventbridge;
+
+pub use eventbridge::EventBridgePublisher;
+
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     /// Publishes `events`; returns the ids of those that could not be published after retries.

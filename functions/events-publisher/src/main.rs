@@ -1,0 +1,19 @@
+use aws_lambda_events::event::dynamodb::Event;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    cafe::telemetry::init();
+    // Only the bus name is needed here, so this function does not read the API's configuration
+    // (which insists on a JWT secret in production).
+    let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "cafe".to_owned());
+    let endpoint = std::env::var("EVENTBRIDGE_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty());
+    let publisher = cafe::events::EventBridgePublisher::from_env(bus, endpoint.as_deref()).await;
+    run(service_fn(|event: LambdaEvent<Event>| {
+        let publisher = &publisher;
+        async move { Ok::<_, Error>(events_publisher::handle(event.payload, publisher).await) }
+    }))
+    .await
+}

@@ -1,0 +1,56 @@
+//! `expire-withdrawals`: run daily by an EventBridge schedule (03:00 KST); ends every member
+//! withdrawn 30 or more days ago. The event's optional `now` (RFC 3339, at the top level or in
+//! `detail`) replaces the clock, for `sam local invoke` and tests.
+
+use cafe::services::expiry::{ExpiryOptions, ExpirySummary, run_expiry};
+use cafe::{App, Error};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Time kept in hand before the Lambda deadline: the page in flight and its writes must finish
+/// inside it.
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(15);
+
+/// The `now` override of the event, if any.
+pub fn requested_now(event: &Value) -> Result<Option<DateTime<Utc>>, Error> {
+    let raw = event
+        .get("now")
+        .or_else(|| event.get("detail").and_then(|d| d.get("now")));
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| Error::InvalidParameter("now".into())),
+        Some(_) => Err(Error::InvalidParameter("now".into())),
+    }
+}
+
+/// The instant to stop by: the deadline minus [`SAFETY_MARGIN`], measured on the monotonic clock.
+pub fn stop_by(deadline: SystemTime) -> Instant {
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .saturating_sub(SAFETY_MARGIN);
+    Instant::now() + left
+}
+
+/// Runs one expiry pass. A run that stops early (deadline) answers its summary with
+/// `complete: false`; the next run finishes the rest. Members whose write failed make the
+/// invocation fail (after the summary is logged), so the schedule's retry picks them up.
+pub async fn handle(
+    event: Value,
+    deadline: Option<SystemTime>,
+    app: &App,
+) -> Result<ExpirySummary, Error> {
+    let now = requested_now(&event)?.unwrap_or_else(|| app.clock.now());
+    let options = ExpiryOptions {
+        stop_by: deadline.map(stop_by),
+        ..ExpiryOptions::default()
+    };
+    let summary = run_expiry(app.store.clone(), now, &options).await?;
+    if summary.failed > 0 {
+        return Err(Error::Unavailable("DynamoDB"));
+    }
+    Ok(summary)
+}
