@@ -1,0 +1,250 @@
+//! The local server over real HTTP: a member's whole life through `reqwest`, and the answers the
+//! server itself gives (404, 405, 413).
+
+use cafe::App;
+use cafe::app::MemoryParts;
+use cafe::domain::{EventType, MemberStatus};
+use cafe::store::MemberStore;
+use cafe_local::testing::{PASSWORD, sign_up_body};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A server on a free port, and the store behind it.
+async fn start() -> (SocketAddr, MemoryParts) {
+    let (app, parts) = App::in_memory(cafe::testing::test_config(), cafe::testing::manual_clock())
+        .await
+        .expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(cafe_local::serve(listener, Arc::new(app)));
+    (address, parts)
+}
+
+struct Caller {
+    client: Client,
+    base: String,
+}
+
+impl Caller {
+    fn new(address: SocketAddr) -> Self {
+        Self {
+            client: Client::new(),
+            base: format!("http://{address}"),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let content_type = response.headers().get("content-type").cloned();
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+        (status, response.json().await.expect("JSON answer"))
+    }
+}
+
+fn text<'v>(body: &'v Value, field: &str) -> &'v str {
+    body["result"][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {body}"))
+}
+
+#[tokio::test]
+async fn a_member_signs_up_logs_in_withdraws_restores_and_refreshes_over_http() {
+    let (address, parts) = start().await;
+    let api = Caller::new(address);
+
+    let email = "flow@cafe.example";
+    let (status, signed_up) = api
+        .send(Method::POST, "/member", None, Some(&sign_up_body(email)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{signed_up}");
+    let member_id = text(&signed_up, "memberId").to_owned();
+
+    let login = json!({"email": "FLOW@cafe.example", "password": PASSWORD});
+    let (status, logged_in) = api
+        .send(Method::POST, "/auth/login", None, Some(&login))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{logged_in}");
+    assert_eq!(text(&logged_in, "memberId"), member_id);
+    let access = text(&logged_in, "accessToken").to_owned();
+    let refresh = text(&logged_in, "refreshToken").to_owned();
+
+    let me = format!("/member/{member_id}");
+    let (status, profile) = api.send(Method::GET, &me, Some(&access), None).await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert_eq!(profile["result"]["email"], email);
+    assert_eq!(profile["result"]["status"], "SERVICE");
+
+    let (status, body) = api
+        .send(
+            Method::DELETE,
+            &format!("{me}/withdraw"),
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["status"], "WITHDRAWN");
+    let (status, body) = api
+        .send(Method::POST, &format!("{me}/restore"), Some(&access), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["status"], "SERVICE");
+
+    let (status, rotated) = api
+        .send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            Some(&json!({"refreshToken": refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_ne!(text(&rotated, "refreshToken"), refresh);
+    let (status, profile) = api
+        .send(Method::GET, &me, Some(text(&rotated, "accessToken")), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let history: Vec<&str> = profile["result"]["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["status"].as_str())
+        .collect();
+    assert_eq!(history, ["SERVICE", "WITHDRAWN", "SERVICE"]);
+
+    // The used refresh token is refused now.
+    let (status, body) = api
+        .send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            Some(&json!({"refreshToken": refresh})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::UNAUTHORIZED, &json!("401CO000"))
+    );
+
+    let stored = parts
+        .store
+        .get_member(&member_id)
+        .await
+        .expect("read")
+        .expect("member");
+    assert_eq!(stored.status, MemberStatus::Service);
+    assert_eq!(
+        parts.events.types(),
+        vec![
+            EventType::MemberRegistered,
+            EventType::MemberWithdrawn,
+            EventType::MemberRestored
+        ]
+    );
+}
+
+#[tokio::test]
+async fn items_and_query_strings_pass_through() {
+    let (address, _) = start().await;
+    let api = Caller::new(address);
+    let (status, body) = api.send(Method::GET, "/items?unused=1", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"]["items"].as_array().map(Vec::len), Some(2));
+    let (status, body) = api
+        .send(
+            Method::GET,
+            "/items/01JC0FFEE00000000000000B02/",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["name"], "Book");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_answer_in_the_contract_format() {
+    let (address, _) = start().await;
+    let api = Caller::new(address);
+    for path in ["/", "/nope", "/member/a/b/c", "/items/x/y"] {
+        let (status, body) = api.send(Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["status"], "fail");
+        assert_eq!(body["error"]["code"], "404CO000");
+    }
+    for (method, path) in [
+        (Method::PUT, "/member"),
+        (Method::GET, "/auth/login"),
+        (Method::POST, "/items"),
+    ] {
+        let (status, body) = api.send(method, path, None, None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(body["error"]["code"], "405CO000");
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_answer_413() {
+    let (address, parts) = start().await;
+    let api = Caller::new(address);
+    let mut body = sign_up_body("big@cafe.example");
+    body["name"] = json!("a".repeat(64 * 1024));
+    let (status, answer) = api.send(Method::POST, "/member", None, Some(&body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer["error"]["code"], "413CO000");
+    assert!(parts.events.events().is_empty());
+}
+
+/// A chunked body declares no length: the cap must hold while it streams in.
+#[tokio::test]
+async fn a_chunked_body_over_64_kib_answers_413() {
+    let (address, _) = start().await;
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let head = "POST /member HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+                transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b' '; 16 * 1024];
+    for _ in 0..5 {
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .expect("size");
+        stream.write_all(&chunk).await.expect("chunk");
+        stream.write_all(b"\r\n").await.expect("crlf");
+    }
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    );
+    let _ = read
+        .await
+        .expect("the server answers without waiting for the rest");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("413CO000"), "{answer}");
+}
