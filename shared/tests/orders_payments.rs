@@ -279,7 +279,7 @@ async fn payment_body_rules_name_the_field() {
     for (body, field) in cases {
         assert_eq!(parse_payment(body), Err(Error::invalid(field)), "{body}");
     }
-    let six = vec![r#"{"amount":1,"type":"CARD"}"#; 6].join(",");
+    let six = [r#"{"amount":1,"type":"CARD"}"#; 6].join(",");
     assert_eq!(
         parse_payment(&format!(r#"{{"orderId":"o","payments":[{six}]}}"#)),
         Err(Error::invalid("payments"))
