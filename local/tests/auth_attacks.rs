@@ -1,0 +1,483 @@
+//! Attacks on authentication and ownership. Every forged or unusable token is tried on every
+//! endpoint that needs one and must get 401CO000 with nothing stored changed; a member reaching
+//! for another member's id or order gets 403CO000 on every id-bearing endpoint; a withdrawn
+//! member may not order or pay (403CO000); an ended member's token is dead (401CO000). Login
+//! answers an unknown email, a wrong password and an ended member identically, after the same
+//! amount of work.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cafe::clock::Clock;
+use cafe::domain::{DomainEvent, EventType};
+use cafe::store::{MemberStore, WithdrawalExpiryStore};
+use common::{Raw, World, raw};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Every endpoint that needs a token, aimed at `w.a`'s own resources with valid bodies, so that
+/// a token that got through would succeed.
+fn protected(w: &World) -> Vec<Raw> {
+    let a = &w.a.member_id;
+    vec![
+        raw("GET", "/member/{memberId}").param("memberId", a),
+        raw("DELETE", "/member/{memberId}/withdraw").param("memberId", a),
+        raw("POST", "/member/{memberId}/restore").param("memberId", a),
+        raw("POST", "/order").json(&json!({"items": [{"itemId": common::COLA, "quantity": 1}]})),
+        raw("GET", "/order/{orderId}").param("orderId", &w.a_pending),
+        raw("GET", "/orders"),
+        raw("DELETE", "/order/{orderId}/cancel").param("orderId", &w.a_pending),
+        raw("POST", "/payment")
+            .json(&json!({"orderId": w.a_pending, "payments": [{"amount": 1500, "type": "CARD"}]})),
+    ]
+}
+
+fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn hmac_sha256(key: &[u8], data: &str) -> Vec<u8> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("hmac key");
+    mac.update(data.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn hmac_sha512(key: &[u8], data: &str) -> Vec<u8> {
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key).expect("hmac key");
+    mac.update(data.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// A JWT with `header` and `claims`, signed by `sign` over `header.claims`.
+fn jwt(header: Value, claims: Value, sign: impl Fn(&str) -> Vec<u8>) -> String {
+    let signing_input = format!("{}.{}", b64(&header), b64(&claims));
+    let signature = URL_SAFE_NO_PAD.encode(sign(&signing_input));
+    format!("{signing_input}.{signature}")
+}
+
+/// An HS256 token signed with the service's real secret.
+fn hs256(w: &World, claims: Value) -> String {
+    let secret = w.t.app.config.jwt_secret.clone();
+    jwt(json!({"alg": "HS256", "typ": "JWT"}), claims, |input| {
+        hmac_sha256(&secret, input)
+    })
+}
+
+fn now(w: &World) -> i64 {
+    w.t.clock.now().timestamp()
+}
+
+fn valid_claims(w: &World) -> Value {
+    let now = now(w);
+    json!({"sub": w.a.member_id, "iat": now, "exp": now + 600})
+}
+
+/// Sends `authorization` (or none) to every protected endpoint: each must answer 401CO000 and
+/// change nothing.
+async fn refused_everywhere(w: &World, authorization: Option<&str>) {
+    let mut failures = Vec::new();
+    for req in protected(w) {
+        let req = match authorization {
+            Some(value) => req.header("authorization", value),
+            None => req,
+        };
+        let label = format!("{} {}", req.method, req.template);
+        let before = w.snapshot().await;
+        let answer = w.send(req).await;
+        let after = w.snapshot().await;
+        if let Some(problem) = answer.check_failure(&["401CO000"]) {
+            failures.push(format!("{label}: {problem}"));
+        }
+        if before != after {
+            failures.push(format!("{label}: changed stored {}", before.diff(&after)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "token {authorization:?}:\n{}",
+        failures.join("\n")
+    );
+}
+
+async fn refused_token(w: &World, token: &str) {
+    refused_everywhere(w, Some(&format!("Bearer {token}"))).await;
+}
+
+#[tokio::test]
+async fn the_forging_helpers_make_tokens_the_service_accepts() {
+    // Guards every test below: a well-formed HS256 token with the real secret gets through, so
+    // their 401s come from the one thing each of them breaks.
+    let w = World::new().await;
+    let token = hs256(&w, valid_claims(&w));
+    let path = format!("/member/{}", w.a.member_id);
+    let (status, body) =
+        w.t.call(
+            cafe_local::testing::request("GET", &path)
+                .bearer(&token)
+                .build(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn no_or_malformed_authorization_is_401() {
+    let w = World::new().await;
+    refused_everywhere(&w, None).await;
+    for header in [
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        &w.a.access,
+        "Token abc",
+        "Bearer a.b",
+    ] {
+        refused_everywhere(&w, Some(header)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_signature_is_401() {
+    let w = World::new().await;
+    let mut token = w.a.access.clone();
+    let last = token.pop().expect("non-empty token");
+    token.push(if last == 'A' { 'B' } else { 'A' });
+    refused_token(&w, &token).await;
+    let (signing_input, _) = w.a.access.rsplit_once('.').expect("three parts");
+    refused_token(&w, &format!("{signing_input}.")).await;
+}
+
+#[tokio::test]
+async fn claims_swapped_under_a_valid_signature_are_401() {
+    let w = World::new().await;
+    let parts: Vec<&str> = w.b.access.split('.').collect();
+    let claims = b64(&json!({"sub": w.a.member_id, "iat": now(&w), "exp": now(&w) + 600}));
+    refused_token(&w, &format!("{}.{claims}.{}", parts[0], parts[2])).await;
+}
+
+#[tokio::test]
+async fn alg_none_is_401() {
+    let w = World::new().await;
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let token = jwt(json!({"alg": alg, "typ": "JWT"}), valid_claims(&w), |_| {
+            Vec::new()
+        });
+        refused_token(&w, &token).await;
+    }
+}
+
+#[tokio::test]
+async fn an_hs512_token_signed_with_the_real_secret_is_401() {
+    let w = World::new().await;
+    let secret = w.t.app.config.jwt_secret.clone();
+    let token = jwt(
+        json!({"alg": "HS512", "typ": "JWT"}),
+        valid_claims(&w),
+        |input| hmac_sha512(&secret, input),
+    );
+    refused_token(&w, &token).await;
+}
+
+#[tokio::test]
+async fn an_rs256_header_with_an_hmac_signature_is_401() {
+    // Key confusion: an RS256 header over a signature made with the shared secret.
+    let w = World::new().await;
+    let secret = w.t.app.config.jwt_secret.clone();
+    let token = jwt(
+        json!({"alg": "RS256", "typ": "JWT"}),
+        valid_claims(&w),
+        |input| hmac_sha256(&secret, input),
+    );
+    refused_token(&w, &token).await;
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_secret_is_401() {
+    let w = World::new().await;
+    let token = jwt(
+        json!({"alg": "HS256", "typ": "JWT"}),
+        valid_claims(&w),
+        |input| hmac_sha256(b"another-secret-another-secret-another!!", input),
+    );
+    refused_token(&w, &token).await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_401() {
+    let w = World::new().await;
+    let now = now(&w);
+    for exp in [now, now - 1, now - 86_400] {
+        let token = hs256(
+            &w,
+            json!({"sub": w.a.member_id, "iat": now - 1800, "exp": exp}),
+        );
+        refused_token(&w, &token).await;
+    }
+    // And a real token once the service clock has passed its lifetime.
+    w.t.clock.advance(chrono::Duration::minutes(30));
+    refused_token(&w, &w.a.access).await;
+}
+
+#[tokio::test]
+async fn a_token_not_yet_valid_is_401() {
+    let w = World::new().await;
+    let now = now(&w);
+    let token = hs256(
+        &w,
+        json!({"sub": w.a.member_id, "iat": now, "exp": now + 600, "nbf": now + 60}),
+    );
+    refused_token(&w, &token).await;
+}
+
+#[tokio::test]
+async fn a_token_without_a_usable_sub_is_401() {
+    let w = World::new().await;
+    let now = now(&w);
+    for claims in [
+        json!({"iat": now, "exp": now + 600}),
+        json!({"sub": "", "iat": now, "exp": now + 600}),
+        json!({"sub": null, "iat": now, "exp": now + 600}),
+        json!({"sub": 42, "iat": now, "exp": now + 600}),
+        json!({"sub": "01JD00000000000000000000ZZ", "iat": now, "exp": now + 600}),
+        json!({"sub": w.a.member_id, "exp": now + 600}),
+        json!({"sub": w.a.member_id, "iat": now}),
+        json!({"sub": w.a.member_id, "iat": now, "exp": "never"}),
+    ] {
+        refused_token(&w, &hs256(&w, claims)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_ended_members_token_is_401() {
+    let w = World::new().await;
+    let store = &w.t.parts.store;
+    let member = store
+        .get_member(&w.w.member_id)
+        .await
+        .expect("read")
+        .expect("member");
+    let withdrawn_at = member.withdrawn_at.expect("withdrawn");
+    let at = w.t.clock.now();
+    let event = DomainEvent::member(EventType::MemberExpired, &w.w.member_id, "END", at);
+    assert!(
+        store
+            .end_member(&w.w.member_id, withdrawn_at, at, &event)
+            .await
+            .expect("end")
+    );
+    let mut failures = Vec::new();
+    // Its own id on the member endpoints, and every other protected endpoint.
+    let own = |template: &'static str, method: &'static str| {
+        raw(method, template).param("memberId", &w.w.member_id)
+    };
+    let mut requests = vec![
+        own("/member/{memberId}", "GET"),
+        own("/member/{memberId}/withdraw", "DELETE"),
+        own("/member/{memberId}/restore", "POST"),
+    ];
+    requests.extend(protected(&w).into_iter().skip(3));
+    for req in requests {
+        let label = format!("{} {}", req.method, req.template);
+        let before = w.snapshot().await;
+        let answer = w.send(req.bearer(&w.w.access)).await;
+        if let Some(problem) = answer.check_failure(&["401CO000"]) {
+            failures.push(format!("{label}: {problem}"));
+        }
+        if before != w.snapshot().await {
+            failures.push(format!("{label}: changed stored state"));
+        }
+    }
+    let (status, body) =
+        w.t.call(
+            cafe_local::testing::request("POST", "/auth/refresh")
+                .json(&json!({"refreshToken": w.w.refresh}))
+                .build(),
+        )
+        .await;
+    if status != 401 || body["error"]["code"] != "401CO000" {
+        failures.push(format!("refresh of an ended member: {status} {body}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn a_withdrawn_member_may_not_order_or_pay() {
+    let w = World::new().await;
+    let m = w.t.sign_up().await;
+    let body = json!({"items": [{"itemId": common::COLA, "quantity": 1}]});
+    let answer = w
+        .send(raw("POST", "/order").bearer(&m.access).json(&body))
+        .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.json);
+    let order_id = answer
+        .json
+        .as_ref()
+        .and_then(|b| b["result"]["orderId"].as_str())
+        .expect("id")
+        .to_owned();
+    let answer = w
+        .send(
+            raw("DELETE", "/member/{memberId}/withdraw")
+                .param("memberId", &m.member_id)
+                .bearer(&m.access),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json);
+    let before = w.snapshot().await;
+    let order = w
+        .send(raw("POST", "/order").bearer(&m.access).json(&body))
+        .await;
+    assert_eq!(order.check_failure(&["403CO000"]), None);
+    let pay = json!({"orderId": order_id, "payments": [{"amount": 1500, "type": "CARD"}]});
+    let paid = w
+        .send(raw("POST", "/payment").bearer(&m.access).json(&pay))
+        .await;
+    assert_eq!(paid.check_failure(&["403CO000"]), None);
+    assert_eq!(
+        before,
+        w.snapshot().await,
+        "a withdrawn member changed stored state"
+    );
+}
+
+#[tokio::test]
+async fn another_members_id_or_order_is_403_on_every_id_bearing_endpoint() {
+    let w = World::new().await;
+    let b = &w.b.member_id;
+    let requests = vec![
+        raw("GET", "/member/{memberId}").param("memberId", b),
+        raw("DELETE", "/member/{memberId}/withdraw").param("memberId", b),
+        raw("POST", "/member/{memberId}/restore").param("memberId", b),
+        raw("GET", "/order/{orderId}").param("orderId", &w.b_pending),
+        raw("DELETE", "/order/{orderId}/cancel").param("orderId", &w.b_pending),
+        raw("POST", "/payment")
+            .json(&json!({"orderId": w.b_pending, "payments": [{"amount": 1500, "type": "CARD"}]})),
+        // The withdrawn member's id from an in-service member (restore is the tempting one).
+        raw("POST", "/member/{memberId}/restore").param("memberId", &w.w.member_id),
+        raw("GET", "/member/{memberId}").param("memberId", &w.w.member_id),
+    ];
+    let mut failures = Vec::new();
+    for req in requests {
+        let label = format!("{} {} {:?}", req.method, req.template, req.params);
+        let before = w.snapshot().await;
+        let answer = w.send(req.bearer(&w.a.access)).await;
+        if let Some(problem) = answer.check_failure(&["403CO000"]) {
+            failures.push(format!("{label}: {problem}"));
+        }
+        let body = answer.json.map(|b| b.to_string()).unwrap_or_default();
+        if body.contains(b) || body.contains(&w.b.email) {
+            failures.push(format!(
+                "{label}: the answer leaks the other member: {body}"
+            ));
+        }
+        if before != w.snapshot().await {
+            failures.push(format!("{label}: changed stored state"));
+        }
+    }
+    // The list shows only the caller's orders.
+    let list = w.send(raw("GET", "/orders").bearer(&w.a.access)).await;
+    let listed = list.json.map(|b| b.to_string()).unwrap_or_default();
+    if list.status != 200 || listed.contains(&w.b_pending) || !listed.contains(&w.a_pending) {
+        failures.push(format!("GET /orders: {} {listed}", list.status));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+async fn login(w: &World, email: &str, password: &str) -> (u16, Value, Duration) {
+    let body = json!({"email": email, "password": password});
+    let started = Instant::now();
+    let answer = w.send(raw("POST", "/auth/login").json(&body)).await;
+    (
+        answer.status,
+        answer.json.unwrap_or(Value::Null),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn login_answers_unknown_email_wrong_password_and_ended_member_the_same() {
+    let w = World::new().await;
+    let store = &w.t.parts.store;
+    let member = store
+        .get_member(&w.w.member_id)
+        .await
+        .expect("read")
+        .expect("member");
+    let at = w.t.clock.now();
+    let event = DomainEvent::member(EventType::MemberExpired, &w.w.member_id, "END", at);
+    assert!(
+        store
+            .end_member(
+                &w.w.member_id,
+                member.withdrawn_at.expect("withdrawn"),
+                at,
+                &event
+            )
+            .await
+            .expect("end")
+    );
+    let unknown = login(&w, "nobody@cafe.example", cafe_local::testing::PASSWORD).await;
+    let wrong = login(&w, &w.a.email, "not the password").await;
+    let ended = login(&w, &w.w.email, cafe_local::testing::PASSWORD).await;
+    let other_case = login(&w, &w.a.email.to_uppercase(), "not the password").await;
+    assert_eq!(unknown.0, 401);
+    assert_eq!(unknown.1["error"]["code"], "401ME000");
+    for (label, answer) in [
+        ("wrong password", &wrong),
+        ("ended member", &ended),
+        ("upper-case email", &other_case),
+    ] {
+        assert_eq!((answer.0, &answer.1), (unknown.0, &unknown.1), "{label}");
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[tokio::test]
+async fn login_takes_about_as_long_for_an_unknown_email_as_for_a_wrong_password() {
+    // Realistic enough Argon2 that a skipped verification would stand out against the noise.
+    let mut config = cafe::testing::test_config();
+    config.argon2.memory_kib = 4 * 1024;
+    config.argon2.iterations = 2;
+    let t = cafe_local::testing::TestApp::with_config(config).await;
+    let member = t.sign_up().await;
+    let send = |email: String, password: &'static str| {
+        let req = raw("POST", "/auth/login").json(&json!({"email": email, "password": password}));
+        let app = &t.app;
+        async move {
+            let started = Instant::now();
+            let answer = req.send(app).await;
+            (answer.status, started.elapsed())
+        }
+    };
+    let (mut unknown, mut wrong, mut invalid) = (Vec::new(), Vec::new(), Vec::new());
+    // Interleaved, so that a slow moment of the machine hits every kind alike.
+    for i in 0..15 {
+        let (status, took) = send(format!("nobody{i}@cafe.example"), "some password").await;
+        assert_eq!(status, 401);
+        unknown.push(took);
+        let (status, took) = send(member.email.clone(), "some password").await;
+        assert_eq!(status, 401);
+        wrong.push(took);
+        // Refused before any password work: the floor the other two must stand well above.
+        let (status, took) = send(format!("nobody{i}"), "some password").await;
+        assert_eq!(status, 400);
+        invalid.push(took);
+    }
+    let (unknown, wrong, invalid) = (median(unknown), median(wrong), median(invalid));
+    let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "unknown email {unknown:?} vs wrong password {wrong:?} (ratio {ratio:.2})"
+    );
+    assert!(
+        invalid * 3 < unknown && invalid * 3 < wrong,
+        "password work does not show: invalid {invalid:?}, unknown {unknown:?}, wrong {wrong:?}"
+    );
+}
