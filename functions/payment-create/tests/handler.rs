@@ -1,0 +1,166 @@
+//! `POST /payment` over the HTTP edge: the order of checks, the envelope and idempotent replays,
+//! starting from the sample event in `events/`.
+
+use cafe::App;
+use cafe::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
+use cafe::services::orders::{self, CreateOrderRequest, LineRequest};
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+
+const SAMPLE: &str = include_str!("../../../events/payment-create.json");
+
+async fn app() -> App {
+    App::in_memory(cafe::testing::test_config(), cafe::testing::manual_clock())
+        .await
+        .expect("app")
+        .0
+}
+
+async fn member(app: &App, withdrawn: bool) -> (Member, String) {
+    let now = app.clock.now();
+    let member_id = cafe::ids::new_id(now);
+    let member = Member {
+        email: format!("{}@pay.test", member_id.to_lowercase()),
+        member_id,
+        name: "Payer".into(),
+        phone_number: "010-1234-5678".into(),
+        gender: Gender::Male,
+        birth: "1988-03-04".parse().expect("date"),
+        password_hash: "x".into(),
+        status: MemberStatus::Service,
+        withdrawn_at: None,
+        created_at: now,
+    };
+    let event = DomainEvent::member(
+        EventType::MemberRegistered,
+        &member.member_id,
+        "SERVICE",
+        now,
+    );
+    app.store
+        .create_member(&member, &event)
+        .await
+        .expect("member");
+    if withdrawn {
+        let event = DomainEvent::member(
+            EventType::MemberWithdrawn,
+            &member.member_id,
+            "WITHDRAWN",
+            now,
+        );
+        app.store
+            .withdraw_member(&member.member_id, now, &event)
+            .await
+            .expect("withdraw");
+    }
+    let token = app.tokens.issue(&member.member_id, now).expect("token");
+    (member, token)
+}
+
+/// The sample event with this token, body and key.
+fn request(token: Option<&str>, body: &str, key: Option<&str>) -> Request {
+    let mut event: Value = serde_json::from_str(SAMPLE).expect("sample is JSON");
+    let headers = event["headers"].as_object_mut().expect("headers");
+    match token {
+        Some(token) => headers.insert("authorization".into(), json!(format!("Bearer {token}"))),
+        None => headers.remove("authorization"),
+    };
+    match key {
+        Some(key) => headers.insert("idempotency-key".into(), json!(key)),
+        None => headers.remove("idempotency-key"),
+    };
+    event["body"] = json!(body);
+    lambda_http::request::from_str(&event.to_string()).expect("a payload 2.0 event")
+}
+
+async fn call(app: &App, req: Request) -> (u16, Value, String) {
+    let response = payment_create::handle(req, app).await;
+    let text = match response.body() {
+        Body::Text(text) => text.clone(),
+        other => panic!("unexpected body {other:?}"),
+    };
+    let json = serde_json::from_str(&text).expect("JSON body");
+    (response.status().as_u16(), json, text)
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn checks_auth_then_service_then_body_then_the_order() {
+    let app = app().await;
+    let bad_body = "{\"orderId\":1}";
+    let (status, body, _) = call(&app, request(None, bad_body, None)).await;
+    assert_eq!((status, code(&body)), (401, "401CO000"));
+
+    let (_, withdrawn_token) = member(&app, true).await;
+    let (status, body, _) = call(&app, request(Some(&withdrawn_token), bad_body, None)).await;
+    assert_eq!((status, code(&body)), (403, "403CO000"));
+
+    let (_, token) = member(&app, false).await;
+    let (status, body, _) = call(&app, request(Some(&token), bad_body, None)).await;
+    assert_eq!((status, code(&body)), (400, "400CO000"));
+    assert_eq!(
+        body["error"]["detailMessage"],
+        "Parameter (orderId) is missing or invalid."
+    );
+
+    let (status, body, _) = call(
+        &app,
+        request(
+            Some(&token),
+            r#"{"orderId":"x","payments":[{"amount":1,"type":"CARD"}]}"#,
+            Some("has space"),
+        ),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "400CO000"));
+    assert!(
+        body["error"]["detailMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Idempotency-Key")
+    );
+
+    // The sample's order does not exist in this store.
+    let sample: Value = serde_json::from_str(SAMPLE).expect("sample");
+    let (status, body, _) = call(
+        &app,
+        request(Some(&token), sample["body"].as_str().expect("body"), None),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (404, "404CO000"));
+}
+
+#[tokio::test]
+async fn pays_once_and_replays_the_same_answer_for_the_same_key() {
+    let app = app().await;
+    let (member, token) = member(&app, false).await;
+    let order = orders::create_order(
+        &app,
+        &member,
+        &CreateOrderRequest {
+            items: vec![LineRequest {
+                item_id: "01JC0FFEE00000000000000C01".into(),
+                quantity: 2,
+            }],
+        },
+    )
+    .await
+    .expect("order");
+    let body = json!({"orderId": order.order_id, "payments": [{"amount": 3000, "type": "CARD"}]})
+        .to_string();
+
+    let (status, first, first_text) = call(&app, request(Some(&token), &body, Some("k-1"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["status"], "success");
+    assert_eq!(first["result"]["status"], "COMPLETED");
+    assert_eq!(first["result"]["payments"][0]["status"], "PAID");
+
+    let (status, _, replay_text) = call(&app, request(Some(&token), &body, Some("k-1"))).await;
+    assert_eq!((status, replay_text), (200, first_text));
+
+    let (status, again, _) = call(&app, request(Some(&token), &body, None)).await;
+    assert_eq!((status, code(&again)), (400, "400OR001"));
+}
