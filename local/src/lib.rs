@@ -57,4 +57,15 @@ mod tests {
             assert_ne!(testing::json_of(&response), unknown, "{}", route.function);
         }
     }
+
+    #[test]
+    fn test_requests_carry_path_and_query_parameters() {
+        use lambda_http::RequestExt;
+        let req = testing::request("GET", "/orders?limit=2&cursor=abc").build();
+        assert_eq!(req.uri().path(), "/orders");
+        assert_eq!(req.query_string_parameters().first("limit"), Some("2"));
+        assert_eq!(req.query_string_parameters().first("cursor"), Some("abc"));
+        let req = testing::request("DELETE", "/member/m1/withdraw").build();
+        assert_eq!(req.path_parameters().first("memberId"), Some("m1"));
+    }
 }

@@ -61,7 +61,7 @@ async fn handle(
         %method,
         path,
         status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        elapsed = ?started.elapsed(),
         "request"
     );
     to_hyper(response)

@@ -98,14 +98,23 @@ impl TestRequest {
     }
 
     /// The request, with path parameters taken from the route that matches method and path.
-    pub fn build(self) -> lambda_http::Request {
+    /// A query string in the path (`/orders?limit=2`) becomes query string parameters.
+    pub fn build(mut self) -> lambda_http::Request {
+        let uri = format!("https://cafe.example.com{}", self.path);
+        if let Some((path, query)) = self.path.clone().split_once('?') {
+            self.path = path.to_owned();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                self.query.insert(name.to_owned(), value.to_owned());
+            }
+        }
         let params: HashMap<String, String> = match match_route(&self.method, &self.path) {
             RouteMatch::Found { params, .. } => params.into_iter().collect(),
             _ => HashMap::new(),
         };
         let mut builder = http::Request::builder()
             .method(self.method.as_str())
-            .uri(format!("https://cafe.example.com{}", self.path));
+            .uri(uri);
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }

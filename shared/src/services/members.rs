@@ -230,21 +230,22 @@ async fn start_session(app: &App, member_id: &str, now: DateTime<Utc>) -> Result
 
 // ---- Input rules. Each answers 400CO000 naming its field. ----
 
-/// 1–50 characters once trimmed.
+/// 1–50 characters once trimmed, none of them a control character.
 pub fn check_name(name: &str) -> Result<()> {
     let len = name.trim().chars().count();
-    if (1..=50).contains(&len) {
+    if (1..=50).contains(&len) && !name.trim().chars().any(char::is_control) {
         Ok(())
     } else {
         Err(Error::invalid("name"))
     }
 }
 
-/// At most 254 bytes, no whitespace, one `@` after a non-empty local part, and a domain with a
-/// dot between non-empty labels.
+/// At most 254 bytes, no whitespace or control characters, one `@` after a non-empty local
+/// part, and a domain with a dot between non-empty labels.
 pub fn check_email(email: &str) -> Result<()> {
     let invalid = || Error::invalid("email");
-    if email.is_empty() || email.len() > 254 || email.chars().any(char::is_whitespace) {
+    let bad_char = |c: char| c.is_whitespace() || c.is_control();
+    if email.is_empty() || email.len() > 254 || email.chars().any(bad_char) {
         return Err(invalid());
     }
     let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
@@ -329,7 +330,8 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         for bad in [
-            "", "ab.co", "@b.co", "a@b", "a@b@c.co", "a @b.co", "a@.co", "a@b.", "a@b..co", &long,
+            "", "ab.co", "@b.co", "a@b", "a@b@c.co", "a @b.co", "a@.co", "a@b.", "a@b..co",
+            "a\0@b.co", &long,
         ] {
             assert_eq!(check_email(bad), Err(Error::invalid("email")), "{bad}");
         }
@@ -365,6 +367,7 @@ mod tests {
         assert!(check_name("Kim").is_ok());
         assert!(check_name(&"가".repeat(50)).is_ok());
         assert!(check_name("   ").is_err());
+        assert!(check_name("Kim\0").is_err());
         assert!(check_name(&"a".repeat(51)).is_err());
         assert!(check_password("12345678").is_ok());
         assert!(check_password("1234567").is_err());
