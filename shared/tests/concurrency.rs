@@ -13,10 +13,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-/// Runs `scenario` twice: with the in-process lock and with the Redis lock, both over the
-/// memory store, with the given lock and gateway settings.
+/// Runs `scenario` with the in-process lock and with the Redis lock over the memory store (and,
+/// with `and_dynamodb`, with the Redis lock over DynamoDB), with the given lock and gateway
+/// settings.
 macro_rules! with_both_locks {
     ($scenario:ident, $lock:expr, $gateway:expr) => {
+        with_both_locks!(@tests $scenario, $lock, $gateway, {});
+    };
+    ($scenario:ident, $lock:expr, $gateway:expr, and_dynamodb) => {
+        with_both_locks!(@tests $scenario, $lock, $gateway, {
+            /// The same scenario over DynamoDB (moto), with the Redis lock.
+            #[tokio::test(flavor = "multi_thread")]
+            async fn dynamodb_redis_lock() {
+                super::$scenario(harness(
+                    order_support::dynamo_store().await,
+                    order_support::redis_lock($lock),
+                    $gateway,
+                ))
+                .await;
+            }
+        });
+    };
+    (@tests $scenario:ident, $lock:expr, $gateway:expr, { $($extra:tt)* }) => {
         mod $scenario {
             use super::*;
 
@@ -39,6 +57,8 @@ macro_rules! with_both_locks {
                 ))
                 .await;
             }
+
+            $($extra)*
         }
     };
 }
@@ -71,7 +91,7 @@ fn sample_stock(
         let lowest = AtomicI64::new(i64::MAX);
         while !stop.load(Ordering::SeqCst) {
             lowest.fetch_min(h.stock(&item_id).await, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_micros(200)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         lowest.fetch_min(h.stock(&item_id).await, Ordering::SeqCst);
         lowest.load(Ordering::SeqCst)
@@ -107,7 +127,12 @@ async fn fifty_payers_of_one_order(h: Arc<Harness>) {
     let (_, _, kept) = h.gateway.counts(&order_id);
     assert_eq!(kept, 1, "exactly one charge stays unrefunded");
 }
-with_both_locks!(fifty_payers_of_one_order, default_lock(), quick_gateway());
+with_both_locks!(
+    fifty_payers_of_one_order,
+    default_lock(),
+    quick_gateway(),
+    and_dynamodb
+);
 
 async fn two_hundred_orders_for_a_stock_of_one_hundred(h: Arc<Harness>) {
     let item = h.item(1_000, 100).await;
@@ -232,7 +257,8 @@ with_both_locks!(
         min_latency: Duration::from_millis(30),
         max_latency: Duration::from_millis(60),
         failure_rate: 0.0,
-    }
+    },
+    and_dynamodb
 );
 
 /// 30% of gateway calls fail: each failure leaves its order pending with nothing charged and the
@@ -298,7 +324,8 @@ with_both_locks!(
     GatewayConfig {
         failure_rate: 0.3,
         ..quick_gateway()
-    }
+    },
+    and_dynamodb
 );
 
 /// Cancelling a paid order refunds each payment once and gives the stock back, even with ten
@@ -365,7 +392,8 @@ async fn cancelling_a_paid_order_refunds_once(h: Arc<Harness>) {
 with_both_locks!(
     cancelling_a_paid_order_refunds_once,
     default_lock(),
-    quick_gateway()
+    quick_gateway(),
+    and_dynamodb
 );
 
 /// The same `Idempotency-Key` 20 times at once, then 20 times more: one charge; every answer is
@@ -417,5 +445,6 @@ async fn one_idempotency_key_charges_once(h: Arc<Harness>) {
 with_both_locks!(
     one_idempotency_key_charges_once,
     default_lock(),
-    quick_gateway()
+    quick_gateway(),
+    and_dynamodb
 );

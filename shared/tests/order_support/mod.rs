@@ -117,6 +117,11 @@ pub fn memory_store() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
 
+/// A DynamoDB store on a fresh table of the server `scripts/test.sh` started (moto).
+pub async fn dynamo_store() -> Arc<dyn Store> {
+    Arc::new(cafe::store::dynamo::testing::fresh_store(&cafe::testing::dynamodb_endpoint()).await)
+}
+
 pub fn local_lock(config: LockConfig) -> Arc<dyn Lock> {
     Arc::new(LocalLock::new(config))
 }
