@@ -285,6 +285,9 @@ fn semantic_cases(w: &World, out: &mut Vec<Case>) {
         ("blank name", "/name", json!(" \t\n ")),
         ("51-character name", "/name", json!("a".repeat(51))),
         ("51 Hangul syllables", "/name", json!("가".repeat(51))),
+        ("name with NUL", "/name", json!("Kim\u{0}Minji")),
+        ("name with an ANSI escape", "/name", json!("\u{1b}[31mKim")),
+        ("name with a newline", "/name", json!("Kim\nMinji")),
         ("email without @", "/email", json!("hostile.cafe.example")),
         (
             "email with a space",
@@ -312,6 +315,17 @@ fn semantic_cases(w: &World, out: &mut Vec<Case>) {
             json!("hostile@localhost"),
         ),
         ("email with two @", "/email", json!("a@b@cafe.example")),
+        (
+            "email with a parenthesis",
+            "/email",
+            json!("pr(op@cafe.example"),
+        ),
+        (
+            "email with angle brackets",
+            "/email",
+            json!("<hostile@cafe.example>"),
+        ),
+        ("email with a comma", "/email", json!("a,b@cafe.example")),
         ("phone without dashes", "/phoneNumber", json!("01012345678")),
         ("phone too short", "/phoneNumber", json!("010-1234-567")),
         (
