@@ -1,8 +1,16 @@
-//! `bench [all|coldstart|…] [--runs N] [--out FILE]`: runs the benchmark scenarios on this
-//! machine, prints a table per scenario and writes them all to BENCHMARKS.md.
+//! `bench [all|coldstart|handler|e2e|contention|expiry …] [--runs N] [--quick] [--out FILE]`:
+//! runs the benchmark scenarios on this machine, prints a table per scenario and writes them all
+//! to BENCHMARKS.md. `--quick` shrinks every size tenfold (development runs).
 //! `scripts/bench.sh` builds the release binaries, starts Redis and moto, and runs this.
 
+mod caller;
 mod coldstart;
+mod contention;
+mod e2e;
+mod endpoints;
+mod expiry;
+mod fixture;
+mod handler;
 mod runtime_api;
 mod stats;
 
@@ -13,25 +21,30 @@ use std::path::{Path, PathBuf};
 struct Args {
     scenarios: Vec<String>,
     runs: usize,
+    quick: bool,
     out: PathBuf,
 }
+
+const ALL: [&str; 5] = ["coldstart", "handler", "e2e", "contention", "expiry"];
 
 fn parse_args() -> Args {
     let mut args = Args {
         scenarios: Vec::new(),
         runs: 20,
+        quick: false,
         out: PathBuf::from("BENCHMARKS.md"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--runs" => args.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(20),
+            "--quick" => args.quick = true,
             "--out" => args.out = it.next().map(PathBuf::from).unwrap_or(args.out),
             other => args.scenarios.push(other.to_owned()),
         }
     }
     if args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == "all") {
-        args.scenarios = vec!["coldstart".into()];
+        args.scenarios = ALL.iter().map(|s| (*s).to_owned()).collect();
     }
     args
 }
@@ -137,13 +150,30 @@ async fn coldstart(root: &Path, runs: usize, report: &mut String) -> std::io::Re
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), fixture::BoxError> {
     let args = parse_args();
     let root = workspace_root();
+    let services = fixture::Services::from_env();
+    if services.is_none() {
+        eprintln!(
+            "CAFE_BENCH_DYNAMODB_ENDPOINT / CAFE_BENCH_REDIS_URL not set: the Redis + moto parts are skipped (run scripts/bench.sh)"
+        );
+    }
+    let scale = |full: usize| if args.quick { (full / 10).max(1) } else { full };
     let mut report = String::new();
     for scenario in &args.scenarios {
+        eprintln!("== {scenario}");
         match scenario.as_str() {
             "coldstart" => coldstart(&root, args.runs, &mut report).await?,
+            "handler" => handler::run(scale(2_000), scale(20).max(3), &mut report).await?,
+            "e2e" => match &services {
+                Some(services) => e2e::run(services, scale(200), &mut report).await?,
+                None => {
+                    report.push_str("## 3. End-to-end latency\n\nSkipped: no Redis + moto.\n\n")
+                }
+            },
+            "contention" => contention::run(services.as_ref(), args.quick, &mut report).await?,
+            "expiry" => expiry::run(services.as_ref(), args.quick, &mut report).await?,
             other => return Err(format!("unknown scenario {other}").into()),
         }
     }

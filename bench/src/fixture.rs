@@ -1,0 +1,171 @@
+//! Apps and data for the in-process scenarios: the embedded default, the AWS backend pointed at
+//! the local Redis and moto, and members, items and orders made directly through the store and
+//! the use cases (setup is never timed).
+
+use cafe::App;
+use cafe::auth::{PasswordHasher, TokenSigner};
+use cafe::clock::SystemClock;
+use cafe::config::{Argon2Params, Backend, Config, GatewayConfig};
+use cafe::domain::{DomainEvent, EventType, Gender, Item, Member, MemberStatus};
+use cafe::gateway::MockGateway;
+use cafe::lock::RedisLock;
+use cafe::services::orders::{CreateOrderRequest, LineRequest, create_order};
+use cafe::store::dynamo::{DynamoStore, build_client, table};
+use cafe::store::ItemStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The local Redis and moto exported by `scripts/bench.sh`, when present.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub dynamodb_endpoint: String,
+    pub redis_url: String,
+}
+
+impl Services {
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Some(Self {
+            dynamodb_endpoint: var("CAFE_BENCH_DYNAMODB_ENDPOINT")?,
+            redis_url: var("CAFE_BENCH_REDIS_URL")?,
+        })
+    }
+}
+
+/// The configuration of every in-process scenario: the given Argon2 cost and gateway latency.
+pub fn config(argon2: Argon2Params, gateway: GatewayConfig) -> Config {
+    Config {
+        argon2,
+        gateway,
+        ..Config::default()
+    }
+}
+
+/// A mock gateway that answers at once: the scenarios time our code, not a simulated card network.
+pub fn instant_gateway() -> GatewayConfig {
+    GatewayConfig {
+        min_latency: Duration::ZERO,
+        max_latency: Duration::ZERO,
+        failure_rate: 0.0,
+    }
+}
+
+/// An app of the embedded default (in-memory store, in-process lock) on the system clock.
+pub async fn memory_app(config: Config) -> Result<(App, Arc<MockGateway>), BoxError> {
+    let (app, parts) = App::in_memory(config, Arc::new(SystemClock)).await?;
+    Ok((app, parts.gateway))
+}
+
+/// A fresh, uniquely named table on moto with the two seed items.
+pub async fn fresh_table(services: &Services, timeout: Duration) -> Result<DynamoStore, BoxError> {
+    let client = build_client(Some(&services.dynamodb_endpoint), timeout).await;
+    let name = format!(
+        "cafe-bench-{}",
+        cafe::ids::new_id(chrono::Utc::now()).to_lowercase()
+    );
+    table::create_table(&client, &name).await?;
+    let store = DynamoStore::new(client, name, 400);
+    for item in cafe::domain::item::seed_items() {
+        store.put_item(&item).await?;
+    }
+    Ok(store)
+}
+
+/// The AWS backend as a function builds it (DynamoDB store, Redis lock, one client each) on its
+/// own fresh table, with a mock gateway kept concrete for the ledger.
+pub async fn aws_app(
+    services: &Services,
+    mut config: Config,
+) -> Result<(App, Arc<MockGateway>, DynamoStore), BoxError> {
+    config.backend = Backend::Aws;
+    config.dynamodb_endpoint = Some(services.dynamodb_endpoint.clone());
+    config.redis_url = Some(services.redis_url.clone());
+    let store = fresh_table(services, config.dependency_timeout).await?;
+    config.table_name = store.table_name().to_owned();
+    let gateway = Arc::new(MockGateway::new(config.gateway));
+    let lock = RedisLock::new(&services.redis_url, config.lock, config.dependency_timeout)?;
+    let app = App {
+        tokens: TokenSigner::new(&config.jwt_secret, config.access_token_ttl),
+        passwords: PasswordHasher::new(config.argon2)?,
+        clock: Arc::new(SystemClock),
+        store: Arc::new(store.clone()),
+        lock: Arc::new(lock),
+        gateway: gateway.clone(),
+        event_log: None,
+        config,
+    };
+    Ok((app, gateway, store))
+}
+
+/// A `SERVICE` member stored directly (no password hashing per member: `password_hash` is
+/// computed once by the caller), with an access token.
+pub struct Payer {
+    pub member: Member,
+    pub access: String,
+}
+
+pub fn new_member(password_hash: &str, at: chrono::DateTime<chrono::Utc>) -> Member {
+    let member_id = cafe::ids::new_id(at);
+    Member {
+        email: format!("{}@bench.example", member_id.to_lowercase()),
+        member_id,
+        name: "Bench Member".into(),
+        phone_number: "010-1234-5678".into(),
+        gender: Gender::Female,
+        birth: chrono::NaiveDate::from_ymd_opt(1995, 4, 12).unwrap_or_default(),
+        password_hash: password_hash.to_owned(),
+        status: MemberStatus::Service,
+        withdrawn_at: None,
+        created_at: at,
+    }
+}
+
+pub async fn payer(app: &App, password_hash: &str) -> Result<Payer, BoxError> {
+    let now = app.clock.now();
+    let member = new_member(password_hash, now);
+    let event = DomainEvent::member(
+        EventType::MemberRegistered,
+        &member.member_id,
+        MemberStatus::Service.as_str(),
+        now,
+    );
+    app.store.create_member(&member, &event).await?;
+    let access = app.tokens.issue(&member.member_id, now)?;
+    Ok(Payer { member, access })
+}
+
+/// Stores an item with `stock`; returns its id.
+pub async fn item(app: &App, name: &str, stock: i64) -> Result<String, BoxError> {
+    let item_id = cafe::ids::new_id(app.clock.now());
+    app.store
+        .put_item(&Item {
+            item_id: item_id.clone(),
+            name: name.to_owned(),
+            price: 1_500,
+            stock,
+        })
+        .await?;
+    Ok(item_id)
+}
+
+/// A `PENDING_PAYMENT` order of `quantity` × `item_id` for `payer`: (order id, total).
+pub async fn order(
+    app: &App,
+    payer: &Payer,
+    item_id: &str,
+    quantity: i64,
+) -> Result<(String, i64), BoxError> {
+    let request = CreateOrderRequest {
+        items: vec![LineRequest {
+            item_id: item_id.to_owned(),
+            quantity,
+        }],
+    };
+    let summary = create_order(app, &payer.member, &request).await?;
+    Ok((summary.order_id, summary.total_price))
+}
+
+/// A raw DynamoDB item.
+pub type Attrs = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
