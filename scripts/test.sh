@@ -25,6 +25,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test: unit, handler, HTTP, Redis and DynamoDB suites"
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 
+step "schemathesis: fuzz the local server from docs/openapi.yaml"
+scripts/schemathesis.sh
+
 step "Template checks: cfn-lint and sam validate --lint"
 cfn-lint template.yaml
 sam validate --lint --template-file template.yaml --region us-east-1

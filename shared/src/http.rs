@@ -66,13 +66,15 @@ pub fn respond(outcome: Result<Response<Body>>) -> Response<Body> {
     outcome.unwrap_or_else(|error| failure(&error))
 }
 
-/// Parses the JSON body into `T` and validates it. Over 64 KiB → 413CO000; empty, non-JSON or
-/// a field missing/mistyped/out of range → 400CO000 naming the field.
+/// Parses the JSON body into `T` and validates it. Over 64 KiB → 413CO000; a declared content
+/// type other than JSON → 400CO000 naming `Content-Type`; empty, non-JSON or a field
+/// missing/mistyped/out of range → 400CO000 naming the field.
 pub fn parse_body<T: DeserializeOwned + Validate>(req: &Request) -> Result<T> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
         return Err(Error::PayloadTooLarge);
     }
+    check_json_content_type(req)?;
     // Every request body of the contract is a JSON object.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Error::invalid("body"));
@@ -83,6 +85,28 @@ pub fn parse_body<T: DeserializeOwned + Validate>(req: &Request) -> Result<T> {
     deserializer.end().map_err(|_| Error::invalid("body"))?;
     parsed.validate()?;
     Ok(parsed)
+}
+
+/// A missing `Content-Type` is taken as JSON (API clients often omit it); a declared non-JSON
+/// one is refused. Form, multipart and `text/plain` bodies are what browsers send cross-site
+/// without a preflight, so refusing them also closes that door to forged requests.
+fn check_json_content_type(req: &Request) -> Result<()> {
+    let Some(value) = req.headers().get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media_type = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let is_json = media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(Error::invalid("Content-Type"))
+    }
 }
 
 /// The field a serde error is about: its path, or the field named in a missing/unknown/duplicate
@@ -179,10 +203,38 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<Probe> {
-        let req = http::Request::builder()
-            .body(Body::Text(body.to_owned()))
-            .expect("request");
+        parse_typed(body, None)
+    }
+
+    fn parse_typed(body: &str, content_type: Option<&str>) -> Result<Probe> {
+        let mut req = http::Request::builder();
+        if let Some(content_type) = content_type {
+            req = req.header("content-type", content_type);
+        }
+        let req = req.body(Body::Text(body.to_owned())).expect("request");
         parse_body::<Probe>(&Request::from(req))
+    }
+
+    #[test]
+    fn takes_json_or_no_content_type_and_refuses_others() {
+        let body = r#"{"email":"a","items":[]}"#;
+        assert!(parse_typed(body, None).is_ok());
+        assert!(parse_typed(body, Some("application/json")).is_ok());
+        assert!(parse_typed(body, Some("Application/JSON; charset=utf-8")).is_ok());
+        assert!(parse_typed(body, Some("application/merge-patch+json")).is_ok());
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+            "json",
+        ] {
+            assert_eq!(
+                parse_typed(body, Some(other)).err(),
+                Some(Error::invalid("Content-Type")),
+                "{other}"
+            );
+        }
     }
 
     #[test]
