@@ -4,5 +4,8 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     cafe::telemetry::init();
     let app = cafe::App::from_env().await?;
-    run(service_fn(|req| async { Ok::<_, Error>(payment_create::handle(req, &app).await) })).await
+    run(service_fn(|req| async {
+        Ok::<_, Error>(payment_create::handle(req, &app).await)
+    }))
+    .await
 }

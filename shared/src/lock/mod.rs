@@ -8,8 +8,8 @@ pub mod redis;
 use crate::error::Result;
 use async_trait::async_trait;
 
-pub use local::LocalLock;
 pub use self::redis::RedisLock;
+pub use local::LocalLock;
 
 /// Proof of holding a set of keys; hand it back to [`Lock::release`].
 #[derive(Debug, Clone, PartialEq, Eq)]
