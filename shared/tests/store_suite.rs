@@ -1,0 +1,68 @@
+//! The store test suite, written once and run against both implementations: every test is an
+//! async fn over a [`Backend`]; the `suite!` macro instantiates it for `MemoryStore` and for
+//! `DynamoStore` on moto (`CAFE_TEST_DYNAMODB_ENDPOINT`, one fresh table per test).
+
+#[path = "store_suite/dynamo_only.rs"]
+mod dynamo_only;
+#[path = "store_suite/harness.rs"]
+mod harness;
+#[path = "store_suite/idempotency.rs"]
+mod idempotency;
+#[path = "store_suite/items_orders.rs"]
+mod items_orders;
+#[path = "store_suite/members.rs"]
+mod members;
+#[path = "store_suite/tokens.rs"]
+mod tokens;
+
+pub use harness::Backend;
+
+macro_rules! suite {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    crate::$module::$test(crate::Backend::memory()).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    crate::$module::$test(crate::Backend::dynamo().await).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    members::creates_and_finds_members,
+    members::refuses_a_taken_email_and_writes_nothing,
+    members::concurrent_signups_with_one_email_make_exactly_one_member,
+    members::withdraw_and_restore_follow_the_life_cycle,
+    members::restore_is_refused_after_the_window,
+    members::due_withdrawals_page_oldest_first_and_end_members,
+    members::end_member_is_refused_for_another_withdrawal,
+    members::a_tampered_due_cursor_is_refused,
+    tokens::rotation_issues_a_successor_in_the_same_family,
+    tokens::reusing_a_used_token_revokes_the_family,
+    tokens::expired_and_unknown_tokens_are_refused,
+    tokens::concurrent_rotations_let_exactly_one_through,
+    items_orders::items_are_stored_listed_and_batch_read,
+    items_orders::orders_are_created_with_history_and_event,
+    items_orders::orders_page_newest_first,
+    items_orders::a_tampered_order_cursor_is_refused,
+    items_orders::complete_payment_takes_stock_and_stores_payments,
+    items_orders::a_short_line_fails_the_whole_payment,
+    items_orders::paying_needs_a_pending_order,
+    items_orders::concurrent_payments_never_oversell,
+    items_orders::cancelling_a_pending_order,
+    items_orders::cancelling_a_completed_order_gives_stock_back,
+    idempotency::begin_finish_replay_and_conflict,
+    idempotency::stale_and_expired_records_are_taken_over,
+    idempotency::abandon_forgets_only_in_progress_keys,
+    idempotency::concurrent_begins_start_exactly_once,
+);

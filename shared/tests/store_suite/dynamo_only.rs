@@ -1,0 +1,298 @@
+//! What only DynamoDB has: TTL attributes on the raw items, the table as created, cursors bound
+//! to their member, and a dead endpoint answering 503 in bounded time.
+
+use crate::harness::*;
+use cafe::Error;
+use cafe::auth::refresh::{hash_refresh_token, new_refresh_token};
+use cafe::domain::EventType;
+use cafe::store::dynamo::{DynamoStore, build_client, table};
+use cafe::store::{IDEMPOTENCY_RETENTION, RefreshTokenRecord};
+use std::time::{Duration, Instant};
+
+/// A table made by `create_table` itself (with its stream), as the deployment tool makes it.
+async fn store() -> DynamoStore {
+    let client = build_client(
+        Some(&cafe::testing::dynamodb_endpoint()),
+        Duration::from_secs(10),
+    )
+    .await;
+    let name = format!("cafe-spec-{}", id(t0()).to_lowercase());
+    table::create_table(&client, &name)
+        .await
+        .expect("table created");
+    DynamoStore::new(client, name, 400)
+}
+
+fn ttl_of(item: &cafe::store::dynamo::Attrs) -> i64 {
+    item.get("ttl")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .expect("numeric ttl attribute")
+}
+
+#[tokio::test]
+async fn history_outbox_refresh_and_idempotency_items_carry_a_ttl() {
+    let b = Backend::dynamo().await;
+    let dynamo = b.dynamo.clone().expect("dynamo");
+    let m = member("kim@example.com", t0());
+    let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
+    b.store.create_member(&m, &event).await.expect("created");
+
+    let history = dynamo
+        .raw_partition(&format!("MEMBER#{}", m.member_id))
+        .await
+        .expect("rows");
+    let history_row = history
+        .iter()
+        .find(|r| {
+            r.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("HISTORY#"))
+        })
+        .expect("history row");
+    assert_eq!(
+        ttl_of(history_row),
+        (t0() + chrono::Duration::days(400)).timestamp()
+    );
+    let profile = history
+        .iter()
+        .find(|r| r.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("PROFILE"))
+        .expect("profile");
+    assert!(!profile.contains_key("ttl"), "profiles never expire");
+
+    let outbox = dynamo
+        .raw_item(&format!("OUTBOX#{}", event.event_id), "EVENT")
+        .await
+        .expect("read")
+        .expect("outbox row");
+    assert_eq!(
+        ttl_of(&outbox),
+        (t0() + chrono::Duration::days(7)).timestamp()
+    );
+
+    let token = RefreshTokenRecord {
+        token_hash: hash_refresh_token(&new_refresh_token()),
+        member_id: m.member_id.clone(),
+        family_id: id(t0()),
+        issued_at: t0(),
+        expires_at: t0() + DAY * 14,
+    };
+    b.store.store_refresh_token(&token).await.expect("stored");
+    let row = dynamo
+        .raw_item(&format!("REFRESH#{}", token.token_hash), "REFRESH")
+        .await
+        .expect("read")
+        .expect("token row");
+    assert_eq!(ttl_of(&row), token.expires_at.timestamp());
+    assert!(
+        !row.values()
+            .any(|v| v.as_s().is_ok_and(|s| s.contains("password")))
+    );
+
+    b.store
+        .begin_idempotent(&m.member_id, "k1", "h1", t0())
+        .await
+        .expect("started");
+    let record = dynamo
+        .raw_item(&format!("IDEMPOTENCY#{}#k1", m.member_id), "IDEMPOTENCY")
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(ttl_of(&record), (t0() + IDEMPOTENCY_RETENTION).timestamp());
+}
+
+#[tokio::test]
+async fn withdrawn_profiles_carry_the_sparse_index_keys_only_while_withdrawn() {
+    let b = Backend::dynamo().await;
+    let dynamo = b.dynamo.clone().expect("dynamo");
+    let m = signed_up(&b, "kim@example.com", t0()).await;
+    let pk = format!("MEMBER#{}", m.member_id);
+    let profile = || async {
+        dynamo
+            .raw_item(&pk, "PROFILE")
+            .await
+            .expect("read")
+            .expect("profile")
+    };
+    assert!(!profile().await.contains_key("wpk"));
+    let event = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", t0());
+    b.store
+        .withdraw_member(&m.member_id, t0(), &event)
+        .await
+        .expect("withdrawn");
+    let withdrawn = profile().await;
+    assert_eq!(
+        withdrawn.get("wpk").and_then(|v| v.as_s().ok()).cloned(),
+        Some(format!(
+            "WITHDRAWN#{}",
+            cafe::store::withdrawn_shard(&m.member_id)
+        ))
+    );
+    assert_eq!(
+        withdrawn.get("wsk").and_then(|v| v.as_s().ok()).cloned(),
+        Some(format!("2026-01-15T09:00:00.000Z#{}", m.member_id))
+    );
+    let restored = member_event(EventType::MemberRestored, &m.member_id, "SERVICE", t0());
+    b.store
+        .restore_member(&m.member_id, t0(), &restored)
+        .await
+        .expect("restored");
+    let back = profile().await;
+    assert!(!back.contains_key("wpk") && !back.contains_key("wsk"));
+}
+
+#[tokio::test]
+async fn the_created_table_matches_the_spec() {
+    let dynamo = store().await;
+    let described = dynamo
+        .client()
+        .describe_table()
+        .table_name(dynamo.table_name())
+        .send()
+        .await
+        .expect("described")
+        .table
+        .expect("table");
+    let spec = table::table_spec();
+    let keys: Vec<(String, String)> = described
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (spec.partition_key.name.to_owned(), "HASH".to_owned()),
+            (spec.sort_key.name.to_owned(), "RANGE".to_owned())
+        ]
+    );
+    let mut indexes: Vec<(String, Vec<String>, String)> = described
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| {
+            (
+                g.index_name().unwrap_or_default().to_owned(),
+                g.key_schema()
+                    .iter()
+                    .map(|k| k.attribute_name().to_owned())
+                    .collect(),
+                g.projection()
+                    .and_then(|p| p.projection_type())
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    indexes.sort();
+    let mut expected: Vec<(String, Vec<String>, String)> = spec
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            (
+                i.name.to_owned(),
+                vec![i.partition_key.name.to_owned(), i.sort_key.name.to_owned()],
+                match i.projection {
+                    table::ProjectionSpec::All => "ALL".to_owned(),
+                    table::ProjectionSpec::KeysOnly => "KEYS_ONLY".to_owned(),
+                },
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(indexes, expected);
+    let stream = described.stream_specification().expect("stream");
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type().map(|v| v.as_str()),
+        Some(spec.stream_view_type)
+    );
+    assert_eq!(
+        described
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str()),
+        Some(spec.billing_mode)
+    );
+    let ttl = dynamo
+        .client()
+        .describe_time_to_live()
+        .table_name(dynamo.table_name())
+        .send()
+        .await
+        .expect("ttl")
+        .time_to_live_description
+        .expect("ttl description");
+    assert_eq!(ttl.attribute_name(), Some("ttl"));
+    assert!(
+        table::table_exists(dynamo.client(), dynamo.table_name())
+            .await
+            .expect("exists")
+    );
+    assert!(
+        !table::table_exists(dynamo.client(), "no-such-table")
+            .await
+            .expect("answered")
+    );
+}
+
+#[tokio::test]
+async fn an_order_cursor_only_serves_the_member_it_was_issued_for() {
+    // The in-memory store does not bind cursors to members (see the report); DynamoDB does.
+    let b = Backend::dynamo().await;
+    let cola = stocked(&b, "Cola", 1_500, 100).await;
+    for i in 0..3 {
+        placed(
+            &b,
+            "member-1",
+            vec![line(&cola, 1)],
+            t0() + chrono::Duration::seconds(i),
+        )
+        .await;
+    }
+    let page = b
+        .store
+        .list_orders("member-1", 2, None)
+        .await
+        .expect("page");
+    let cursor = page.next_cursor.expect("more pages");
+    assert_eq!(
+        b.store.list_orders("member-2", 2, Some(&cursor)).await,
+        Err(Error::invalid("cursor"))
+    );
+    assert_eq!(
+        b.store
+            .list_orders("member-1", 2, Some(&cursor))
+            .await
+            .expect("page")
+            .orders
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_answers_503_in_bounded_time() {
+    let client = build_client(Some("http://127.0.0.1:9"), Duration::from_millis(800)).await;
+    let dead = DynamoStore::new(client, "cafe".into(), 400);
+    let started = Instant::now();
+    assert_eq!(
+        dead.get_item("x").await,
+        Err(Error::Unavailable("dynamodb"))
+    );
+    let m = member("kim@example.com", t0());
+    let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
+    assert_eq!(
+        dead.create_member(&m, &event).await,
+        Err(Error::Unavailable("dynamodb"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

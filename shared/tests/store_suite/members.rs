@@ -1,0 +1,383 @@
+//! Members, the email guard and the withdrawn index.
+
+use crate::harness::*;
+use cafe::Error;
+use cafe::domain::{EventType, MemberStatus};
+use cafe::store::{WITHDRAWN_SHARDS, withdrawn_shard};
+use chrono::Duration;
+use std::collections::HashSet;
+
+pub async fn creates_and_finds_members(b: Backend) {
+    let m = member("kim@example.com", t0());
+    let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
+    b.store.create_member(&m, &event).await.expect("created");
+
+    assert_eq!(
+        b.store.get_member(&m.member_id).await.expect("read"),
+        Some(m.clone())
+    );
+    assert_eq!(
+        b.store
+            .find_member_by_email("kim@example.com")
+            .await
+            .expect("by email"),
+        Some(m.clone())
+    );
+    assert_eq!(
+        b.store
+            .find_member_by_email("lee@example.com")
+            .await
+            .expect("by email"),
+        None
+    );
+    assert_eq!(b.store.get_member(&id(t0())).await.expect("read"), None);
+    let history = b.store.member_history(&m.member_id).await.expect("history");
+    assert_eq!(statuses(&history), ["SERVICE"]);
+    assert_eq!(history[0].at, t0());
+    assert!(b.committed(&event).await);
+}
+
+pub async fn refuses_a_taken_email_and_writes_nothing(b: Backend) {
+    let first = signed_up(&b, "kim@example.com", t0()).await;
+    let second = member("kim@example.com", t0());
+    let event = member_event(
+        EventType::MemberRegistered,
+        &second.member_id,
+        "SERVICE",
+        t0(),
+    );
+    assert_eq!(
+        b.store.create_member(&second, &event).await,
+        Err(Error::EmailTaken)
+    );
+    assert_eq!(
+        b.store.get_member(&second.member_id).await.expect("read"),
+        None
+    );
+    assert!(
+        b.store
+            .member_history(&second.member_id)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+    assert!(!b.committed(&event).await);
+    assert_eq!(
+        b.store
+            .find_member_by_email("kim@example.com")
+            .await
+            .expect("by email")
+            .map(|m| m.member_id),
+        Some(first.member_id)
+    );
+}
+
+pub async fn concurrent_signups_with_one_email_make_exactly_one_member(b: Backend) {
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = b.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let m = member("race@example.com", t0());
+            let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
+            store.create_member(&m, &event).await.map(|()| m.member_id)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("joined") {
+            Ok(member_id) => winners.push(member_id),
+            Err(e) => assert_eq!(e, Error::EmailTaken),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one sign-up wins");
+    let found = b
+        .store
+        .find_member_by_email("race@example.com")
+        .await
+        .expect("by email");
+    assert_eq!(found.map(|m| m.member_id), Some(winners[0].clone()));
+}
+
+pub async fn withdraw_and_restore_follow_the_life_cycle(b: Backend) {
+    let m = signed_up(&b, "kim@example.com", t0()).await;
+    let at = t0() + Duration::hours(1);
+    let withdrawn = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", at);
+    let after = b
+        .store
+        .withdraw_member(&m.member_id, at, &withdrawn)
+        .await
+        .expect("withdrawn");
+    assert_eq!(after.status, MemberStatus::Withdrawn);
+    assert_eq!(after.withdrawn_at, Some(at));
+    assert_eq!(
+        b.store.get_member(&m.member_id).await.expect("read"),
+        Some(after.clone())
+    );
+    assert!(b.committed(&withdrawn).await);
+
+    let again = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", at);
+    assert_eq!(
+        b.store.withdraw_member(&m.member_id, at, &again).await,
+        Err(Error::NotInService)
+    );
+    assert!(!b.committed(&again).await);
+
+    let restored_at = at + DAY * 29;
+    let restored = member_event(
+        EventType::MemberRestored,
+        &m.member_id,
+        "SERVICE",
+        restored_at,
+    );
+    let back = b
+        .store
+        .restore_member(&m.member_id, restored_at, &restored)
+        .await
+        .expect("restored");
+    assert_eq!(back.status, MemberStatus::Service);
+    assert_eq!(back.withdrawn_at, None);
+    assert_eq!(
+        b.store.get_member(&m.member_id).await.expect("read"),
+        Some(back)
+    );
+    assert!(b.committed(&restored).await);
+    assert_eq!(
+        b.store
+            .restore_member(&m.member_id, restored_at, &restored)
+            .await,
+        Err(Error::NotRestorable)
+    );
+
+    let history = b.store.member_history(&m.member_id).await.expect("history");
+    assert_eq!(statuses(&history), ["SERVICE", "WITHDRAWN", "SERVICE"]);
+    assert_eq!(history[1].at, at);
+
+    let nobody = id(t0());
+    let event = member_event(EventType::MemberWithdrawn, &nobody, "WITHDRAWN", at);
+    assert_eq!(
+        b.store.withdraw_member(&nobody, at, &event).await,
+        Err(Error::NotFound("member"))
+    );
+    assert_eq!(
+        b.store.restore_member(&nobody, at, &event).await,
+        Err(Error::NotFound("member"))
+    );
+}
+
+pub async fn restore_is_refused_after_the_window(b: Backend) {
+    let m = signed_up(&b, "kim@example.com", t0()).await;
+    let event = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", t0());
+    b.store
+        .withdraw_member(&m.member_id, t0(), &event)
+        .await
+        .expect("withdrawn");
+    let late = t0() + DAY * 30;
+    let restored = member_event(EventType::MemberRestored, &m.member_id, "SERVICE", late);
+    assert_eq!(
+        b.store.restore_member(&m.member_id, late, &restored).await,
+        Err(Error::NotRestorable)
+    );
+    assert!(!b.committed(&restored).await);
+    let stored = b
+        .store
+        .get_member(&m.member_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.status, MemberStatus::Withdrawn);
+    assert_eq!(
+        b.store
+            .member_history(&m.member_id)
+            .await
+            .expect("history")
+            .len(),
+        2
+    );
+}
+
+/// Members until `count` of them share one shard.
+async fn withdrawn_in_one_shard(b: &Backend, count: usize) -> (u32, Vec<cafe::domain::Member>) {
+    let mut by_shard: Vec<Vec<cafe::domain::Member>> = vec![Vec::new(); WITHDRAWN_SHARDS as usize];
+    let mut n = 0;
+    loop {
+        let m = member(&format!("m{n}@example.com"), t0());
+        n += 1;
+        let shard = withdrawn_shard(&m.member_id) as usize;
+        if by_shard[shard].len() < count {
+            by_shard[shard].push(m);
+        }
+        if let Some(shard) = by_shard.iter().position(|ms| ms.len() == count) {
+            let members = by_shard.swap_remove(shard);
+            for m in &members {
+                let event =
+                    member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
+                b.store.create_member(m, &event).await.expect("created");
+            }
+            return (shard as u32, members);
+        }
+    }
+}
+
+pub async fn due_withdrawals_page_oldest_first_and_end_members(b: Backend) {
+    let (shard, members) = withdrawn_in_one_shard(&b, 6).await;
+    // Withdrawn on days 5, 4, 3, 2, 1 and 0 after t0; due at the cutoff (day 3): the last four.
+    for (i, m) in members.iter().enumerate() {
+        let at = t0() + DAY * (5 - i as i32);
+        let event = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", at);
+        b.store
+            .withdraw_member(&m.member_id, at, &event)
+            .await
+            .expect("withdrawn");
+    }
+    // One restored member leaves the index.
+    let restored = &members[1];
+    let event = member_event(
+        EventType::MemberRestored,
+        &restored.member_id,
+        "SERVICE",
+        t0() + DAY * 6,
+    );
+    b.store
+        .restore_member(&restored.member_id, t0() + DAY * 6, &event)
+        .await
+        .expect("restored");
+
+    let cutoff = t0() + DAY * 3;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = b
+            .store
+            .due_withdrawals(shard, cutoff, cursor.as_deref(), 2)
+            .await
+            .expect("page");
+        pages += 1;
+        assert!(page.members.len() <= 2);
+        assert!(page.items_read >= page.members.len() as u64);
+        seen.extend(page.members);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "pagination must end");
+    }
+    let expected: Vec<(String, chrono::DateTime<chrono::Utc>)> = [5usize, 4, 3, 2]
+        .iter()
+        .map(|&i| (members[i].member_id.clone(), t0() + DAY * (5 - i as i32)))
+        .collect();
+    let got: Vec<_> = seen
+        .iter()
+        .map(|d| (d.member_id.clone(), d.withdrawn_at))
+        .collect();
+    assert_eq!(
+        got, expected,
+        "due members oldest first, restored and not-yet-due left out"
+    );
+    for other in (0..WITHDRAWN_SHARDS).filter(|s| *s != shard) {
+        let page = b
+            .store
+            .due_withdrawals(other, cutoff, None, 10)
+            .await
+            .expect("page");
+        assert!(
+            page.members
+                .iter()
+                .all(|d| !members.iter().any(|m| m.member_id == d.member_id))
+        );
+    }
+
+    let due = &seen[0];
+    let now = t0() + DAY * 40;
+    let ended = member_event(EventType::MemberExpired, &due.member_id, "END", now);
+    assert!(
+        b.store
+            .end_member(&due.member_id, due.withdrawn_at, now, &ended)
+            .await
+            .expect("end")
+    );
+    assert!(b.committed(&ended).await);
+    let again = member_event(EventType::MemberExpired, &due.member_id, "END", now);
+    assert!(
+        !b.store
+            .end_member(&due.member_id, due.withdrawn_at, now, &again)
+            .await
+            .expect("end")
+    );
+    assert!(!b.committed(&again).await);
+    let stored = b
+        .store
+        .get_member(&due.member_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.status, MemberStatus::End);
+    assert_eq!(
+        statuses(
+            &b.store
+                .member_history(&due.member_id)
+                .await
+                .expect("history")
+        ),
+        ["SERVICE", "WITHDRAWN", "END"]
+    );
+    let page = b
+        .store
+        .due_withdrawals(shard, cutoff, None, 10)
+        .await
+        .expect("page");
+    let left: HashSet<_> = page.members.iter().map(|d| d.member_id.clone()).collect();
+    assert!(
+        !left.contains(&due.member_id),
+        "an ended member leaves the index"
+    );
+    assert_eq!(left.len(), 3);
+}
+
+pub async fn end_member_is_refused_for_another_withdrawal(b: Backend) {
+    let m = signed_up(&b, "kim@example.com", t0()).await;
+    let at = t0() + DAY;
+    let event = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", at);
+    b.store
+        .withdraw_member(&m.member_id, at, &event)
+        .await
+        .expect("withdrawn");
+    let ended = member_event(EventType::MemberExpired, &m.member_id, "END", at + DAY * 31);
+    assert!(
+        !b.store
+            .end_member(&m.member_id, t0(), at + DAY * 31, &ended)
+            .await
+            .expect("end")
+    );
+    assert!(!b.committed(&ended).await);
+    let service = signed_up(&b, "lee@example.com", t0()).await;
+    assert!(
+        !b.store
+            .end_member(&service.member_id, t0(), at, &ended)
+            .await
+            .expect("end")
+    );
+    assert!(
+        !b.store
+            .end_member(&id(t0()), t0(), at, &ended)
+            .await
+            .expect("end")
+    );
+    let stored = b
+        .store
+        .get_member(&m.member_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.status, MemberStatus::Withdrawn);
+}
+
+pub async fn a_tampered_due_cursor_is_refused(b: Backend) {
+    for bad in ["not base64 !", "e30", "eyJ4IjoxfQ"] {
+        assert_eq!(
+            b.store.due_withdrawals(0, t0(), Some(bad), 10).await,
+            Err(Error::invalid("cursor")),
+            "cursor {bad}"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! Refresh token rotation and reuse detection.
+
+use crate::harness::*;
+use cafe::Error;
+use cafe::auth::refresh::{hash_refresh_token, new_refresh_token};
+use cafe::store::RefreshTokenRecord;
+use chrono::Duration;
+
+fn first_token(member_id: &str) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: hash_refresh_token(&new_refresh_token()),
+        member_id: member_id.into(),
+        family_id: id(t0()),
+        issued_at: t0(),
+        expires_at: t0() + DAY * 14,
+    }
+}
+
+fn fresh_hash() -> String {
+    hash_refresh_token(&new_refresh_token())
+}
+
+pub async fn rotation_issues_a_successor_in_the_same_family(b: Backend) {
+    let first = first_token("member-1");
+    b.store.store_refresh_token(&first).await.expect("stored");
+    let now = t0() + Duration::minutes(5);
+    let second_hash = fresh_hash();
+    let second = b
+        .store
+        .rotate_refresh_token(&first.token_hash, &second_hash, now, now + DAY * 14)
+        .await
+        .expect("rotated");
+    assert_eq!(
+        second,
+        RefreshTokenRecord {
+            token_hash: second_hash.clone(),
+            member_id: "member-1".into(),
+            family_id: first.family_id.clone(),
+            issued_at: now,
+            expires_at: now + DAY * 14,
+        }
+    );
+    let third = b
+        .store
+        .rotate_refresh_token(&second_hash, &fresh_hash(), now, now + DAY * 14)
+        .await
+        .expect("the successor rotates too");
+    assert_eq!(third.family_id, first.family_id);
+}
+
+pub async fn reusing_a_used_token_revokes_the_family(b: Backend) {
+    let first = first_token("member-1");
+    b.store.store_refresh_token(&first).await.expect("stored");
+    let now = t0() + Duration::minutes(5);
+    let second = b
+        .store
+        .rotate_refresh_token(&first.token_hash, &fresh_hash(), now, now + DAY * 14)
+        .await
+        .expect("rotated");
+    assert_eq!(
+        b.store
+            .rotate_refresh_token(&first.token_hash, &fresh_hash(), now, now + DAY * 14)
+            .await,
+        Err(Error::Unauthorized),
+        "a used token is refused"
+    );
+    assert_eq!(
+        b.store
+            .rotate_refresh_token(&second.token_hash, &fresh_hash(), now, now + DAY * 14)
+            .await,
+        Err(Error::Unauthorized),
+        "reuse revoked the whole family, including the unused successor"
+    );
+    let other = first_token("member-1");
+    b.store.store_refresh_token(&other).await.expect("stored");
+    b.store
+        .rotate_refresh_token(&other.token_hash, &fresh_hash(), now, now + DAY * 14)
+        .await
+        .expect("another family is untouched");
+}
+
+pub async fn expired_and_unknown_tokens_are_refused(b: Backend) {
+    let first = first_token("member-1");
+    b.store.store_refresh_token(&first).await.expect("stored");
+    assert_eq!(
+        b.store
+            .rotate_refresh_token(
+                &first.token_hash,
+                &fresh_hash(),
+                first.expires_at,
+                first.expires_at + DAY
+            )
+            .await,
+        Err(Error::Unauthorized)
+    );
+    assert_eq!(
+        b.store
+            .rotate_refresh_token(&fresh_hash(), &fresh_hash(), t0(), t0() + DAY)
+            .await,
+        Err(Error::Unauthorized)
+    );
+    // An expired token is refused without burning it: the family is not revoked.
+    let now = first.expires_at - Duration::seconds(1);
+    b.store
+        .rotate_refresh_token(&first.token_hash, &fresh_hash(), now, now + DAY)
+        .await
+        .expect("still valid a second before expiry");
+}
+
+pub async fn concurrent_rotations_let_exactly_one_through(b: Backend) {
+    let first = first_token("member-1");
+    b.store.store_refresh_token(&first).await.expect("stored");
+    let now = t0() + Duration::minutes(5);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = b.store.clone();
+        let presented = first.token_hash.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .rotate_refresh_token(&presented, &fresh_hash(), now, now + DAY * 14)
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("joined") {
+            Ok(record) => winners.push(record),
+            Err(e) => assert_eq!(e, Error::Unauthorized),
+        }
+    }
+    assert_eq!(winners.len(), 1, "one rotation wins");
+    assert_eq!(
+        b.store
+            .rotate_refresh_token(&winners[0].token_hash, &fresh_hash(), now, now + DAY * 14)
+            .await,
+        Err(Error::Unauthorized),
+        "the losers presented a used token: the family is revoked"
+    );
+}
