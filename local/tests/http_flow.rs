@@ -4,6 +4,7 @@
 use cafe::App;
 use cafe::app::MemoryParts;
 use cafe::domain::{EventType, MemberStatus};
+use cafe::lock::Lock;
 use cafe::store::MemberStore;
 use cafe_local::testing::{PASSWORD, sign_up_body};
 use reqwest::{Client, Method, StatusCode};
@@ -14,7 +15,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A server on a free port, and the store behind it.
 async fn start() -> (SocketAddr, MemoryParts) {
-    let (app, parts) = App::in_memory(cafe::testing::test_config(), cafe::testing::manual_clock())
+    start_with(cafe::testing::test_config()).await
+}
+
+async fn start_with(config: cafe::config::Config) -> (SocketAddr, MemoryParts) {
+    let (app, parts) = App::in_memory(config, cafe::testing::manual_clock())
         .await
         .expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -45,7 +50,21 @@ impl Caller {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        self.send_with(method, path, token, body, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -247,4 +266,233 @@ async fn a_chunked_body_over_64_kib_answers_413() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("413CO000"), "{answer}");
+}
+
+const COLA: &str = "01JC0FFEE00000000000000C01";
+const BOOK: &str = "01JC0FFEE00000000000000B02";
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// An order's whole life over HTTP, with every contract error of the order and payment endpoints
+/// on the way; stock and the gateway's ledger checked at the end.
+#[tokio::test]
+async fn orders_and_payments_over_http_answer_every_contract_error() {
+    let mut config = cafe::testing::test_config();
+    config.lock.max_wait = std::time::Duration::from_millis(100);
+    let (address, parts) = start_with(config).await;
+    let api = Caller::new(address);
+    let mut tokens = Vec::new();
+    for email in ["orders-a@cafe.example", "orders-b@cafe.example"] {
+        let (status, body) = api
+            .send(Method::POST, "/member", None, Some(&sign_up_body(email)))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        tokens.push(text(&body, "accessToken").to_owned());
+    }
+    let (a, b) = (tokens[0].as_str(), tokens[1].as_str());
+    let two_colas_and_a_book = json!({"items": [
+        {"itemId": COLA, "quantity": 2}, {"itemId": BOOK, "quantity": 1}]});
+
+    // POST /order
+    let refusals = [
+        (
+            None,
+            json!({"items": [{"itemId": COLA, "quantity": 1}]}),
+            401,
+            "401CO000",
+        ),
+        (Some(a), json!({"items": []}), 400, "400CO000"),
+        (
+            Some(a),
+            json!({"items": [{"itemId": COLA, "quantity": 0}]}),
+            400,
+            "400CO000",
+        ),
+        (
+            Some(a),
+            json!({"items": [{"itemId": COLA, "quantity": 101}]}),
+            400,
+            "400CO000",
+        ),
+        (
+            Some(a),
+            json!({"items": [{"itemId": COLA, "quantity": 1}, {"itemId": COLA, "quantity": 1}]}),
+            400,
+            "400CO000",
+        ),
+        (
+            Some(a),
+            json!({"items": [{"itemId": "01JC0FFEE00000000000000X99", "quantity": 1}]}),
+            404,
+            "404CO000",
+        ),
+        (
+            Some(a),
+            json!({"items": [{"itemId": COLA, "quantity": 11}]}),
+            400,
+            "400OR000",
+        ),
+    ];
+    for (token, body, status, expected) in refusals {
+        let (got, answer) = api.send(Method::POST, "/order", token, Some(&body)).await;
+        assert_eq!((got.as_u16(), code(&answer)), (status, expected), "{body}");
+    }
+    let (status, order) = api
+        .send(Method::POST, "/order", Some(a), Some(&two_colas_and_a_book))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["result"]["totalPrice"], 28_000);
+    assert_eq!(order["result"]["status"], "PENDING_PAYMENT");
+    let order_id = text(&order, "orderId").to_owned();
+
+    // GET /order/{id} and GET /orders
+    let path = format!("/order/{order_id}");
+    let (status, _) = api.send(Method::GET, &path, Some(b), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = api
+        .send(
+            Method::GET,
+            "/order/01JC0FFEE0000000000000NONE",
+            Some(a),
+            None,
+        )
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (404, "404CO000"));
+    for query in ["limit=0", "limit=101", "limit=x", "cursor=not-a-cursor"] {
+        let (status, body) = api
+            .send(Method::GET, &format!("/orders?{query}"), Some(a), None)
+            .await;
+        assert_eq!((status.as_u16(), code(&body)), (400, "400CO000"), "{query}");
+    }
+    let (status, listed) = api
+        .send(Method::GET, "/orders?limit=5", Some(b), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        listed["result"]["orders"],
+        json!([]),
+        "b sees none of a's orders"
+    );
+
+    // POST /payment
+    let pay = |amounts: &[i64]| {
+        json!({"orderId": order_id, "payments": amounts.iter().map(|amount|
+            json!({"amount": amount, "type": "CARD"})).collect::<Vec<_>>()})
+    };
+    let (status, body) = api
+        .send(Method::POST, "/payment", Some(a), Some(&pay(&[27_999])))
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (400, "400PA000"));
+    let (status, body) = api
+        .send(Method::POST, "/payment", Some(b), Some(&pay(&[28_000])))
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (403, "403CO000"));
+    let (status, body) = api
+        .send(Method::POST, "/payment", Some(a), Some(&pay(&[0, 28_000])))
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (400, "400CO000"));
+
+    // The gateway fails: 502PA000 and nothing changes.
+    let failing = cafe::config::GatewayConfig {
+        failure_rate: 1.0,
+        ..Default::default()
+    };
+    parts.gateway.set_config(failing);
+    let (status, body) = api
+        .send(Method::POST, "/payment", Some(a), Some(&pay(&[28_000])))
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (502, "502PA000"));
+    parts
+        .gateway
+        .set_config(cafe::config::GatewayConfig::default());
+
+    // Someone else holds the order's lock: 409PA001 with Retry-After.
+    let held = parts
+        .lock
+        .acquire(&[cafe::lock::order_key(&order_id)])
+        .await
+        .expect("lock");
+    let (status, body) = api
+        .send(Method::POST, "/payment", Some(a), Some(&pay(&[28_000])))
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (409, "409PA001"));
+    parts.lock.release(&held).await.expect("release");
+
+    let key = [("Idempotency-Key", "http-pay-1")];
+    let split = pay(&[20_000, 8_000]);
+    let (status, paid) = api
+        .send_with(Method::POST, "/payment", Some(a), Some(&split), &key)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(paid["result"]["status"], "COMPLETED");
+    let (status, replay) = api
+        .send_with(Method::POST, "/payment", Some(a), Some(&split), &key)
+        .await;
+    assert_eq!(
+        (status, &replay),
+        (StatusCode::OK, &paid),
+        "same key, same body: same answer"
+    );
+    let (status, body) = api
+        .send_with(
+            Method::POST,
+            "/payment",
+            Some(a),
+            Some(&pay(&[28_000])),
+            &key,
+        )
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (409, "409PA002"));
+    let (status, body) = api
+        .send(Method::POST, "/payment", Some(a), Some(&split))
+        .await;
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (400, "400OR001"),
+        "paid already"
+    );
+
+    let stock = |items: &Value, id: &str| {
+        items["result"]["items"]
+            .as_array()
+            .and_then(|all| all.iter().find(|i| i["itemId"] == id))
+            .map(|i| i["stock"].clone())
+    };
+    let (_, items) = api.send(Method::GET, "/items", None, None).await;
+    assert_eq!(
+        (stock(&items, COLA), stock(&items, BOOK)),
+        (Some(json!(8)), Some(json!(14)))
+    );
+
+    // DELETE /order/{id}/cancel
+    let cancel = format!("/order/{order_id}/cancel");
+    let (status, body) = api.send(Method::DELETE, &cancel, Some(b), None).await;
+    assert_eq!((status.as_u16(), code(&body)), (403, "403CO000"));
+    let (status, body) = api.send(Method::DELETE, &cancel, Some(a), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api.send(Method::DELETE, &cancel, Some(a), None).await;
+    assert_eq!((status.as_u16(), code(&body)), (400, "400OR001"));
+    let (_, items) = api.send(Method::GET, "/items", None, None).await;
+    assert_eq!(
+        (stock(&items, COLA), stock(&items, BOOK)),
+        (Some(json!(10)), Some(json!(15)))
+    );
+
+    let (_, order) = api.send(Method::GET, &path, Some(a), None).await;
+    assert_eq!(order["result"]["status"], "CANCELLED");
+    let statuses: Vec<&str> = order["result"]["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .filter_map(|p| p["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["CANCELED", "CANCELED"]);
+    let ledger = parts.gateway.ledger();
+    assert_eq!(
+        (ledger.charges.len(), ledger.refunds.len()),
+        (2, 2),
+        "charged once, refunded once"
+    );
 }
