@@ -8,7 +8,9 @@ use crate::domain::{Member, MemberStatus};
 use crate::error::{Error, Result};
 use crate::events::MemoryEventLog;
 use crate::gateway::{MockGateway, PaymentGateway};
+use crate::lock::redis::RedisLock;
 use crate::lock::{LocalLock, Lock};
+use crate::store::dynamo::DynamoStore;
 use crate::store::{MemoryStore, Store};
 use lambda_http::Request;
 use std::sync::Arc;
@@ -34,10 +36,54 @@ impl App {
                 let memory = MemoryParts::seeded(&config).await?;
                 Self::from_parts(config, Arc::new(SystemClock), memory)
             }
-            Backend::Aws => Err(Error::Internal(
-                "the aws backend is not available in this build yet".into(),
-            )),
+            Backend::Aws => {
+                // One SDK client and one Redis client per process, built at init and reused by
+                // every invocation; neither connects before its first use.
+                let store = Arc::new(DynamoStore::from_config(&config).await);
+                let url = config.redis_url.clone().ok_or_else(|| {
+                    Error::Internal("REDIS_URL is required with CAFE_BACKEND=aws".into())
+                })?;
+                let lock = Arc::new(RedisLock::new(
+                    &url,
+                    config.lock,
+                    config.dependency_timeout,
+                )?);
+                Self::with_store(config, Arc::new(SystemClock), store, lock)
+            }
         }
+    }
+
+    /// An app over the given store and lock (DynamoDB and Redis in tests) with the mock
+    /// gateway and no in-process event log (events go through the table's outbox).
+    pub fn with_store(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        lock: Arc<dyn Lock>,
+    ) -> Result<Self> {
+        let gateway = Arc::new(MockGateway::new(config.gateway));
+        Self::with_store_and_gateway(config, clock, store, lock, gateway)
+    }
+
+    /// [`App::with_store`] with a chosen gateway, so a test can keep the concrete mock and
+    /// inspect its ledger.
+    pub fn with_store_and_gateway(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        lock: Arc<dyn Lock>,
+        gateway: Arc<dyn PaymentGateway>,
+    ) -> Result<Self> {
+        Ok(Self {
+            tokens: TokenSigner::new(&config.jwt_secret, config.access_token_ttl),
+            passwords: PasswordHasher::new(config.argon2)?,
+            clock,
+            store,
+            lock,
+            gateway,
+            event_log: None,
+            config,
+        })
     }
 
     /// The embedded default with the given configuration and clock; the concrete parts are
