@@ -168,6 +168,7 @@ pub async fn create_table_with(client: &Client, table_name: &str, stream: bool) 
         .send()
         .await
         .map_err(super::errors::sdk_error)?;
+    wait_until_active(client, table_name).await?;
     client
         .update_time_to_live()
         .table_name(table_name)
@@ -182,6 +183,26 @@ pub async fn create_table_with(client: &Client, table_name: &str, stream: bool) 
         .await
         .map_err(super::errors::sdk_error)?;
     Ok(())
+}
+
+/// DynamoDB creates tables asynchronously; TTL can be set only once the table is active.
+async fn wait_until_active(client: &Client, table_name: &str) -> Result<()> {
+    for _ in 0..120 {
+        let described = client
+            .describe_table()
+            .table_name(table_name)
+            .send()
+            .await
+            .map_err(super::errors::sdk_error)?;
+        let status = described.table.and_then(|t| t.table_status);
+        if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Err(Error::Internal(format!(
+        "table {table_name} did not become active"
+    )))
 }
 
 /// True if the table exists.
