@@ -152,6 +152,10 @@ async fn coldstart(root: &Path, runs: usize, report: &mut String) -> std::io::Re
 #[tokio::main]
 async fn main() -> Result<(), fixture::BoxError> {
     let args = parse_args();
+    // Logs only when asked for (RUST_LOG): a log line per request would distort the timings.
+    if std::env::var_os("RUST_LOG").is_some() {
+        cafe::telemetry::init();
+    }
     let root = workspace_root();
     let services = fixture::Services::from_env();
     if services.is_none() {
@@ -164,10 +168,17 @@ async fn main() -> Result<(), fixture::BoxError> {
     for scenario in &args.scenarios {
         eprintln!("== {scenario}");
         match scenario.as_str() {
-            "coldstart" => coldstart(&root, args.runs, &mut report).await?,
+            "coldstart" => {
+                if let (Some(services), Ok(table)) =
+                    (&services, std::env::var("CAFE_BENCH_TABLE_NAME"))
+                {
+                    fixture::ensure_table(services, &table).await?;
+                }
+                coldstart(&root, args.runs, &mut report).await?
+            }
             "handler" => handler::run(scale(2_000), scale(20).max(3), &mut report).await?,
             "e2e" => match &services {
-                Some(services) => e2e::run(services, scale(200), &mut report).await?,
+                Some(services) => e2e::run(services, scale(50), &mut report).await?,
                 None => {
                     report.push_str("## 3. End-to-end latency\n\nSkipped: no Redis + moto.\n\n")
                 }
