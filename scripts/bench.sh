@@ -7,6 +7,7 @@
 #   scripts/bench.sh                        every scenario, 20 cold starts per binary
 #   scripts/bench.sh coldstart --runs 50    one scenario, more starts
 #   scripts/bench.sh all --quick            every size tenfold smaller (a smoke run)
+#   BENCH_SKIP_BUILD=1 scripts/bench.sh     reuse the release binaries already built
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -31,8 +32,10 @@ install_bench_dependencies() {
 install_bench_dependencies
 start_services
 
-step "cargo build --release --workspace --bins"
-cargo build --release --workspace --bins
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+  step "cargo build --release --workspace --bins"
+  cargo build --release --workspace --bins
+fi
 
 export CAFE_BENCH_DYNAMODB_ENDPOINT="$CAFE_TEST_DYNAMODB_ENDPOINT"
 export CAFE_BENCH_REDIS_URL="$CAFE_TEST_REDIS_URL"

@@ -203,10 +203,30 @@ async fn main() -> Result<(), fixture::BoxError> {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .unwrap_or_default();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(&root)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_default();
     let document = format!(
-        "# Benchmarks\n\nMachine: {machine}. Date: {}. Reproduce: `scripts/bench.sh` (builds the \
-         release binaries, starts Redis and moto on free ports, runs `target/release/bench all`).\n\n{report}",
-        date.trim()
+        "# Benchmarks\n\nMachine: {machine} ({cpu}), shared with other builds while it ran. \
+         Date: {}. Commit: `{}`. Reproduce: `scripts/bench.sh` (starts Redis and moto on free \
+         ports, builds every binary in release, creates the functions' table, runs \
+         `target/release/bench all`); one scenario: `scripts/bench.sh e2e`. Method notes: \
+         `docs/benchmarks.md`.\n\n{report}",
+        date.trim(),
+        commit.trim()
     );
     std::fs::write(&args.out, document)?;
     Ok(())
