@@ -507,17 +507,14 @@ async fn nothing_due_reads_nothing_and_is_complete() {
 
 /// On moto. Its `TransactWriteItems` deep-copies the whole table (stream records included) for
 /// every transaction, so its cost grows with the table: about 0.4 s per transaction at 10,000
-/// items without a stream and 3 s with one (measured), and concurrent transactions on one table
-/// can fail with a 500 or undo each other. So these runs use a table without a stream (the stream
-/// is exercised by the events-publisher tests), one write at a time, the forced race instead of
-/// the free-running one, and the main scenario at a tenth of the numbers (same
-/// proportions; the read accounting shows a scan just as well).
+/// items without a stream and 3 s with one (measured), and unless moto runs behind a lock (as
+/// `scripts/test.sh` runs it) concurrent transactions on one table can fail or undo each other.
+/// So these runs use a table without a stream (the events-publisher tests read a stream), one
+/// write at a time, the forced race instead of the free-running one, and the main scenario at a
+/// tenth of the numbers (same proportions; the read accounting shows a scan just as well).
 mod dynamodb {
     use super::*;
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, PutRequest, ScalarAttributeType, WriteRequest,
-    };
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use cafe::store::dynamo::{DynamoStore, build_client, member_pk, table};
 
     const TENTH: Scale = Scale {
@@ -528,61 +525,22 @@ mod dynamodb {
         concurrency: 1,
     };
 
-    fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .expect("key")
-    }
-
-    fn string_attribute(name: &str) -> AttributeDefinition {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attribute")
-    }
-
-    /// A fresh table shaped like `table::table_spec()` but without a stream (see above).
+    /// A fresh table like the real one but without a stream (see above).
     async fn store() -> (DynamoStore, Arc<dyn Store>) {
         let client = build_client(
             Some(&testing::dynamodb_endpoint()),
-            std::time::Duration::from_secs(10),
+            // Generous: a timed-out transaction that moto did apply would be retried by the SDK
+            // and fail its condition (moto ignores ClientRequestToken; DynamoDB honours it).
+            std::time::Duration::from_secs(60),
         )
         .await;
         let name = format!(
             "cafe-expiry-{}",
             ulid::Ulid::new().to_string().to_lowercase()
         );
-        let spec = table::table_spec();
-        let mut request = client
-            .create_table()
-            .table_name(&name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(string_attribute(spec.partition_key.name))
-            .attribute_definitions(string_attribute(spec.sort_key.name))
-            .key_schema(key(spec.partition_key.name, KeyType::Hash))
-            .key_schema(key(spec.sort_key.name, KeyType::Range));
-        for index in &spec.global_secondary_indexes {
-            let projection = match index.projection {
-                table::ProjectionSpec::All => ProjectionType::All,
-                table::ProjectionSpec::KeysOnly => ProjectionType::KeysOnly,
-            };
-            request = request
-                .attribute_definitions(string_attribute(index.partition_key.name))
-                .attribute_definitions(string_attribute(index.sort_key.name))
-                .global_secondary_indexes(
-                    GlobalSecondaryIndex::builder()
-                        .index_name(index.name)
-                        .key_schema(key(index.partition_key.name, KeyType::Hash))
-                        .key_schema(key(index.sort_key.name, KeyType::Range))
-                        .projection(Projection::builder().projection_type(projection).build())
-                        .build()
-                        .expect("index"),
-                );
-        }
-        request.send().await.expect("create the test table on moto");
+        table::create_table_with(&client, &name, false)
+            .await
+            .expect("create the test table on moto");
         let dynamo = DynamoStore::new(client, name, 400);
         let shared: Arc<dyn Store> = Arc::new(dynamo.clone());
         (dynamo, shared)
