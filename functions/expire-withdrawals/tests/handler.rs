@@ -1,0 +1,137 @@
+//! The scheduled handler on the embedded default: the `now` override, the clock otherwise, the
+//! deadline, and the sample event of `events/`.
+
+use cafe::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
+use cafe::{App, Error, testing};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use std::time::SystemTime;
+
+async fn app() -> (App, std::sync::Arc<cafe::clock::ManualClock>) {
+    let clock = testing::manual_clock();
+    let (app, _parts) = App::in_memory(testing::test_config(), clock.clone())
+        .await
+        .expect("app");
+    (app, clock)
+}
+
+async fn withdrawn(app: &App, at: DateTime<Utc>) -> String {
+    let member_id = cafe::ids::new_id(at);
+    let member = Member {
+        email: format!("{}@example.com", member_id.to_lowercase()),
+        member_id: member_id.clone(),
+        name: "Scheduled".into(),
+        phone_number: "010-1234-5678".into(),
+        gender: Gender::Female,
+        birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 6).expect("date"),
+        password_hash: "not-a-real-hash".into(),
+        status: MemberStatus::Service,
+        withdrawn_at: None,
+        created_at: at - Duration::days(10),
+    };
+    let event = DomainEvent::member(EventType::MemberRegistered, &member_id, "SERVICE", at);
+    app.store
+        .create_member(&member, &event)
+        .await
+        .expect("create");
+    let event = DomainEvent::member(EventType::MemberWithdrawn, &member_id, "WITHDRAWN", at);
+    app.store
+        .withdraw_member(&member_id, at, &event)
+        .await
+        .expect("withdraw");
+    member_id
+}
+
+async fn status(app: &App, id: &str) -> MemberStatus {
+    app.store
+        .get_member(id)
+        .await
+        .expect("get")
+        .expect("exists")
+        .status
+}
+
+fn sample() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/expire-withdrawals.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
+}
+
+#[tokio::test]
+async fn the_sample_event_ends_members_due_at_its_now() {
+    let (app, _clock) = app().await;
+    // The sample's `now` is 2026-02-14T18:00:00Z: due means withdrawn by 2026-01-15T18:00:00Z.
+    let due = withdrawn(&app, "2026-01-15T18:00:00Z".parse().expect("time")).await;
+    let not_yet = withdrawn(&app, "2026-01-15T18:00:00.001Z".parse().expect("time")).await;
+    let summary = expire_withdrawals::handle(sample(), None, &app)
+        .await
+        .expect("run");
+    assert_eq!((summary.expired, summary.skipped), (1, 0));
+    assert!(summary.complete);
+    assert_eq!(status(&app, &due).await, MemberStatus::End);
+    assert_eq!(status(&app, &not_yet).await, MemberStatus::Withdrawn);
+    let wire = serde_json::to_value(&summary).expect("json");
+    assert_eq!(wire["expired"], 1);
+    assert_eq!(wire["cutoff"], "2026-01-15T18:00:00Z");
+    assert!(wire["itemsRead"].is_u64() && wire["pages"].is_u64());
+}
+
+#[tokio::test]
+async fn without_now_the_clock_decides_and_now_may_sit_in_detail() {
+    let (app, clock) = app().await;
+    let id = withdrawn(&app, testing::epoch()).await;
+    let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    clock.advance(Duration::days(29));
+    let early = expire_withdrawals::handle(scheduled.clone(), None, &app)
+        .await
+        .expect("run");
+    assert_eq!(early.expired, 0);
+    let in_detail = json!({"detail": {"now": "2026-02-14T09:00:00Z"}});
+    let late = expire_withdrawals::handle(in_detail, None, &app)
+        .await
+        .expect("run");
+    assert_eq!(late.expired, 1);
+    assert_eq!(status(&app, &id).await, MemberStatus::End);
+}
+
+#[tokio::test]
+async fn a_malformed_now_is_refused() {
+    let (app, _clock) = app().await;
+    for bad in [
+        json!({"now": "yesterday"}),
+        json!({"now": 17}),
+        json!({"detail": {"now": "2026-13-01"}}),
+    ] {
+        let outcome = expire_withdrawals::handle(bad, None, &app).await;
+        assert_eq!(
+            outcome.map(|s| s.expired),
+            Err(Error::InvalidParameter("now".into()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn near_the_deadline_it_stops_after_one_page_and_says_so() {
+    let (app, clock) = app().await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(withdrawn(&app, testing::epoch() + Duration::seconds(i)).await);
+    }
+    clock.advance(Duration::days(31));
+    let cut = expire_withdrawals::handle(json!({}), Some(SystemTime::now()), &app)
+        .await
+        .expect("run");
+    assert!(!cut.complete);
+    assert_eq!(cut.pages, 1);
+    assert!(cut.expired < 40);
+    let rest = expire_withdrawals::handle(json!({}), None, &app)
+        .await
+        .expect("run");
+    assert!(rest.complete);
+    assert_eq!(cut.expired + rest.expired, 40);
+    for id in &ids {
+        assert_eq!(status(&app, id).await, MemberStatus::End);
+    }
+}
