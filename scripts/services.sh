@@ -56,7 +56,9 @@ start_services() {
     --daemonize yes --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log"
   wait_for_port "$REDIS_PORT" redis
   MOTO_PORT=$(free_port)
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
+  # moto's transactions are not thread-safe: serve one request at a time, as DynamoDB serialises
+  # conflicting transactions (docs/dynamodb.md).
+  "$VENV/bin/python" "$ROOT/scripts/moto_serial.py" 127.0.0.1 "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
   SERVICE_PIDS+=($!)
   wait_for_port "$MOTO_PORT" moto
   export CAFE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
