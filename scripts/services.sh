@@ -24,6 +24,10 @@ install_dependencies() {
     "$VENV/bin/pip" install -q --disable-pip-version-check "${wanted[@]}"
   fi
   export PATH="$VENV/bin:$PATH"
+  # The arm64 standard library for `cargo lambda build --arm64` (rustup keeps it per toolchain).
+  if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+    rustup target add aarch64-unknown-linux-gnu
+  fi
 }
 
 free_port() {
