@@ -251,6 +251,7 @@ fn crates_routes_template_and_events_name_the_same_functions() {
     }
 
     problems.extend(http_event_problems());
+    problems.extend(non_http_event_problems());
     report("functions, routes, template and events", problems);
 }
 
@@ -317,6 +318,36 @@ fn http_event_problems() -> Vec<String> {
                 "{name}: rawPath {raw_path:?} routes to {other:?}, not {}",
                 route.function
             )),
+        }
+    }
+    problems
+}
+
+/// The scheduled job's sample is an EventBridge scheduled event; the publisher's a stream batch.
+fn non_http_event_problems() -> Vec<String> {
+    let read = |name: &str| -> Option<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(root().join("events").join(format!("{name}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let mut problems = Vec::new();
+    if let Some(event) = read("expire-withdrawals")
+        && event.get("detail-type").and_then(|v| v.as_str()) != Some("Scheduled Event")
+    {
+        problems.push("events/expire-withdrawals.json: not a Scheduled Event".to_owned());
+    }
+    if let Some(event) = read("events-publisher") {
+        let records = event.get("Records").and_then(|r| r.as_array());
+        let stream_records = records.is_some_and(|records| {
+            !records.is_empty()
+                && records
+                    .iter()
+                    .all(|r| r.get("eventSource").and_then(|s| s.as_str()) == Some("aws:dynamodb"))
+        });
+        if !stream_records {
+            problems.push(
+                "events/events-publisher.json: not a batch of DynamoDB stream records".to_owned(),
+            );
         }
     }
     problems
