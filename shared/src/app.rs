@@ -30,7 +30,7 @@ pub struct App {
 impl App {
     /// Builds everything from the environment: the embedded default or DynamoDB + Redis.
     pub async fn from_env() -> Result<Self> {
-        let config = Config::from_env()?;
+        let mut config = Config::from_env()?;
         match config.backend {
             Backend::Memory => {
                 let memory = MemoryParts::seeded(&config).await?;
@@ -39,7 +39,16 @@ impl App {
             Backend::Aws => {
                 // One SDK client and one Redis client per process, built at init and reused by
                 // every invocation; neither connects before its first use.
-                let store = Arc::new(DynamoStore::from_config(&config).await);
+                let sdk = crate::store::dynamo::sdk_config(
+                    config.dynamodb_endpoint.as_deref(),
+                    config.dependency_timeout,
+                )
+                .await;
+                if let Some(arn) = config.jwt_secret_arn.clone() {
+                    // Once per process: warm invocations reuse the key.
+                    config.jwt_secret = crate::secrets::fetch_jwt_secret(&arn, &sdk).await?;
+                }
+                let store = Arc::new(DynamoStore::from_sdk_config(&sdk, &config));
                 let url = config.redis_url.clone().ok_or_else(|| {
                     Error::Internal("REDIS_URL is required with CAFE_BACKEND=aws".into())
                 })?;

@@ -54,13 +54,18 @@ impl DynamoStore {
     /// Builds the one SDK client of the process from the configuration (endpoint override,
     /// standard retries, bounded timeouts).
     pub async fn from_config(config: &Config) -> Self {
-        let client = build_client(
+        let shared = sdk_config(
             config.dynamodb_endpoint.as_deref(),
             config.dependency_timeout,
         )
         .await;
+        Self::from_sdk_config(&shared, config)
+    }
+
+    /// The store over an SDK configuration the process already loaded.
+    pub fn from_sdk_config(shared: &aws_config::SdkConfig, config: &Config) -> Self {
         Self::new(
-            client,
+            client_from(shared),
             config.table_name.clone(),
             config.history_retention_days,
         )
@@ -169,6 +174,17 @@ impl DynamoStore {
 /// Builds a DynamoDB client: standard retry mode (3 attempts), each attempt and the whole
 /// operation bounded by `timeout`, a short connect timeout so an unreachable endpoint fails fast.
 pub async fn build_client(endpoint: Option<&str>, timeout: std::time::Duration) -> Client {
+    client_from(&sdk_config(endpoint, timeout).await)
+}
+
+/// The AWS SDK configuration every client of a process shares (credentials are resolved once):
+/// standard retries (3 attempts), operation timeout `timeout`, attempt timeout half of it,
+/// connect timeout at most 1 s, so an unreachable endpoint fails in bounded time. `endpoint`
+/// overrides every service's endpoint (moto serves them all on one port).
+pub async fn sdk_config(
+    endpoint: Option<&str>,
+    timeout: std::time::Duration,
+) -> aws_config::SdkConfig {
     use aws_config::retry::RetryConfig;
     use aws_config::timeout::TimeoutConfig;
     let timeouts = TimeoutConfig::builder()
@@ -183,12 +199,19 @@ pub async fn build_client(endpoint: Option<&str>, timeout: std::time::Duration) 
         loader = loader.endpoint_url(endpoint);
     }
     let shared = loader.load().await;
-    let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared);
     if shared.region().is_none() {
         // Only reachable locally (Lambda always sets a region); an emulator ignores it.
-        builder = builder.region(aws_config::Region::new("us-east-1"));
+        return shared
+            .into_builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
     }
-    Client::from_conf(builder.build())
+    shared
+}
+
+/// A DynamoDB client over the process's shared SDK configuration.
+pub fn client_from(shared: &aws_config::SdkConfig) -> Client {
+    Client::new(shared)
 }
 
 #[derive(Serialize, Deserialize)]
