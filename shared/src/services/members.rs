@@ -7,6 +7,7 @@ use crate::clock::rfc3339;
 use crate::domain::member::normalize_email;
 use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
 use crate::error::{Error, Result};
+use crate::services::{HistoryRow, history_rows};
 use crate::store::RefreshTokenRecord;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -29,13 +30,6 @@ pub struct TokenPair {
     pub member_id: String,
     pub access_token: String,
     pub refresh_token: String,
-}
-
-/// One row of a member's status timeline on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HistoryRow {
-    pub status: String,
-    pub at: String,
 }
 
 /// `GET /member/{memberId}`: everything but the password hash.
@@ -172,13 +166,7 @@ pub async fn profile(app: &App, member: &Member) -> Result<Profile> {
         status: member.status,
         withdrawn_at: member.withdrawn_at.map(rfc3339),
         created_at: rfc3339(member.created_at),
-        history: history
-            .into_iter()
-            .map(|entry| HistoryRow {
-                status: entry.status,
-                at: rfc3339(entry.at),
-            })
-            .collect(),
+        history: history_rows(history),
     })
 }
 

@@ -8,12 +8,12 @@ use crate::app::App;
 use crate::clock::rfc3339;
 use crate::domain::order::{RequestedLine, check_order_lines, price_order};
 use crate::domain::{
-    DomainEvent, EventType, HistoryEntry, Member, Order, OrderLine, OrderStatus, Payment,
-    PaymentStatus,
+    DomainEvent, EventType, Member, Order, OrderLine, OrderStatus, Payment, PaymentStatus,
 };
 use crate::error::{Error, Result};
 use crate::http::Validate;
 use crate::lock::{item_key, order_key};
+use crate::services::{HistoryRow, history_rows};
 use crate::store::{CompletedCancellation, OrderStore};
 use serde::{Deserialize, Serialize};
 
@@ -47,13 +47,6 @@ impl Validate for CreateOrderRequest {
     fn validate(&self) -> Result<()> {
         check_order_lines(&self.lines())
     }
-}
-
-/// One row of a status timeline on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HistoryRow {
-    pub status: String,
-    pub at: String,
 }
 
 /// `POST /order` answer, and one entry of `GET /orders`.
@@ -141,16 +134,6 @@ impl OrderSummary {
             created_at: rfc3339(order.created_at),
         }
     }
-}
-
-fn history_rows(history: Vec<HistoryEntry>) -> Vec<HistoryRow> {
-    history
-        .into_iter()
-        .map(|h| HistoryRow {
-            status: h.status,
-            at: rfc3339(h.at),
-        })
-        .collect()
 }
 
 /// The member's own order: an id that cannot exist or an unknown one → 404CO000, another
