@@ -85,6 +85,8 @@ fn function_env() -> Vec<(String, String)> {
     .collect();
     for (from, to) in [
         ("CAFE_BENCH_DYNAMODB_ENDPOINT", "DYNAMODB_ENDPOINT"),
+        // moto serves EventBridge too: the stream publisher must not reach for AWS.
+        ("CAFE_BENCH_DYNAMODB_ENDPOINT", "EVENTBRIDGE_ENDPOINT"),
         ("CAFE_BENCH_REDIS_URL", "REDIS_URL"),
         ("CAFE_BENCH_TABLE_NAME", "TABLE_NAME"),
     ] {
