@@ -34,7 +34,8 @@ sam validate --lint --template-file template.yaml --region us-east-1
 
 if [ -z "${SKIP_LAMBDA_BUILD:-}" ]; then
   step "cargo lambda build --release --arm64 (every function)"
-  cargo lambda build --release --arm64 --workspace
+  # The function crates only: the local server and the benchmarks are not deployed.
+  cargo lambda build --release --arm64 --workspace --exclude cafe-local --exclude cafe-bench
   scripts/binary-sizes.sh
 fi
 
