@@ -55,6 +55,7 @@ suite!(
     items_orders::orders_are_created_with_history_and_event,
     items_orders::orders_page_newest_first,
     items_orders::a_tampered_order_cursor_is_refused,
+    items_orders::an_order_cursor_only_serves_the_member_it_was_issued_for,
     items_orders::complete_payment_takes_stock_and_stores_payments,
     items_orders::a_short_line_fails_the_whole_payment,
     items_orders::paying_needs_a_pending_order,

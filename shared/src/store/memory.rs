@@ -360,6 +360,8 @@ impl ItemStore for MemoryStore {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct OrderCursor {
+    /// The member the cursor was issued to: another member's cursor is refused.
+    member: String,
     before: String,
 }
 
@@ -395,10 +397,14 @@ impl OrderStore for MemoryStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<OrderPage> {
-        let before = cursor
+        let before = match cursor
             .map(super::cursor::decode::<OrderCursor>)
             .transpose()?
-            .map(|c| c.before);
+        {
+            Some(c) if c.member != member_id => return Err(Error::invalid("cursor")),
+            Some(c) => Some(c.before),
+            None => None,
+        };
         let limit = limit.max(1);
         Ok(self.read(|s| {
             let Some(ids) = s.orders_by_member.get(member_id) else {
@@ -418,6 +424,7 @@ impl OrderStore for MemoryStore {
                 page.truncate(limit);
                 page.last().and_then(|o| {
                     super::cursor::encode(&OrderCursor {
+                        member: member_id.to_owned(),
                         before: o.order_id.clone(),
                     })
                     .ok()

@@ -241,41 +241,6 @@ async fn the_created_table_matches_the_spec() {
 }
 
 #[tokio::test]
-async fn an_order_cursor_only_serves_the_member_it_was_issued_for() {
-    // The in-memory store does not bind cursors to members (see the report); DynamoDB does.
-    let b = Backend::dynamo().await;
-    let cola = stocked(&b, "Cola", 1_500, 100).await;
-    for i in 0..3 {
-        placed(
-            &b,
-            "member-1",
-            vec![line(&cola, 1)],
-            t0() + chrono::Duration::seconds(i),
-        )
-        .await;
-    }
-    let page = b
-        .store
-        .list_orders("member-1", 2, None)
-        .await
-        .expect("page");
-    let cursor = page.next_cursor.expect("more pages");
-    assert_eq!(
-        b.store.list_orders("member-2", 2, Some(&cursor)).await,
-        Err(Error::invalid("cursor"))
-    );
-    assert_eq!(
-        b.store
-            .list_orders("member-1", 2, Some(&cursor))
-            .await
-            .expect("page")
-            .orders
-            .len(),
-        1
-    );
-}
-
-#[tokio::test]
 async fn an_unreachable_endpoint_answers_503_in_bounded_time() {
     let client = build_client(Some("http://127.0.0.1:9"), Duration::from_millis(800)).await;
     let dead = DynamoStore::new(client, "cafe".into(), 400);

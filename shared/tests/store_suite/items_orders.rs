@@ -183,6 +183,38 @@ pub async fn a_tampered_order_cursor_is_refused(b: Backend) {
     }
 }
 
+pub async fn an_order_cursor_only_serves_the_member_it_was_issued_for(b: Backend) {
+    let cola = stocked(&b, "Cola", 1_500, 100).await;
+    for i in 0..3 {
+        placed(
+            &b,
+            "member-1",
+            vec![line(&cola, 1)],
+            t0() + chrono::Duration::seconds(i),
+        )
+        .await;
+    }
+    let page = b
+        .store
+        .list_orders("member-1", 2, None)
+        .await
+        .expect("page");
+    let cursor = page.next_cursor.expect("more pages");
+    assert_eq!(
+        b.store.list_orders("member-2", 2, Some(&cursor)).await,
+        Err(Error::invalid("cursor"))
+    );
+    assert_eq!(
+        b.store
+            .list_orders("member-1", 2, Some(&cursor))
+            .await
+            .expect("page")
+            .orders
+            .len(),
+        1
+    );
+}
+
 pub async fn complete_payment_takes_stock_and_stores_payments(b: Backend) {
     let cola = stocked(&b, "Cola", 1_500, 10).await;
     let book = stocked(&b, "Book", 25_000, 15).await;
