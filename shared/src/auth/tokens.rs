@@ -14,6 +14,9 @@ pub struct AccessTokenClaims {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// A unique id per token, so two tokens issued in the same second still differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 /// Signs and verifies access tokens with one HS256 secret.
@@ -48,6 +51,7 @@ impl TokenSigner {
             iat: now.timestamp(),
             exp: (now + self.ttl).timestamp(),
             nbf: None,
+            jti: Some(crate::ids::new_id(now)),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Internal(format!("token signing failed: {e}")))
