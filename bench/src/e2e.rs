@@ -117,7 +117,7 @@ pub async fn run(
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(cafe_local::serve(listener, app.clone()));
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
         .no_proxy()
         .build()?;
     let caller = Caller::Http { client, base };

@@ -169,25 +169,33 @@ async fn main() -> Result<(), fixture::BoxError> {
     let mut report = String::new();
     for scenario in &args.scenarios {
         eprintln!("== {scenario}");
-        match scenario.as_str() {
-            "coldstart" => {
-                if let (Some(services), Ok(table)) =
-                    (&services, std::env::var("CAFE_BENCH_TABLE_NAME"))
-                {
-                    fixture::ensure_table(services, &table).await?;
+        let outcome: Result<(), fixture::BoxError> = async {
+            match scenario.as_str() {
+                "coldstart" => {
+                    if let (Some(services), Ok(table)) =
+                        (&services, std::env::var("CAFE_BENCH_TABLE_NAME"))
+                    {
+                        fixture::ensure_table(services, &table).await?;
+                    }
+                    coldstart(&root, args.runs, &mut report).await?
                 }
-                coldstart(&root, args.runs, &mut report).await?
+                "handler" => handler::run(scale(2_000), scale(20).max(3), &mut report).await?,
+                "e2e" => match &services {
+                    Some(services) => e2e::run(services, scale(30), &mut report).await?,
+                    None => {
+                        report.push_str("## 3. End-to-end latency\n\nSkipped: no Redis + moto.\n\n")
+                    }
+                },
+                "contention" => contention::run(services.as_ref(), args.quick, &mut report).await?,
+                "expiry" => expiry::run(services.as_ref(), args.quick, &mut report).await?,
+                other => return Err(format!("unknown scenario {other}").into()),
             }
-            "handler" => handler::run(scale(2_000), scale(20).max(3), &mut report).await?,
-            "e2e" => match &services {
-                Some(services) => e2e::run(services, scale(50), &mut report).await?,
-                None => {
-                    report.push_str("## 3. End-to-end latency\n\nSkipped: no Redis + moto.\n\n")
-                }
-            },
-            "contention" => contention::run(services.as_ref(), args.quick, &mut report).await?,
-            "expiry" => expiry::run(services.as_ref(), args.quick, &mut report).await?,
-            other => return Err(format!("unknown scenario {other}").into()),
+            Ok(())
+        }
+        .await;
+        if let Err(error) = outcome {
+            eprintln!("{scenario} failed: {error}");
+            let _ = writeln!(report, "## {scenario}\n\n**Failed**: {error}\n");
         }
     }
     println!("{report}");
