@@ -286,10 +286,15 @@ async fn pay_locked(
     };
     match app.store.complete_payment(&completion).await {
         Ok(()) => Ok(receipt),
-        // The fence held: someone else paid, or the stock ran out behind the lock's back.
-        Err(refused @ (Error::OrderStatusConflict | Error::OutOfStock(_) | Error::NotFound(_))) => {
+        // The fence held: the stock ran out behind the lock's back.
+        Err(refused @ (Error::OutOfStock(_) | Error::NotFound(_))) => {
             refund_all(app, order_id, &receipt.payments).await;
             Err(refused)
+        }
+        // Someone else paid — or our own write committed and a retry of it (after a timeout)
+        // found the order no longer pending. Only the stored payments tell which.
+        Err(Error::OrderStatusConflict) => {
+            settle_unknown_outcome(app, receipt, Error::OrderStatusConflict).await
         }
         Err(error) => settle_unknown_outcome(app, receipt, error).await,
     }
