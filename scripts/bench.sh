@@ -14,19 +14,11 @@ cd "$ROOT"
 # shellcheck source=scripts/services.sh
 source "$ROOT/scripts/services.sh"
 
-# Only what the bench needs (Redis, moto); install_dependencies also brings the test tools.
+# Only what the bench needs (Redis, moto), at the test command's pinned versions.
 install_bench_dependencies() {
-  step "Installing Redis (Debian) and moto (PyPI) if missing"
-  if ! command -v redis-server >/dev/null 2>&1; then
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
-  fi
-  if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-  fi
-  if [ ! -x "$VENV/bin/moto_server" ]; then
-    "$VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]'
-  fi
+  step "Installing Redis (Debian) and moto (PyPI) at their pinned versions"
+  install_debian_packages
+  install_python_tools
 }
 
 install_bench_dependencies

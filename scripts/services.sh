@@ -9,25 +9,75 @@ RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cafe-run.XXXXXX")"
 step() { printf '\n== %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-install_dependencies() {
-  step "Installing dependencies (redis-server from Debian; moto, cfn-lint, SAM CLI, cargo-lambda, schemathesis from PyPI)"
-  if ! command -v redis-server >/dev/null 2>&1; then
+# The exact tool versions: PyPI packages with their hashes (scripts/requirements.txt, from
+# scripts/requirements.in by scripts/lock-tools.sh) and Debian packages (scripts/debian-packages.txt).
+REQUIREMENTS="$ROOT/scripts/requirements.txt"
+DEBIAN_PACKAGES="$ROOT/scripts/debian-packages.txt"
+
+# Installs the pinned Debian packages that are not installed at their pinned version. Debian's
+# archive keeps only the newest build of a stable release, so a pin can disappear after a security
+# update: then the archive's build of the same release is installed, and the run says so loudly.
+install_debian_packages() {
+  local wanted=() missing=() line package version installed
+  while IFS= read -r line; do
+    case "$line" in ''|'#'*) continue ;; esac
+    package=${line%%=*}
+    version=${line#*=}
+    installed=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null || true)
+    if [ "$installed" != "$version" ]; then missing+=("$package=$version"); fi
+    wanted+=("$package=$version")
+  done <"$DEBIAN_PACKAGES"
+  if [ "${#missing[@]}" -gt 0 ]; then
     as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+    if ! DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --allow-downgrades \
+        "${missing[@]}" >/dev/null; then
+      echo "WARNING: apt could not install the pinned ${missing[*]}; installing the archive's" \
+        "current build instead (update scripts/debian-packages.txt with scripts/lock-tools.sh --debian)" >&2
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]%%=*}" >/dev/null
+    fi
   fi
+  for line in "${wanted[@]}"; do
+    package=${line%%=*}
+    installed=$(dpkg-query -W -f='${Version}' "$package")
+    if [ "$installed" = "${line#*=}" ]; then
+      echo "  $package $installed (pinned)"
+    else
+      echo "  $package $installed (WARNING: pinned ${line#*=})"
+    fi
+  done
+}
+
+# A venv holding exactly scripts/requirements.txt: every package at its pinned version and hash,
+# nothing resolved at install time. Reinstalled whenever the lock file changes.
+install_python_tools() {
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
-  local wanted=('moto[server]' cfn-lint aws-sam-cli cargo-lambda schemathesis)
-  if ! "$VENV/bin/python" -c 'import moto, cfnlint, samcli, schemathesis' >/dev/null 2>&1 \
-      || [ ! -x "$VENV/bin/cargo-lambda" ]; then
-    "$VENV/bin/pip" install -q --disable-pip-version-check "${wanted[@]}"
+  local stamp="$VENV/.requirements.sha256" digest
+  digest=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+    PIP_FIND_LINKS='' "$VENV/bin/pip" install -q --disable-pip-version-check \
+      --require-hashes --no-deps -r "$REQUIREMENTS"
+    "$VENV/bin/pip" check
+    echo "$digest" >"$stamp"
   fi
+  local tool
+  for tool in moto aws-sam-cli cfn-lint cargo-lambda schemathesis ziglang; do
+    echo "  $tool $("$VENV/bin/pip" show "$tool" 2>/dev/null | awk '/^Version:/ {print $2}') (pinned)"
+  done
   export PATH="$VENV/bin:$PATH"
+  export SAM_CLI_TELEMETRY=0
+}
+
+install_dependencies() {
+  step "Installing the pinned tools (Debian: scripts/debian-packages.txt; PyPI: scripts/requirements.txt)"
+  install_debian_packages
+  install_python_tools
   # The arm64 standard library for `cargo lambda build --arm64` (rustup keeps it per toolchain).
   if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
     rustup target add aarch64-unknown-linux-gnu
   fi
+  echo "  $(rustc --version) (the machine's toolchain)"
 }
 
 free_port() {
