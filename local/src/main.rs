@@ -1,13 +1,17 @@
 //! `cafe-local`: every function on `http://127.0.0.1:$PORT` (default 3000, or `--port N`),
-//! in memory, seeded with the original's two items.
+//! in memory, seeded with the original's two items. Its limits on slow, idle and too many
+//! clients (`HEADER_READ_TIMEOUT_MS`, `BODY_READ_TIMEOUT_MS`, `IDLE_TIMEOUT_MS`,
+//! `MAX_CONNECTIONS`, `SHUTDOWN_TIMEOUT_MS`) are described in `server.rs`.
 
+use cafe_local::serve::{Limits, serve_with};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cafe::telemetry::init();
     let port = port()?;
-    let app = cafe::App::from_env().await?;
+    let limits = Limits::from_env()?;
+    let app = cafe::App::from_env(cafe::config::TokenKey::Required).await?;
     if app.config.jwt_secret_generated {
         tracing::warn!(
             "JWT_SECRET is not set: signing with a random secret generated for this run; tokens die with the process"
@@ -16,14 +20,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
     println!("cafe-local serving on http://{address}");
-    tokio::select! {
-        () = cafe_local::serve(listener, Arc::new(app)) => {}
-        signal = tokio::signal::ctrl_c() => {
-            signal?;
-            tracing::info!("shutting down");
+    // Ctrl-C stops accepting and lets the requests in flight finish, for up to
+    // SHUTDOWN_TIMEOUT_MS (the limits and their variables: local/src/server.rs).
+    let mut signal_error = None;
+    let shutdown = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            signal_error = Some(error);
         }
+    };
+    serve_with(listener, Arc::new(app), limits, shutdown).await;
+    match signal_error {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `--port N`, else `PORT`, else 3000.

@@ -738,6 +738,8 @@ fn parameter_cases(w: &World, out: &mut Vec<Case>) {
         "%2e%2e%2f".to_owned(),
         format!("{}/../{}", w.a.member_id, w.b.member_id),
         "x".repeat(10_000),
+        "x".repeat(cafe::http::MAX_PATH_PARAM_BYTES),
+        "x".repeat(cafe::http::MAX_PATH_PARAM_BYTES + 1),
         "☕".repeat(100),
         " ".to_owned(),
         "*".to_owned(),
@@ -754,10 +756,16 @@ fn parameter_cases(w: &World, out: &mut Vec<Case>) {
             let req = raw(method, template)
                 .param("memberId", value)
                 .bearer(&w.a.access);
+            // Not the caller's id: 403; too long to be anyone's id: 404.
+            let expected = if value.len() > cafe::http::MAX_PATH_PARAM_BYTES {
+                "404CO000"
+            } else {
+                "403CO000"
+            };
             out.push(case(
                 format!("{method} {template} with {short:?}"),
                 req,
-                &["403CO000"],
+                &[expected],
             ));
         }
         for (method, template) in [

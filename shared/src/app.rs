@@ -2,7 +2,9 @@
 //! invocation.
 
 use crate::auth::{PasswordHasher, TokenSigner};
+use crate::aws::Aws;
 use crate::clock::{Clock, SystemClock};
+pub use crate::config::TokenKey;
 use crate::config::{Backend, Config};
 use crate::domain::{Member, MemberStatus};
 use crate::error::{Error, Result};
@@ -29,37 +31,47 @@ pub struct App {
 
 impl App {
     /// Builds everything from the environment: the embedded default or DynamoDB + Redis.
-    pub async fn from_env() -> Result<Self> {
-        let mut config = Config::from_env()?;
+    /// `token_key` says whether this function verifies or signs tokens (its crate's
+    /// `TOKEN_KEY`): only then is the key read at init.
+    pub async fn from_env(token_key: TokenKey) -> Result<Self> {
+        let config = Config::from_env(token_key)?;
         match config.backend {
             Backend::Memory => {
                 let memory = MemoryParts::seeded(&config).await?;
                 Self::from_parts(config, Arc::new(SystemClock), memory)
             }
             Backend::Aws => {
-                // One SDK client and one Redis client per process, built at init and reused by
-                // every invocation; neither connects before its first use.
-                let sdk = crate::store::dynamo::sdk_config(
+                // One SDK configuration per process: every client shares its credentials.
+                let aws = Aws::load(
                     config.dynamodb_endpoint.as_deref(),
                     config.dependency_timeout,
                 )
                 .await;
-                if let Some(arn) = config.jwt_secret_arn.clone() {
-                    // Once per process: warm invocations reuse the key.
-                    config.jwt_secret = crate::secrets::fetch_jwt_secret(&arn, &sdk).await?;
-                }
-                let store = Arc::new(DynamoStore::from_sdk_config(&sdk, &config));
-                let url = config.redis_url.clone().ok_or_else(|| {
-                    Error::Internal("REDIS_URL is required with CAFE_BACKEND=aws".into())
-                })?;
-                let lock = Arc::new(RedisLock::new(
-                    &url,
-                    config.lock,
-                    config.dependency_timeout,
-                )?);
-                Self::with_store(config, Arc::new(SystemClock), store, lock)
+                Self::on_aws(config, &aws).await
             }
         }
+    }
+
+    /// The AWS backend over `aws`: the token key from Secrets Manager when the configuration
+    /// names one (`JWT_SECRET_ARN`), DynamoDB, and the Redis lock. The SDK and Redis clients are
+    /// built here, once per process, and reused by every invocation; neither connects before its
+    /// first use.
+    pub async fn on_aws(mut config: Config, aws: &Aws) -> Result<Self> {
+        if let Some(arn) = config.jwt_secret_arn.clone() {
+            // Once per process: warm invocations reuse the key.
+            config.jwt_secret = crate::secrets::fetch_jwt_secret(&arn, aws).await?;
+        }
+        let store = Arc::new(DynamoStore::from_aws(aws, &config));
+        let url = config
+            .redis_url
+            .clone()
+            .ok_or_else(|| Error::Internal("REDIS_URL is required with CAFE_BACKEND=aws".into()))?;
+        let lock = Arc::new(RedisLock::new(
+            &url,
+            config.lock,
+            config.dependency_timeout,
+        )?);
+        Self::with_store(config, Arc::new(SystemClock), store, lock)
     }
 
     /// An app over the given store and lock (DynamoDB and Redis in tests) with the mock

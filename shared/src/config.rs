@@ -12,6 +12,18 @@ pub enum Backend {
     Aws,
 }
 
+/// Whether a function verifies or signs access tokens, and so needs the token key at init.
+/// Each function crate declares its own (`TOKEN_KEY` in its `lib.rs`); a function that checks no
+/// token never reads the key, and its IAM policy grants no access to the secret holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKey {
+    /// Verifies or signs tokens: `JWT_SECRET` or `JWT_SECRET_ARN` is required in production.
+    Required,
+    /// Checks no token: the key is neither read nor required; an unknowable random key stands in,
+    /// so a token check added by mistake fails closed.
+    NotUsed,
+}
+
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Argon2Params {
@@ -82,7 +94,8 @@ impl Default for LockConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub backend: Backend,
-    /// True on Lambda or with `CAFE_ENV=production`: secrets must be configured.
+    /// `CAFE_ENV=production`, or on Lambda unless `CAFE_ENV=development` says otherwise: secrets
+    /// must be configured, and test-only overrides (the expiry job's `now`) are refused.
     pub production: bool,
     /// HS256 key. Never logged.
     pub jwt_secret: Vec<u8>,
@@ -129,29 +142,48 @@ impl Default for Config {
     }
 }
 
-/// Reads a variable; an empty value counts as unset.
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
+/// Where configuration variables come from: the process environment, or (in tests) the
+/// environment `template.yaml` gives a function.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-fn parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
-    match var(name) {
-        None => Ok(None),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::Internal(format!("configuration variable {name} is not valid"))),
+impl Vars<'_> {
+    /// Reads a variable; an empty value counts as unset.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => raw.trim().parse().map(Some).map_err(|_| {
+                Error::Internal(format!("configuration variable {name} is not valid"))
+            }),
+        }
     }
 }
 
 impl Config {
     /// Reads the environment. Fails (a start-up error) in production without `JWT_SECRET` or
-    /// `JWT_SECRET_ARN`.
-    pub fn from_env() -> Result<Self> {
-        let on_lambda = var("AWS_LAMBDA_FUNCTION_NAME").is_some();
-        let production = on_lambda || var("CAFE_ENV").as_deref() == Some("production");
-        let backend = match var("CAFE_BACKEND").as_deref() {
+    /// `JWT_SECRET_ARN` when the function uses the token key.
+    pub fn from_env(token_key: TokenKey) -> Result<Self> {
+        Self::from_vars(token_key, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] over any source of variables: `lookup` answers a variable's value.
+    pub fn from_vars(token_key: TokenKey, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let vars = Vars(lookup);
+        let on_lambda = vars.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let production = match vars.get("CAFE_ENV").as_deref() {
+            Some("production") => true,
+            Some("development") => false,
+            Some(_) => {
+                return Err(Error::Internal(
+                    "CAFE_ENV must be `production` or `development`".into(),
+                ));
+            }
+            None => on_lambda,
+        };
+        let backend = match vars.get("CAFE_BACKEND").as_deref() {
             Some("memory") => Backend::Memory,
             Some("aws") => Backend::Aws,
             Some(_) => {
@@ -163,12 +195,15 @@ impl Config {
             None => Backend::Memory,
         };
         let defaults = Config::default();
+        let uses_key = token_key == TokenKey::Required;
+        let configured_secret = vars.get("JWT_SECRET").filter(|_| uses_key);
         // An explicit JWT_SECRET wins over the Secrets Manager reference.
-        let secret_arn = match var("JWT_SECRET") {
+        let secret_arn = match configured_secret {
             Some(_) => None,
-            None => var("JWT_SECRET_ARN"),
+            None => vars.get("JWT_SECRET_ARN").filter(|_| uses_key),
         };
-        let (jwt_secret, jwt_secret_generated) = match var("JWT_SECRET") {
+        let (jwt_secret, jwt_secret_generated) = match configured_secret {
+            None if !uses_key => (rand::random::<[u8; 32]>().to_vec(), false),
             Some(secret) if secret.len() >= 32 => (secret.into_bytes(), false),
             Some(_) => {
                 return Err(Error::Internal(
@@ -189,26 +224,26 @@ impl Config {
             }
         };
         let mut argon2 = defaults.argon2;
-        if let Some(v) = parse("ARGON2_MEMORY_KIB")? {
+        if let Some(v) = vars.parse("ARGON2_MEMORY_KIB")? {
             argon2.memory_kib = v;
         }
-        if let Some(v) = parse("ARGON2_ITERATIONS")? {
+        if let Some(v) = vars.parse("ARGON2_ITERATIONS")? {
             argon2.iterations = v;
         }
-        if let Some(v) = parse("ARGON2_PARALLELISM")? {
+        if let Some(v) = vars.parse("ARGON2_PARALLELISM")? {
             argon2.parallelism = v;
         }
         let mut gateway = defaults.gateway;
-        if let Some(v) = parse::<u64>("GATEWAY_MIN_LATENCY_MS")? {
+        if let Some(v) = vars.parse::<u64>("GATEWAY_MIN_LATENCY_MS")? {
             gateway.min_latency = Duration::from_millis(v);
         }
-        if let Some(v) = parse::<u64>("GATEWAY_MAX_LATENCY_MS")? {
+        if let Some(v) = vars.parse::<u64>("GATEWAY_MAX_LATENCY_MS")? {
             gateway.max_latency = Duration::from_millis(v);
         }
         if gateway.max_latency < gateway.min_latency {
             gateway.max_latency = gateway.min_latency;
         }
-        if let Some(v) = parse::<f64>("GATEWAY_FAILURE_RATE")? {
+        if let Some(v) = vars.parse::<f64>("GATEWAY_FAILURE_RATE")? {
             if !(0.0..=1.0).contains(&v) {
                 return Err(Error::Internal(
                     "GATEWAY_FAILURE_RATE must be between 0 and 1".into(),
@@ -217,10 +252,10 @@ impl Config {
             gateway.failure_rate = v;
         }
         let mut lock = defaults.lock;
-        if let Some(v) = parse::<u64>("LOCK_TTL_MS")? {
+        if let Some(v) = vars.parse::<u64>("LOCK_TTL_MS")? {
             lock.ttl = Duration::from_millis(v.max(1));
         }
-        if let Some(v) = parse::<u64>("LOCK_WAIT_MS")? {
+        if let Some(v) = vars.parse::<u64>("LOCK_WAIT_MS")? {
             lock.max_wait = Duration::from_millis(v);
         }
         Ok(Self {
@@ -229,22 +264,28 @@ impl Config {
             jwt_secret,
             jwt_secret_generated,
             jwt_secret_arn: secret_arn,
-            access_token_ttl: parse::<i64>("ACCESS_TOKEN_TTL_SECONDS")?
+            access_token_ttl: vars
+                .parse::<i64>("ACCESS_TOKEN_TTL_SECONDS")?
                 .map(chrono::Duration::seconds)
                 .unwrap_or(defaults.access_token_ttl),
-            refresh_token_ttl: parse::<i64>("REFRESH_TOKEN_TTL_SECONDS")?
+            refresh_token_ttl: vars
+                .parse::<i64>("REFRESH_TOKEN_TTL_SECONDS")?
                 .map(chrono::Duration::seconds)
                 .unwrap_or(defaults.refresh_token_ttl),
             argon2,
-            table_name: var("TABLE_NAME").unwrap_or(defaults.table_name),
-            dynamodb_endpoint: var("DYNAMODB_ENDPOINT"),
-            redis_url: var("REDIS_URL"),
-            event_bus_name: var("EVENT_BUS_NAME").unwrap_or(defaults.event_bus_name),
+            table_name: vars.get("TABLE_NAME").unwrap_or(defaults.table_name),
+            dynamodb_endpoint: vars.get("DYNAMODB_ENDPOINT"),
+            redis_url: vars.get("REDIS_URL"),
+            event_bus_name: vars
+                .get("EVENT_BUS_NAME")
+                .unwrap_or(defaults.event_bus_name),
             lock,
             gateway,
-            history_retention_days: parse("HISTORY_RETENTION_DAYS")?
+            history_retention_days: vars
+                .parse("HISTORY_RETENTION_DAYS")?
                 .unwrap_or(defaults.history_retention_days),
-            dependency_timeout: parse::<u64>("DEPENDENCY_TIMEOUT_MS")?
+            dependency_timeout: vars
+                .parse::<u64>("DEPENDENCY_TIMEOUT_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.dependency_timeout),
         })

@@ -143,11 +143,16 @@ fn path_join(parent: &str, child: &str) -> String {
     }
 }
 
-/// A path parameter of the route (`{memberId}` …); absent or empty → 404CO000.
+/// The longest path parameter any route takes: every one is an id (ULIDs are 26 characters).
+/// Longer values name nothing that can exist, and would reach DynamoDB as oversized keys.
+pub const MAX_PATH_PARAM_BYTES: usize = 64;
+
+/// A path parameter of the route (`{memberId}` …); absent, empty or longer than
+/// [`MAX_PATH_PARAM_BYTES`] → 404CO000.
 pub fn path_param(req: &Request, name: &str) -> Result<String> {
     req.path_parameters()
         .first(name)
-        .filter(|v| !v.is_empty())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_PATH_PARAM_BYTES)
         .map(str::to_owned)
         .ok_or(Error::NotFound("resource"))
 }

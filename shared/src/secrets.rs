@@ -10,9 +10,9 @@ const MIN_SECRET_BYTES: usize = 32;
 
 /// Reads the secret `arn` (its `SecretString`, or `SecretBinary`) and returns the key bytes.
 /// Call it once at init and keep the result: every call is a billed network request.
-pub async fn fetch_jwt_secret(arn: &str, sdk_config: &aws_config::SdkConfig) -> Result<Vec<u8>> {
-    let client = aws_sdk_secretsmanager::Client::new(sdk_config);
-    let output = client
+pub async fn fetch_jwt_secret(arn: &str, aws: &crate::aws::Aws) -> Result<Vec<u8>> {
+    let output = aws
+        .secrets_manager()
         .get_secret_value()
         .secret_id(arn)
         .send()
@@ -42,18 +42,21 @@ pub async fn fetch_jwt_secret(arn: &str, sdk_config: &aws_config::SdkConfig) -> 
 mod tests {
     use super::*;
 
-    async fn moto_config() -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(crate::testing::dynamodb_endpoint())
-            .region(aws_config::Region::new("us-east-1"))
-            .test_credentials()
-            .load()
-            .await
+    async fn moto_config() -> crate::aws::Aws {
+        crate::aws::Aws::from_sdk_config(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(crate::testing::dynamodb_endpoint())
+                .region(aws_config::Region::new("us-east-1"))
+                .test_credentials()
+                .load()
+                .await,
+        )
     }
 
-    async fn create_secret(config: &aws_config::SdkConfig, value: &str) -> String {
+    async fn create_secret(config: &crate::aws::Aws, value: &str) -> String {
         let name = format!("cafe-jwt-{}", crate::ids::new_id(chrono::Utc::now()));
-        let created = aws_sdk_secretsmanager::Client::new(config)
+        let created = config
+            .secrets_manager()
             .create_secret()
             .name(name)
             .secret_string(value)

@@ -23,6 +23,9 @@ impl http::Validate for LoginRequest {
     }
 }
 
+/// This function signs tokens.
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Required;
+
 #[tracing::instrument(name = "auth-login", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
     http::respond(log_in(&req, app).await)

@@ -19,6 +19,9 @@ impl http::Validate for RefreshRequest {
     }
 }
 
+/// This function signs tokens.
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Required;
+
 #[tracing::instrument(name = "auth-refresh", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
     http::respond(refresh(&req, app).await)

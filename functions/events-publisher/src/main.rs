@@ -10,7 +10,15 @@ async fn main() -> Result<(), Error> {
     let endpoint = std::env::var("EVENTBRIDGE_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty());
-    let publisher = cafe::events::EventBridgePublisher::from_env(bus, endpoint.as_deref()).await;
+    let timeout = std::env::var("DEPENDENCY_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_millis,
+        );
+    let aws = cafe::aws::Aws::load(endpoint.as_deref(), timeout).await;
+    let publisher = cafe::events::EventBridgePublisher::from_aws(&aws, bus);
     run(service_fn(|event: LambdaEvent<Event>| {
         let publisher = &publisher;
         async move { Ok::<_, Error>(events_publisher::handle(event.payload, publisher).await) }

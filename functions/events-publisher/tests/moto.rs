@@ -124,7 +124,12 @@ async fn delivered(queue: &str, expected: usize) -> Vec<Value> {
 }
 
 async fn publisher(bus: &str) -> EventBridgePublisher {
-    EventBridgePublisher::from_env(bus, Some(&testing::dynamodb_endpoint())).await
+    let aws = cafe::aws::Aws::load(
+        Some(&testing::dynamodb_endpoint()),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    EventBridgePublisher::from_aws(&aws, bus)
 }
 
 #[tokio::test]

@@ -1,12 +1,17 @@
 //! `expire-withdrawals`: run daily by an EventBridge schedule (03:00 KST); ends every member
 //! withdrawn 30 or more days ago. The event's optional `now` (RFC 3339, at the top level or in
-//! `detail`) replaces the clock, for `sam local invoke` and tests.
+//! `detail`) replaces the clock, for `sam local invoke` and tests — never in production
+//! (`CAFE_ENV`, see `Config::production`): there a manual invoke with a future `now` would end
+//! members early, irreversibly, so an event that carries one is refused and nothing is touched.
 
 use cafe::services::expiry::{ExpiryOptions, ExpirySummary, run_expiry};
 use cafe::{App, Error};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime};
+
+/// This function checks no token, so it never reads the token key.
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::NotUsed;
 
 /// Time kept in hand before the Lambda deadline: the page in flight and its writes must finish
 /// inside it.
@@ -43,7 +48,18 @@ pub async fn handle(
     deadline: Option<SystemTime>,
     app: &App,
 ) -> Result<ExpirySummary, Error> {
-    let now = requested_now(&event)?.unwrap_or_else(|| app.clock.now());
+    let now = match requested_now(&event)? {
+        Some(_) if app.config.production => {
+            tracing::error!(
+                "refused an expiry run whose event sets `now`: not allowed in production"
+            );
+            return Err(Error::InvalidParameter(
+                "now (the clock override is refused in production)".into(),
+            ));
+        }
+        Some(now) => now,
+        None => app.clock.now(),
+    };
     let options = ExpiryOptions {
         stop_by: deadline.map(stop_by),
         ..ExpiryOptions::default()

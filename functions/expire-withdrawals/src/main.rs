@@ -4,7 +4,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     cafe::telemetry::init();
-    let app = cafe::App::from_env().await?;
+    let app = cafe::App::from_env(expire_withdrawals::TOKEN_KEY).await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let app = &app;
         async move {

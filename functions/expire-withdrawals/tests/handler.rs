@@ -135,3 +135,34 @@ async fn near_the_deadline_it_stops_after_one_page_and_says_so() {
         assert_eq!(status(&app, id).await, MemberStatus::End);
     }
 }
+
+#[tokio::test]
+async fn production_refuses_the_now_override_and_ends_nobody() {
+    let clock = testing::manual_clock();
+    let config = cafe::config::Config {
+        production: true,
+        ..testing::test_config()
+    };
+    let (app, _parts) = App::in_memory(config, clock.clone()).await.expect("app");
+    // Due by the sample's `now` (2026-02-14), not by the clock (2026-01-15).
+    let member = withdrawn(&app, "2026-01-10T00:00:00Z".parse().expect("time")).await;
+    let refused = expire_withdrawals::handle(sample(), None, &app).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidParameter(ref field)) if field.starts_with("now")),
+        "{refused:?}"
+    );
+    assert_eq!(status(&app, &member).await, MemberStatus::Withdrawn);
+
+    // The scheduled event (no `now`) runs on the clock: nobody is due yet on 2026-01-15.
+    let scheduled = json!({"version": "0", "detail-type": "Scheduled Event", "detail": {}});
+    let summary = expire_withdrawals::handle(scheduled.clone(), None, &app)
+        .await
+        .expect("run");
+    assert_eq!(summary.expired, 0);
+    clock.advance(Duration::days(27));
+    let summary = expire_withdrawals::handle(scheduled, None, &app)
+        .await
+        .expect("run");
+    assert_eq!(summary.expired, 1);
+    assert_eq!(status(&app, &member).await, MemberStatus::End);
+}

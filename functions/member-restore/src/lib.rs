@@ -5,6 +5,9 @@ use cafe::services::members;
 use cafe::{App, Error, Result, http};
 use lambda_http::{Body, Request, Response};
 
+/// This function verifies the bearer token.
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Required;
+
 #[tracing::instrument(name = "member-restore", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
     http::respond(restore(&req, app).await)

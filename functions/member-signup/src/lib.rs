@@ -27,6 +27,9 @@ impl http::Validate for SignUpRequest {
     }
 }
 
+/// This function signs tokens.
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Required;
+
 #[tracing::instrument(name = "member-signup", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
     http::respond(sign_up(&req, app).await)

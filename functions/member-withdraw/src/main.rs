@@ -3,7 +3,7 @@ use lambda_http::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     cafe::telemetry::init();
-    let app = cafe::App::from_env().await?;
+    let app = cafe::App::from_env(member_withdraw::TOKEN_KEY).await?;
     run(service_fn(|req| async {
         Ok::<_, Error>(member_withdraw::handle(req, &app).await)
     }))

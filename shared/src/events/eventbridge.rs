@@ -57,15 +57,9 @@ impl EventBridgePublisher {
         self
     }
 
-    /// A client from the default AWS configuration chain; `endpoint` overrides the service URL
-    /// (moto in tests).
-    pub async fn from_env(bus_name: impl Into<String>, endpoint: Option<&str>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(url) = endpoint {
-            loader = loader.endpoint_url(url);
-        }
-        let config = loader.load().await;
-        Self::new(Client::new(&config), bus_name)
+    /// The publisher over the process's shared AWS configuration.
+    pub fn from_aws(aws: &crate::aws::Aws, bus_name: impl Into<String>) -> Self {
+        Self::new(aws.eventbridge(), bus_name)
     }
 
     fn entry(&self, event: &DomainEvent) -> PutEventsRequestEntry {

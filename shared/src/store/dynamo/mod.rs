@@ -54,18 +54,18 @@ impl DynamoStore {
     /// Builds the one SDK client of the process from the configuration (endpoint override,
     /// standard retries, bounded timeouts).
     pub async fn from_config(config: &Config) -> Self {
-        let shared = sdk_config(
+        let aws = crate::aws::Aws::load(
             config.dynamodb_endpoint.as_deref(),
             config.dependency_timeout,
         )
         .await;
-        Self::from_sdk_config(&shared, config)
+        Self::from_aws(&aws, config)
     }
 
-    /// The store over an SDK configuration the process already loaded.
-    pub fn from_sdk_config(shared: &aws_config::SdkConfig, config: &Config) -> Self {
+    /// The store over the process's shared AWS configuration.
+    pub fn from_aws(aws: &crate::aws::Aws, config: &Config) -> Self {
         Self::new(
-            client_from(shared),
+            aws.dynamodb(),
             config.table_name.clone(),
             config.history_retention_days,
         )
@@ -174,7 +174,7 @@ impl DynamoStore {
 /// Builds a DynamoDB client: standard retry mode (3 attempts), each attempt and the whole
 /// operation bounded by `timeout`, a short connect timeout so an unreachable endpoint fails fast.
 pub async fn build_client(endpoint: Option<&str>, timeout: std::time::Duration) -> Client {
-    client_from(&sdk_config(endpoint, timeout).await)
+    crate::aws::Aws::load(endpoint, timeout).await.dynamodb()
 }
 
 /// The AWS SDK configuration every client of a process shares (credentials are resolved once):
@@ -207,11 +207,6 @@ pub async fn sdk_config(
             .build();
     }
     shared
-}
-
-/// A DynamoDB client over the process's shared SDK configuration.
-pub fn client_from(shared: &aws_config::SdkConfig) -> Client {
-    Client::new(shared)
 }
 
 #[derive(Serialize, Deserialize)]

@@ -6,60 +6,12 @@
 
 use cafe::routes::{NON_HTTP_FUNCTIONS, ROUTES, RouteMatch, match_route};
 use cafe::store::dynamo::table::{ProjectionSpec, TableSpec, table_spec};
+mod template;
+
 use serde_yaml::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("shared/ has a parent")
-        .to_path_buf()
-}
-
-fn template() -> Value {
-    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
-    serde_yaml::from_str(&text).expect("template.yaml is YAML")
-}
-
-/// Short-form tags (`!Ref`, `!GetAtt`, `!Sub`) become the long form, so lookups see one shape.
-fn untag(value: &Value) -> Value {
-    match value {
-        Value::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            let name = tag.trim_start_matches('!');
-            let key = if name == "Ref" {
-                "Ref".to_owned()
-            } else {
-                format!("Fn::{name}")
-            };
-            let mut map = serde_yaml::Mapping::new();
-            map.insert(Value::from(key), untag(&tagged.value));
-            Value::Mapping(map)
-        }
-        Value::Mapping(map) => {
-            Value::Mapping(map.iter().map(|(k, v)| (k.clone(), untag(v))).collect())
-        }
-        Value::Sequence(items) => Value::Sequence(items.iter().map(untag).collect()),
-        other => other.clone(),
-    }
-}
-
-fn get<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |v, key| v.get(*key))
-}
-
-fn string_at(value: &Value, path: &[&str]) -> Option<String> {
-    get(value, path).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn report(what: &str, problems: Vec<String>) {
-    assert!(
-        problems.is_empty(),
-        "{what} disagree:\n  - {}",
-        problems.join("\n  - ")
-    );
-}
+use std::path::PathBuf;
+use template::{get, report, root, string_at};
 
 /// Every function named by the code: HTTP routes and the two non-HTTP functions.
 fn code_functions() -> BTreeSet<String> {
@@ -88,29 +40,6 @@ fn crate_dirs() -> BTreeMap<String, PathBuf> {
         .collect()
 }
 
-/// Template functions by their `BuildProperties.Binary`, with their logical ids.
-fn template_functions(template: &Value) -> BTreeMap<String, (String, Value)> {
-    let resources = get(template, &["Resources"])
-        .and_then(Value::as_mapping)
-        .expect("Resources");
-    let mut found = BTreeMap::new();
-    for (id, resource) in resources {
-        if string_at(resource, &["Type"]).as_deref() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let id = id.as_str().expect("logical id").to_owned();
-        let binary = string_at(resource, &["Metadata", "BuildProperties", "Binary"])
-            .unwrap_or_else(|| format!("<{id} has no Metadata.BuildProperties.Binary>"));
-        assert!(
-            found
-                .insert(binary.clone(), (id.clone(), resource.clone()))
-                .is_none(),
-            "two template functions build the binary {binary}"
-        );
-    }
-    found
-}
-
 fn events_of(resource: &Value, kind: &str) -> Vec<Value> {
     get(resource, &["Properties", "Events"])
         .and_then(Value::as_mapping)
@@ -126,10 +55,10 @@ fn events_of(resource: &Value, kind: &str) -> Vec<Value> {
 
 #[test]
 fn crates_routes_template_and_events_name_the_same_functions() {
-    let template = untag(&template());
+    let template = template::template();
     let code = code_functions();
     let crates = crate_dirs();
-    let functions = template_functions(&template);
+    let functions = template::functions(&template);
     let mut problems = Vec::new();
 
     let names = |set: &dyn Fn(&str) -> bool| -> Vec<String> {
@@ -386,7 +315,7 @@ fn expected_keys(hash: &str, range: &str) -> Vec<(String, String)> {
 
 #[test]
 fn the_template_table_is_the_table_the_code_uses() {
-    let template = untag(&template());
+    let template = template::template();
     let spec: TableSpec = table_spec();
     let table = get(&template, &["Resources", "Table"]).expect("a resource named Table");
     let props = table.get("Properties").expect("Table.Properties");

@@ -1,0 +1,769 @@
+//! IAM proven from the calls themselves (against moto and Redis, started by `scripts/test.sh`).
+//!
+//! Every function runs as it is deployed: its own app, built by `App::on_aws` from the
+//! environment `template.yaml` gives it (its table, secret, bus and lock cache replaced by the
+//! test's), with its own SDK clients, each reporting to a `CallRecorder`. A scenario drives every
+//! branch that makes a different AWS call (sign-up and a taken email, log-in right and wrong,
+//! refresh and reuse, paid and cancelled orders listed, payments with and without an
+//! `Idempotency-Key`, a gateway failure that releases the key, both kinds of cancel, withdraw and
+//! restore, a due member ended by the expiry job, the stream publisher). Then each function's
+//! recorded calls are held to its policy in the template, both ways: a call the policy does not
+//! grant fails, and so does a grant no call used. Breaking a policy on purpose (removing any one
+//! grant, adding an unused one) must make the check fail.
+
+mod template;
+
+use cafe::App;
+use cafe::aws::{Aws, AwsResource, CallRecorder};
+use cafe::config::{Config, TokenKey};
+use cafe::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
+use cafe::gateway::MockGateway;
+use cafe::routes::{RouteMatch, match_route};
+use cafe::store::MemberStore;
+use cafe::store::dynamo::{DynamoStore, table};
+use cafe_local::testing::{PASSWORD, request, sign_up_body, unique_email};
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+use serde_yaml::Value as Yaml;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Every deployed function and whether it uses the token key (its crate's own declaration).
+const FUNCTIONS: &[(&str, TokenKey)] = &[
+    ("member-signup", member_signup::TOKEN_KEY),
+    ("auth-login", auth_login::TOKEN_KEY),
+    ("auth-refresh", auth_refresh::TOKEN_KEY),
+    ("member-get", member_get::TOKEN_KEY),
+    ("member-withdraw", member_withdraw::TOKEN_KEY),
+    ("member-restore", member_restore::TOKEN_KEY),
+    ("items-list", items_list::TOKEN_KEY),
+    ("items-get", items_get::TOKEN_KEY),
+    ("order-create", order_create::TOKEN_KEY),
+    ("order-get", order_get::TOKEN_KEY),
+    ("order-list", order_list::TOKEN_KEY),
+    ("order-cancel", order_cancel::TOKEN_KEY),
+    ("payment-create", payment_create::TOKEN_KEY),
+    ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
+];
+
+/// The stream publisher reads only its bus (no `App`).
+const PUBLISHER: &str = "events-publisher";
+
+/// The resources of the stack, made on moto for this run: logical id → concrete name.
+struct Stack {
+    endpoint: String,
+    redis_url: String,
+    /// Logical id (`Table`, `JwtSecret`, `EventBus`) → the name or ARN the code is given.
+    names: BTreeMap<String, String>,
+}
+
+impl Stack {
+    async fn create() -> Self {
+        let endpoint = cafe::testing::dynamodb_endpoint();
+        let aws = Aws::load(Some(&endpoint), std::time::Duration::from_secs(10)).await;
+        let suffix = ulid::Ulid::new().to_string().to_lowercase();
+        let table_name = format!("cafe-iam-{suffix}");
+        table::create_table_with(&aws.dynamodb(), &table_name, false)
+            .await
+            .expect("table on moto");
+        let secret = aws
+            .secrets_manager()
+            .create_secret()
+            .name(format!("cafe-iam-jwt-{suffix}"))
+            .secret_string("k".repeat(64))
+            .send()
+            .await
+            .expect("secret on moto");
+        let bus = format!("cafe-iam-bus-{suffix}");
+        aws.eventbridge()
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("bus on moto");
+        let names = BTreeMap::from([
+            ("Table".to_owned(), table_name),
+            (
+                "JwtSecret".to_owned(),
+                secret.arn().expect("secret ARN").to_owned(),
+            ),
+            ("EventBus".to_owned(), bus),
+        ]);
+        Self {
+            endpoint,
+            redis_url: cafe::testing::redis_url(),
+            names,
+        }
+    }
+
+    /// The value the template's environment entry takes in this stack.
+    fn resolve(&self, name: &str, value: &Yaml) -> Result<String, String> {
+        match value {
+            Yaml::String(text) => Ok(text.clone()),
+            Yaml::Number(number) => Ok(number.to_string()),
+            Yaml::Bool(flag) => Ok(flag.to_string()),
+            other => {
+                if let Some(logical) = template::string_at(other, &["Ref"]) {
+                    return match logical.as_str() {
+                        "HistoryRetentionDays" => Ok("400".into()),
+                        "LogLevel" => Ok("info".into()),
+                        _ => {
+                            self.names.get(&logical).cloned().ok_or_else(|| {
+                                format!("{name}: !Ref {logical} is not in the stack")
+                            })
+                        }
+                    };
+                }
+                match template::string_at(other, &["Fn::Sub"]) {
+                    // The lock cache's TLS endpoint; here the test's Redis.
+                    Some(text) if text.contains("${LockCache.") => Ok(self.redis_url.clone()),
+                    _ => Err(format!("{name}: cannot resolve {other:?}")),
+                }
+            }
+        }
+    }
+
+    /// A function's environment on Lambda: the template's, resolved, plus what Lambda sets;
+    /// then the test's overrides (the moto endpoint, cheap Argon2).
+    fn environment(&self, template: &Yaml, function: &str) -> BTreeMap<String, String> {
+        let functions = template::functions(template);
+        let (_, resource) = functions
+            .get(function)
+            .unwrap_or_else(|| panic!("{function} is not in template.yaml"));
+        let mut env = BTreeMap::new();
+        for (name, value) in template::environment(template, resource) {
+            let resolved = self
+                .resolve(&name, &value)
+                .unwrap_or_else(|e| panic!("{e}"));
+            env.insert(name, resolved);
+        }
+        env.insert("AWS_LAMBDA_FUNCTION_NAME".into(), function.into());
+        env.insert("DYNAMODB_ENDPOINT".into(), self.endpoint.clone());
+        for (name, value) in [
+            ("ARGON2_MEMORY_KIB", "8"),
+            ("ARGON2_ITERATIONS", "1"),
+            ("ARGON2_PARALLELISM", "1"),
+        ] {
+            env.insert(name.into(), value.into());
+        }
+        env
+    }
+
+    /// The recorded resource as the template names it (`table/Table`, `secret/JwtSecret` …).
+    fn canonical(&self, resource: &AwsResource) -> String {
+        let logical = |name: &str| {
+            self.names
+                .iter()
+                .find(|(_, concrete)| concrete.as_str() == name)
+                .map_or_else(|| format!("<not in the stack: {name}>"), |(l, _)| l.clone())
+        };
+        match resource {
+            AwsResource::Table(name) => format!("table/{}", logical(name)),
+            AwsResource::Index { table, index } => {
+                format!("table/{}/index/{index}", logical(table))
+            }
+            AwsResource::Secret(arn) => format!("secret/{}", logical(arn)),
+            AwsResource::EventBus(name) => format!("event-bus/{}", logical(name)),
+            AwsResource::Unrecognised { service, operation } => {
+                format!("<unrecognised call {service}:{operation}>")
+            }
+        }
+    }
+}
+
+/// One deployed function: its app and what it called.
+struct Deployed {
+    app: App,
+    recorder: CallRecorder,
+}
+
+async fn deploy(stack: &Stack, template: &Yaml, function: &str, key: TokenKey) -> Deployed {
+    let env = stack.environment(template, function);
+    let config = Config::from_vars(key, &|name| env.get(name).cloned())
+        .unwrap_or_else(|e| panic!("{function}: its template environment is refused: {e}"));
+    let recorder = CallRecorder::new();
+    let aws = Aws::load(
+        config.dynamodb_endpoint.as_deref(),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .with_recorder(recorder.clone());
+    let app = App::on_aws(config, &aws)
+        .await
+        .unwrap_or_else(|e| panic!("{function}: init failed: {e}"));
+    Deployed { app, recorder }
+}
+
+struct Cafe {
+    functions: BTreeMap<&'static str, Deployed>,
+    gateway: Arc<MockGateway>,
+}
+
+impl Cafe {
+    /// Routes like API Gateway: to the function of the route, on that function's app.
+    async fn call(&self, req: lambda_http::Request) -> (u16, Value) {
+        let function = match match_route(req.method().as_str(), req.uri().path()) {
+            RouteMatch::Found { route, .. } => route.function,
+            other => panic!("no route for {} {}: {other:?}", req.method(), req.uri()),
+        };
+        let deployed = &self.functions[function];
+        let response = cafe_local::dispatch(function, req, &deployed.app).await;
+        let status = response.status().as_u16();
+        (status, cafe_local::testing::json_of(&response))
+    }
+
+    async fn expect(&self, req: lambda_http::Request, status: u16) -> Value {
+        let what = format!("{} {}", req.method(), req.uri().path());
+        let (got, body) = self.call(req).await;
+        assert_eq!(got, status, "{what}: {body}");
+        body
+    }
+
+    async fn sign_up(&self) -> (String, String, String, String) {
+        let email = unique_email();
+        let body = self
+            .expect(
+                request("POST", "/member")
+                    .json(&sign_up_body(&email))
+                    .build(),
+                201,
+            )
+            .await;
+        let field = |name: &str| body["result"][name].as_str().expect(name).to_owned();
+        (
+            field("memberId"),
+            field("accessToken"),
+            field("refreshToken"),
+            email,
+        )
+    }
+
+    async fn order(&self, access: &str, item: &str) -> String {
+        let body = self
+            .expect(
+                request("POST", "/order")
+                    .bearer(access)
+                    .json(&json!({"items": [{"itemId": item, "quantity": 1}]}))
+                    .build(),
+                201,
+            )
+            .await;
+        body["result"]["orderId"]
+            .as_str()
+            .expect("orderId")
+            .to_owned()
+    }
+
+    async fn pay(&self, access: &str, order_id: &str, amount: i64, key: Option<&str>) -> u16 {
+        let mut req = request("POST", "/payment")
+            .bearer(access)
+            .json(&json!({"orderId": order_id, "payments": [{"amount": amount, "type": "CARD"}]}));
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        self.call(req.build()).await.0
+    }
+}
+
+const COLA: &str = "01JC0FFEE00000000000000C01";
+const BOOK: &str = "01JC0FFEE00000000000000B02";
+
+/// Every branch that makes a different AWS call, each answer checked so the branch really ran.
+async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
+    let (member, access, refresh, email) = cafe.sign_up().await;
+    let taken = cafe
+        .expect(
+            request("POST", "/member")
+                .json(&sign_up_body(&email))
+                .build(),
+            400,
+        )
+        .await;
+    assert_eq!(taken["error"]["code"], "400ME000");
+
+    let login = |password: &str| {
+        request("POST", "/auth/login")
+            .json(&json!({"email": email, "password": password}))
+            .build()
+    };
+    cafe.expect(login(PASSWORD), 200).await;
+    cafe.expect(login("a wrong password"), 401).await;
+    cafe.expect(
+        request("POST", "/auth/login")
+            .json(&json!({"email": unique_email(), "password": PASSWORD}))
+            .build(),
+        401,
+    )
+    .await;
+
+    let refresh_with = |token: &str| {
+        request("POST", "/auth/refresh")
+            .json(&json!({"refreshToken": token}))
+            .build()
+    };
+    let rotated = cafe.expect(refresh_with(&refresh), 200).await;
+    // Reuse of the first token: refused, and its family revoked (the successor too).
+    cafe.expect(refresh_with(&refresh), 401).await;
+    let successor = rotated["result"]["refreshToken"].as_str().expect("token");
+    cafe.expect(refresh_with(successor), 401).await;
+
+    cafe.expect(
+        request("GET", &format!("/member/{member}"))
+            .bearer(&access)
+            .build(),
+        200,
+    )
+    .await;
+    cafe.expect(request("GET", "/items").build(), 200).await;
+    cafe.expect(request("GET", &format!("/items/{COLA}")).build(), 200)
+        .await;
+    // An id far past DynamoDB's key size: 404 in the contract's format, never a 500.
+    let long = format!("/items/{}", "x".repeat(4096));
+    let missing = cafe.expect(request("GET", &long).build(), 404).await;
+    assert_eq!(missing["error"]["code"], "404CO000");
+
+    let paid_with_key = cafe.order(&access, COLA).await;
+    let paid_without_key = cafe.order(&access, BOOK).await;
+    let to_cancel_pending = cafe.order(&access, COLA).await;
+    let failed_payment = cafe.order(&access, COLA).await;
+    assert_eq!(
+        cafe.pay(&access, &paid_with_key, 1_500, Some("iam-1"))
+            .await,
+        200
+    );
+    // The replay: the stored answer, no second charge.
+    assert_eq!(
+        cafe.pay(&access, &paid_with_key, 1_500, Some("iam-1"))
+            .await,
+        200
+    );
+    assert_eq!(
+        cafe.pay(&access, &paid_without_key, 25_000, None).await,
+        200
+    );
+    // A gateway failure under a key: nothing charged, the key released for the retry.
+    cafe.gateway.set_config(cafe::config::GatewayConfig {
+        failure_rate: 1.0,
+        ..Default::default()
+    });
+    assert_eq!(
+        cafe.pay(&access, &failed_payment, 1_500, Some("iam-2"))
+            .await,
+        502
+    );
+    cafe.gateway
+        .set_config(cafe::config::GatewayConfig::default());
+    assert_eq!(
+        cafe.pay(&access, &failed_payment, 1_500, Some("iam-2"))
+            .await,
+        200
+    );
+
+    cafe.expect(
+        request("GET", &format!("/order/{paid_with_key}"))
+            .bearer(&access)
+            .build(),
+        200,
+    )
+    .await;
+    cafe.expect(
+        request("DELETE", &format!("/order/{to_cancel_pending}/cancel"))
+            .bearer(&access)
+            .build(),
+        200,
+    )
+    .await;
+    cafe.expect(
+        request("DELETE", &format!("/order/{paid_without_key}/cancel"))
+            .bearer(&access)
+            .build(),
+        200,
+    )
+    .await;
+    // Paid and cancelled orders in the list: their payments are read too.
+    let listed = cafe
+        .expect(request("GET", "/orders").bearer(&access).build(), 200)
+        .await;
+    let orders = listed["result"]["orders"].as_array().expect("orders");
+    assert_eq!(orders.len(), 4, "{listed}");
+    assert!(
+        orders
+            .iter()
+            .any(|o| o["payments"].as_array().is_some_and(|p| !p.is_empty())),
+        "{listed}"
+    );
+
+    let (leaving, leaving_access, _, _) = cafe.sign_up().await;
+    cafe.expect(
+        request("DELETE", &format!("/member/{leaving}/withdraw"))
+            .bearer(&leaving_access)
+            .build(),
+        200,
+    )
+    .await;
+    cafe.expect(
+        request("POST", &format!("/member/{leaving}/restore"))
+            .bearer(&leaving_access)
+            .build(),
+        200,
+    )
+    .await;
+
+    // The daily job, as EventBridge invokes it (no `now`): one member withdrawn 31 days ago.
+    let due = withdrawn_long_ago(fixtures).await;
+    let mut scheduled = sample("expire-withdrawals");
+    if let Some(fields) = scheduled.as_object_mut() {
+        fields.remove("now");
+    }
+    let summary =
+        expire_withdrawals::handle(scheduled, None, &cafe.functions["expire-withdrawals"].app)
+            .await
+            .expect("expiry run");
+    assert!(summary.expired >= 1, "{summary:?}");
+    let ended = fixtures
+        .get_member(&due)
+        .await
+        .expect("read")
+        .expect("member");
+    assert_eq!(ended.status, MemberStatus::End);
+    let _ = stack;
+}
+
+async fn withdrawn_long_ago(store: &DynamoStore) -> String {
+    let at = Utc::now() - Duration::days(31);
+    let member_id = cafe::ids::new_id(at);
+    let member = Member {
+        email: format!("{}@cafe.example", member_id.to_lowercase()),
+        member_id: member_id.clone(),
+        name: "Long Gone".into(),
+        phone_number: "010-1234-5678".into(),
+        gender: Gender::Male,
+        birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 6).expect("date"),
+        password_hash: "not-a-real-hash".into(),
+        status: MemberStatus::Service,
+        withdrawn_at: None,
+        created_at: at - Duration::days(100),
+    };
+    let registered = DomainEvent::member(EventType::MemberRegistered, &member_id, "SERVICE", at);
+    store
+        .create_member(&member, &registered)
+        .await
+        .expect("fixture member");
+    let withdrawn = DomainEvent::member(EventType::MemberWithdrawn, &member_id, "WITHDRAWN", at);
+    store
+        .withdraw_member(&member_id, at, &withdrawn)
+        .await
+        .expect("fixture withdrawal");
+    member_id
+}
+
+fn sample(function: &str) -> Value {
+    let path = template::root()
+        .join("events")
+        .join(format!("{function}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("sample JSON")
+}
+
+/// The stream publisher as deployed: its bus from the template, its own recorded client.
+async fn publish_sample(stack: &Stack, template: &Yaml) -> CallRecorder {
+    let env = stack.environment(template, PUBLISHER);
+    let bus = env.get("EVENT_BUS_NAME").cloned().unwrap_or_default();
+    let recorder = CallRecorder::new();
+    let aws = Aws::load(Some(&stack.endpoint), std::time::Duration::from_secs(10))
+        .await
+        .with_recorder(recorder.clone());
+    let publisher = cafe::events::EventBridgePublisher::from_aws(&aws, bus);
+    let event = serde_json::from_value(sample(PUBLISHER)).expect("stream event");
+    let response = events_publisher::handle(event, &publisher).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the publisher refused records: {:?}",
+        response.batch_item_failures
+    );
+    recorder
+}
+
+/// One grant: an action on a resource pattern, both possibly with `*`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Grant {
+    action: String,
+    resource: String,
+}
+
+/// A policy resource as a pattern over the canonical names (`table/Table/index/x` …).
+fn resource_pattern(template: &Yaml, value: &Yaml) -> Result<String, String> {
+    if value.as_str() == Some("*") {
+        return Ok("*".into());
+    }
+    let kind = |logical: &str| -> Result<&'static str, String> {
+        match template::string_at(template, &["Resources", logical, "Type"]).as_deref() {
+            Some("AWS::DynamoDB::Table") => Ok("table"),
+            Some("AWS::SecretsManager::Secret") => Ok("secret"),
+            Some("AWS::Events::EventBus") => Ok("event-bus"),
+            other => Err(format!(
+                "a policy names {logical}, of unsupported type {other:?}"
+            )),
+        }
+    };
+    if let Some(logical) = template::string_at(value, &["Ref"]) {
+        return Ok(format!("{}/{logical}", kind(&logical)?));
+    }
+    if let Some(target) = template::get(value, &["Fn::GetAtt"]) {
+        let parts: Vec<String> = match target {
+            Yaml::String(dotted) => dotted.split('.').map(str::to_owned).collect(),
+            Yaml::Sequence(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        return match parts.as_slice() {
+            [logical, attribute] if attribute == "Arn" => {
+                Ok(format!("{}/{logical}", kind(logical)?))
+            }
+            _ => Err(format!("unsupported !GetAtt {target:?} in a policy")),
+        };
+    }
+    if let Some(text) = template::string_at(value, &["Fn::Sub"])
+        && let Some(rest) = text.strip_prefix("${")
+        && let Some((reference, suffix)) = rest.split_once(".Arn}")
+    {
+        return Ok(format!("{}/{reference}{suffix}", kind(reference)?));
+    }
+    Err(format!("unsupported policy resource {value:?}"))
+}
+
+fn one_or_many(value: Option<&Yaml>) -> Vec<Yaml> {
+    match value {
+        Some(Yaml::Sequence(items)) => items.clone(),
+        Some(single) => vec![single.clone()],
+        None => Vec::new(),
+    }
+}
+
+/// The grants of a function's `Policies` (inline statements only: anything else is refused,
+/// so a managed policy or a SAM policy template cannot widen a role unseen).
+fn grants_of(template: &Yaml, function: &Yaml) -> Result<Vec<Grant>, Vec<String>> {
+    let mut grants = Vec::new();
+    let mut problems = Vec::new();
+    for policy in one_or_many(template::get(function, &["Properties", "Policies"])) {
+        let Some(statements) = policy.get("Statement") else {
+            problems.push(format!(
+                "unsupported policy {policy:?}: only inline statements"
+            ));
+            continue;
+        };
+        for statement in one_or_many(Some(statements)) {
+            if template::string_at(&statement, &["Effect"]).as_deref() != Some("Allow") {
+                problems.push(format!(
+                    "only Allow statements are supported: {statement:?}"
+                ));
+                continue;
+            }
+            for action in one_or_many(statement.get("Action")) {
+                let Some(action) = action.as_str() else {
+                    problems.push(format!("an action that is not a string: {action:?}"));
+                    continue;
+                };
+                for resource in one_or_many(statement.get("Resource")) {
+                    match resource_pattern(template, &resource) {
+                        Ok(resource) => grants.push(Grant {
+                            action: action.to_owned(),
+                            resource,
+                        }),
+                        Err(problem) => problems.push(problem),
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(grants)
+    } else {
+        Err(problems)
+    }
+}
+
+/// IAM's wildcard match: `*` is any run of characters.
+fn matches(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head)
+                && (0..=text.len() - head.len()).any(|skip| {
+                    text.is_char_boundary(head.len() + skip)
+                        && matches(tail, &text[head.len() + skip..])
+                })
+        }
+    }
+}
+
+fn allows(grant: &Grant, action: &str, resource: &str) -> bool {
+    // Actions are case-insensitive in IAM; resources are not.
+    matches(
+        &grant.action.to_ascii_lowercase(),
+        &action.to_ascii_lowercase(),
+    ) && matches(&grant.resource, resource)
+}
+
+/// Problems of one function: calls not granted, grants never used.
+fn check(function: &str, calls: &BTreeSet<(String, String)>, grants: &[Grant]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (action, resource) in calls {
+        if resource.starts_with('<') {
+            problems.push(format!("{function}: {action} on {resource}"));
+        } else if !grants.iter().any(|g| allows(g, action, resource)) {
+            problems.push(format!(
+                "{function}: calls {action} on {resource}, which its policy does not grant"
+            ));
+        }
+    }
+    for grant in grants {
+        if !calls.iter().any(|(a, r)| allows(grant, a, r)) {
+            problems.push(format!(
+                "{function}: is granted {} on {}, which it never uses",
+                grant.action, grant.resource
+            ));
+        }
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_is_granted_exactly_the_calls_it_makes() {
+    let template = template::template();
+    let stack = Stack::create().await;
+    let gateway = Arc::new(MockGateway::new(cafe::config::GatewayConfig::default()));
+    let mut functions = BTreeMap::new();
+    for (name, key) in FUNCTIONS {
+        let mut deployed = deploy(&stack, &template, name, *key).await;
+        deployed.app.gateway = gateway.clone();
+        functions.insert(*name, deployed);
+    }
+    let fixtures = DynamoStore::new(
+        Aws::load(Some(&stack.endpoint), std::time::Duration::from_secs(10))
+            .await
+            .dynamodb(),
+        stack.names["Table"].clone(),
+        400,
+    );
+    for item in cafe::domain::item::seed_items() {
+        cafe::store::ItemStore::put_item(&fixtures, &item)
+            .await
+            .expect("seed");
+    }
+    let cafe = Cafe { functions, gateway };
+    scenario(&cafe, &fixtures, &stack).await;
+
+    let mut recorded: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let publisher = publish_sample(&stack, &template).await;
+    let recorders = cafe
+        .functions
+        .iter()
+        .map(|(name, d)| (name.to_string(), d.recorder.clone()))
+        .chain([(PUBLISHER.to_owned(), publisher)]);
+    for (name, recorder) in recorders {
+        let calls = recorder
+            .calls()
+            .iter()
+            .map(|c| (c.action.clone(), stack.canonical(&c.resource)))
+            .collect();
+        recorded.insert(name, calls);
+    }
+
+    let deployed = template::functions(&template);
+    let mut problems = Vec::new();
+    let mut policies = BTreeMap::new();
+    println!("calls recorded per function (action on resource):");
+    for (name, calls) in &recorded {
+        println!("  {name}:");
+        for (action, resource) in calls {
+            println!("    {action} on {resource}");
+        }
+        let Some((_, resource)) = deployed.get(name) else {
+            problems.push(format!("{name}: not in template.yaml"));
+            continue;
+        };
+        match grants_of(&template, resource) {
+            Ok(grants) => {
+                problems.extend(check(name, calls, &grants));
+                policies.insert(name.clone(), grants);
+            }
+            Err(found) => problems.extend(found.into_iter().map(|p| format!("{name}: {p}"))),
+        }
+    }
+    for name in deployed.keys() {
+        if !recorded.contains_key(name) {
+            problems.push(format!(
+                "{name}: in template.yaml but the scenario never ran it"
+            ));
+        }
+    }
+    template::report(
+        "the recorded AWS calls and template.yaml's policies",
+        problems,
+    );
+
+    // The check must catch a broken policy: each grant removed in turn, and an unused one added.
+    for (name, grants) in &policies {
+        let calls = &recorded[name];
+        for removed in 0..grants.len() {
+            let mut narrower = grants.clone();
+            let gone = narrower.remove(removed);
+            let found = check(name, calls, &narrower);
+            assert!(
+                found.iter().any(|p| p.contains("does not grant")),
+                "{name}: removing {gone:?} went unnoticed"
+            );
+        }
+        let mut wider = grants.clone();
+        wider.push(Grant {
+            action: "dynamodb:Scan".into(),
+            resource: "table/Table".into(),
+        });
+        let found = check(name, calls, &wider);
+        assert!(
+            found.iter().any(|p| p.contains("never uses")),
+            "{name}: an unused dynamodb:Scan grant went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn wildcards_match_like_iam() {
+    let grant = |action: &str, resource: &str| Grant {
+        action: action.into(),
+        resource: resource.into(),
+    };
+    assert!(allows(
+        &grant("dynamodb:*", "table/Table"),
+        "dynamodb:Query",
+        "table/Table"
+    ));
+    assert!(allows(
+        &grant("DynamoDB:query", "table/Table"),
+        "dynamodb:Query",
+        "table/Table"
+    ));
+    assert!(allows(
+        &grant("dynamodb:Query", "table/Table/index/*"),
+        "dynamodb:Query",
+        "table/Table/index/orders-by-member"
+    ));
+    // A table grant does not reach its indexes, nor an index grant the table.
+    assert!(!allows(
+        &grant("dynamodb:Query", "table/Table"),
+        "dynamodb:Query",
+        "table/Table/index/orders-by-member"
+    ));
+    assert!(!allows(
+        &grant("dynamodb:Query", "table/Table/index/orders-by-member"),
+        "dynamodb:Query",
+        "table/Table"
+    ));
+    assert!(!allows(
+        &grant("dynamodb:Get*", "*"),
+        "dynamodb:Query",
+        "table/Table"
+    ));
+}
