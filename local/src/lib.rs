@@ -8,7 +8,7 @@ pub mod testing;
 use cafe::{App, Error, http};
 use lambda_http::{Body, Request, Response};
 
-pub use server::serve;
+pub use server::{Limits, serve, serve_with};
 
 /// Calls the handler of `function` (a name from `cafe::routes::ROUTES`).
 pub async fn dispatch(function: &str, req: Request, app: &App) -> Response<Body> {

@@ -3,7 +3,7 @@
 //! clients (`HEADER_READ_TIMEOUT_MS`, `BODY_READ_TIMEOUT_MS`, `IDLE_TIMEOUT_MS`,
 //! `MAX_CONNECTIONS`, `SHUTDOWN_TIMEOUT_MS`) are described in `server.rs`.
 
-use cafe_local::serve::{Limits, serve_with};
+use cafe_local::{Limits, serve_with};
 use std::sync::Arc;
 
 #[tokio::main]

@@ -248,6 +248,7 @@ fn codes_from_the_error_enum() -> BTreeSet<String> {
         Error::Forbidden,
         Error::NotFound("x"),
         Error::NoRoute,
+        Error::RequestTimeout,
         Error::PayloadTooLarge,
         Error::Internal("x".into()),
         Error::Unavailable("x"),

@@ -27,6 +27,10 @@ pub enum Error {
     /// 405CO000: method not allowed on this path.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408CO000: the request body did not arrive in time (the local server's body-read timeout;
+    /// API Gateway has its own limits in front of the functions).
+    #[error("request timeout")]
+    RequestTimeout,
     /// 413CO000: body larger than 64 KiB.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -108,6 +112,12 @@ impl Error {
                     405,
                     "405CO000",
                     "This method is not allowed on this path.".into(),
+                    None,
+                ),
+                Error::RequestTimeout => (
+                    408,
+                    "408CO000",
+                    "The request body did not arrive in time.".into(),
                     None,
                 ),
                 Error::PayloadTooLarge => (
