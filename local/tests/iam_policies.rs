@@ -27,24 +27,7 @@ use serde_json::{Value, json};
 use serde_yaml::Value as Yaml;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-/// Every deployed function and whether it uses the token key (its crate's own declaration).
-const FUNCTIONS: &[(&str, TokenKey)] = &[
-    ("member-signup", member_signup::TOKEN_KEY),
-    ("auth-login", auth_login::TOKEN_KEY),
-    ("auth-refresh", auth_refresh::TOKEN_KEY),
-    ("member-get", member_get::TOKEN_KEY),
-    ("member-withdraw", member_withdraw::TOKEN_KEY),
-    ("member-restore", member_restore::TOKEN_KEY),
-    ("items-list", items_list::TOKEN_KEY),
-    ("items-get", items_get::TOKEN_KEY),
-    ("order-create", order_create::TOKEN_KEY),
-    ("order-get", order_get::TOKEN_KEY),
-    ("order-list", order_list::TOKEN_KEY),
-    ("order-cancel", order_cancel::TOKEN_KEY),
-    ("payment-create", payment_create::TOKEN_KEY),
-    ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
-];
+use template::{FUNCTIONS, Grant, grants_of};
 
 /// The stream publisher reads only its bus (no `App`).
 const PUBLISHER: &str = "events-publisher";
@@ -481,107 +464,6 @@ async fn publish_sample(stack: &Stack, template: &Yaml) -> CallRecorder {
         response.batch_item_failures
     );
     recorder
-}
-
-/// One grant: an action on a resource pattern, both possibly with `*`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Grant {
-    action: String,
-    resource: String,
-}
-
-/// A policy resource as a pattern over the canonical names (`table/Table/index/x` …).
-fn resource_pattern(template: &Yaml, value: &Yaml) -> Result<String, String> {
-    if value.as_str() == Some("*") {
-        return Ok("*".into());
-    }
-    let kind = |logical: &str| -> Result<&'static str, String> {
-        match template::string_at(template, &["Resources", logical, "Type"]).as_deref() {
-            Some("AWS::DynamoDB::Table") => Ok("table"),
-            Some("AWS::SecretsManager::Secret") => Ok("secret"),
-            Some("AWS::Events::EventBus") => Ok("event-bus"),
-            other => Err(format!(
-                "a policy names {logical}, of unsupported type {other:?}"
-            )),
-        }
-    };
-    if let Some(logical) = template::string_at(value, &["Ref"]) {
-        return Ok(format!("{}/{logical}", kind(&logical)?));
-    }
-    if let Some(target) = template::get(value, &["Fn::GetAtt"]) {
-        let parts: Vec<String> = match target {
-            Yaml::String(dotted) => dotted.split('.').map(str::to_owned).collect(),
-            Yaml::Sequence(items) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        return match parts.as_slice() {
-            [logical, attribute] if attribute == "Arn" => {
-                Ok(format!("{}/{logical}", kind(logical)?))
-            }
-            _ => Err(format!("unsupported !GetAtt {target:?} in a policy")),
-        };
-    }
-    if let Some(text) = template::string_at(value, &["Fn::Sub"])
-        && let Some(rest) = text.strip_prefix("${")
-        && let Some((reference, suffix)) = rest.split_once(".Arn}")
-    {
-        return Ok(format!("{}/{reference}{suffix}", kind(reference)?));
-    }
-    Err(format!("unsupported policy resource {value:?}"))
-}
-
-fn one_or_many(value: Option<&Yaml>) -> Vec<Yaml> {
-    match value {
-        Some(Yaml::Sequence(items)) => items.clone(),
-        Some(single) => vec![single.clone()],
-        None => Vec::new(),
-    }
-}
-
-/// The grants of a function's `Policies` (inline statements only: anything else is refused,
-/// so a managed policy or a SAM policy template cannot widen a role unseen).
-fn grants_of(template: &Yaml, function: &Yaml) -> Result<Vec<Grant>, Vec<String>> {
-    let mut grants = Vec::new();
-    let mut problems = Vec::new();
-    for policy in one_or_many(template::get(function, &["Properties", "Policies"])) {
-        let Some(statements) = policy.get("Statement") else {
-            problems.push(format!(
-                "unsupported policy {policy:?}: only inline statements"
-            ));
-            continue;
-        };
-        for statement in one_or_many(Some(statements)) {
-            if template::string_at(&statement, &["Effect"]).as_deref() != Some("Allow") {
-                problems.push(format!(
-                    "only Allow statements are supported: {statement:?}"
-                ));
-                continue;
-            }
-            for action in one_or_many(statement.get("Action")) {
-                let Some(action) = action.as_str() else {
-                    problems.push(format!("an action that is not a string: {action:?}"));
-                    continue;
-                };
-                for resource in one_or_many(statement.get("Resource")) {
-                    match resource_pattern(template, &resource) {
-                        Ok(resource) => grants.push(Grant {
-                            action: action.to_owned(),
-                            resource,
-                        }),
-                        Err(problem) => problems.push(problem),
-                    }
-                }
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(grants)
-    } else {
-        Err(problems)
-    }
 }
 
 /// IAM's wildcard match: `*` is any run of characters.

@@ -3,9 +3,28 @@
 
 #![allow(dead_code)]
 
+use cafe::store::dynamo::table::{ProjectionSpec, TableSpec, table_spec};
 use serde_yaml::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Every deployed function and whether it uses the token key (its crate's own declaration).
+pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
+    ("member-signup", member_signup::TOKEN_KEY),
+    ("auth-login", auth_login::TOKEN_KEY),
+    ("auth-refresh", auth_refresh::TOKEN_KEY),
+    ("member-get", member_get::TOKEN_KEY),
+    ("member-withdraw", member_withdraw::TOKEN_KEY),
+    ("member-restore", member_restore::TOKEN_KEY),
+    ("items-list", items_list::TOKEN_KEY),
+    ("items-get", items_get::TOKEN_KEY),
+    ("order-create", order_create::TOKEN_KEY),
+    ("order-get", order_get::TOKEN_KEY),
+    ("order-list", order_list::TOKEN_KEY),
+    ("order-cancel", order_cancel::TOKEN_KEY),
+    ("payment-create", payment_create::TOKEN_KEY),
+    ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
+];
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -103,4 +122,283 @@ pub fn report(what: &str, problems: Vec<String>) {
         "{what} disagree:\n  - {}",
         problems.join("\n  - ")
     );
+}
+
+/// One grant: an action on a resource pattern, both possibly with `*`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    pub action: String,
+    pub resource: String,
+}
+
+/// A policy resource as a pattern over the canonical names (`table/Table/index/x` …).
+pub fn resource_pattern(template: &Value, value: &Value) -> Result<String, String> {
+    if value.as_str() == Some("*") {
+        return Ok("*".into());
+    }
+    let kind = |logical: &str| -> Result<&'static str, String> {
+        match string_at(template, &["Resources", logical, "Type"]).as_deref() {
+            Some("AWS::DynamoDB::Table") => Ok("table"),
+            Some("AWS::SecretsManager::Secret") => Ok("secret"),
+            Some("AWS::Events::EventBus") => Ok("event-bus"),
+            Some("AWS::SQS::Queue") => Ok("queue"),
+            other => Err(format!(
+                "a policy names {logical}, of unsupported type {other:?}"
+            )),
+        }
+    };
+    if let Some(logical) = string_at(value, &["Ref"]) {
+        return Ok(format!("{}/{logical}", kind(&logical)?));
+    }
+    if let Some(target) = get(value, &["Fn::GetAtt"]) {
+        let parts: Vec<String> = match target {
+            Value::String(dotted) => dotted.split('.').map(str::to_owned).collect(),
+            Value::Sequence(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        return match parts.as_slice() {
+            [logical, attribute] if attribute == "Arn" => {
+                Ok(format!("{}/{logical}", kind(logical)?))
+            }
+            _ => Err(format!("unsupported !GetAtt {target:?} in a policy")),
+        };
+    }
+    if let Some(text) = string_at(value, &["Fn::Sub"])
+        && let Some(rest) = text.strip_prefix("${")
+        && let Some((reference, suffix)) = rest.split_once(".Arn}")
+    {
+        return Ok(format!("{}/{reference}{suffix}", kind(reference)?));
+    }
+    Err(format!("unsupported policy resource {value:?}"))
+}
+
+pub fn one_or_many(value: Option<&Value>) -> Vec<Value> {
+    match value {
+        Some(Value::Sequence(items)) => items.clone(),
+        Some(single) => vec![single.clone()],
+        None => Vec::new(),
+    }
+}
+
+/// The grants of a function's `Policies` (inline statements only: anything else is refused,
+/// so a managed policy or a SAM policy template cannot widen a role unseen).
+pub fn grants_of(template: &Value, function: &Value) -> Result<Vec<Grant>, Vec<String>> {
+    let mut documents = Vec::new();
+    let mut problems = Vec::new();
+    for policy in one_or_many(get(function, &["Properties", "Policies"])) {
+        match policy.get("Statement") {
+            Some(_) => documents.push(policy),
+            None => problems.push(format!(
+                "unsupported policy {policy:?}: only inline statements"
+            )),
+        }
+    }
+    let grants = document_grants(template, &documents, &mut problems);
+    if problems.is_empty() {
+        Ok(grants)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The grants of policy documents (`{Statement: [...]}`), sorted; what cannot be read goes to
+/// `problems`.
+pub fn document_grants(
+    template: &Value,
+    documents: &[Value],
+    problems: &mut Vec<String>,
+) -> Vec<Grant> {
+    let mut grants = Vec::new();
+    for statement in documents
+        .iter()
+        .flat_map(|d| one_or_many(d.get("Statement")))
+    {
+        if string_at(&statement, &["Effect"]).as_deref() != Some("Allow") {
+            problems.push(format!(
+                "only Allow statements are supported: {statement:?}"
+            ));
+            continue;
+        }
+        for action in one_or_many(statement.get("Action")) {
+            let Some(action) = action.as_str() else {
+                problems.push(format!("an action that is not a string: {action:?}"));
+                continue;
+            };
+            for resource in one_or_many(statement.get("Resource")) {
+                match resource_pattern(template, &resource) {
+                    Ok(resource) => grants.push(Grant {
+                        action: action.to_owned(),
+                        resource,
+                    }),
+                    Err(problem) => problems.push(problem),
+                }
+            }
+        }
+    }
+    grants.sort();
+    grants
+}
+
+fn projection_name(projection: ProjectionSpec) -> &'static str {
+    match projection {
+        ProjectionSpec::All => "ALL",
+        ProjectionSpec::KeysOnly => "KEYS_ONLY",
+    }
+}
+
+/// `[(name, HASH|RANGE)]` of a template KeySchema.
+fn key_schema(value: Option<&Value>) -> Vec<(String, String)> {
+    value
+        .and_then(Value::as_sequence)
+        .map(|keys| {
+            keys.iter()
+                .map(|k| {
+                    (
+                        string_at(k, &["AttributeName"]).unwrap_or_default(),
+                        string_at(k, &["KeyType"]).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn expected_keys(hash: &str, range: &str) -> Vec<(String, String)> {
+    vec![
+        (hash.to_owned(), "HASH".to_owned()),
+        (range.to_owned(), "RANGE".to_owned()),
+    ]
+}
+
+/// How `template`'s table (template.yaml, or SAM's translation of it) differs from the table the
+/// code uses (`table_spec()`), and policies granting an index the table lacks.
+pub fn table_problems(template: &Value) -> Vec<String> {
+    let spec: TableSpec = table_spec();
+    let table = get(template, &["Resources", "Table"]).expect("a resource named Table");
+    let props = table.get("Properties").expect("Table.Properties");
+    let mut problems = Vec::new();
+
+    if string_at(table, &["Type"]).as_deref() != Some("AWS::DynamoDB::Table") {
+        problems.push("Resources.Table is not an AWS::DynamoDB::Table".to_owned());
+    }
+    let actual = key_schema(props.get("KeySchema"));
+    let expected = expected_keys(spec.partition_key.name, spec.sort_key.name);
+    if actual != expected {
+        problems.push(format!(
+            "table key schema {actual:?}, code uses {expected:?}"
+        ));
+    }
+
+    let mut expected_attributes = BTreeMap::new();
+    for key in [spec.partition_key, spec.sort_key] {
+        expected_attributes.insert(key.name.to_owned(), key.attribute_type.to_owned());
+    }
+    for index in &spec.global_secondary_indexes {
+        for key in [index.partition_key, index.sort_key] {
+            expected_attributes.insert(key.name.to_owned(), key.attribute_type.to_owned());
+        }
+    }
+    let actual_attributes: BTreeMap<String, String> = props
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .map(|defs| {
+            defs.iter()
+                .map(|d| {
+                    (
+                        string_at(d, &["AttributeName"]).unwrap_or_default(),
+                        string_at(d, &["AttributeType"]).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if actual_attributes != expected_attributes {
+        problems.push(format!(
+            "attribute definitions {actual_attributes:?}, code uses {expected_attributes:?}"
+        ));
+    }
+
+    let actual_indexes: BTreeMap<String, (Vec<(String, String)>, String)> = props
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .map(|indexes| {
+            indexes
+                .iter()
+                .map(|i| {
+                    (
+                        string_at(i, &["IndexName"]).unwrap_or_default(),
+                        (
+                            key_schema(i.get("KeySchema")),
+                            string_at(i, &["Projection", "ProjectionType"]).unwrap_or_default(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let expected_indexes: BTreeMap<String, (Vec<(String, String)>, String)> = spec
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            (
+                i.name.to_owned(),
+                (
+                    expected_keys(i.partition_key.name, i.sort_key.name),
+                    projection_name(i.projection).to_owned(),
+                ),
+            )
+        })
+        .collect();
+    if actual_indexes != expected_indexes {
+        problems.push(format!(
+            "indexes {actual_indexes:?}, code uses {expected_indexes:?}"
+        ));
+    }
+
+    let checks = [
+        (
+            &["TimeToLiveSpecification", "AttributeName"][..],
+            spec.ttl_attribute,
+        ),
+        (&["BillingMode"][..], spec.billing_mode),
+        (
+            &["StreamSpecification", "StreamViewType"][..],
+            spec.stream_view_type,
+        ),
+    ];
+    for (path, expected) in checks {
+        let actual = string_at(props, path);
+        if actual.as_deref() != Some(expected) {
+            problems.push(format!(
+                "{}: {actual:?}, code uses {expected:?}",
+                path.join(".")
+            ));
+        }
+    }
+    if get(props, &["TimeToLiveSpecification", "Enabled"]).and_then(Value::as_bool) != Some(true) {
+        problems.push("TTL is not enabled".to_owned());
+    }
+
+    // Every index a policy grants must exist, or the function is denied at run time.
+    let index_names: BTreeSet<&str> = spec
+        .global_secondary_indexes
+        .iter()
+        .map(|i| i.name)
+        .collect();
+    let text = serde_yaml::to_string(template).expect("serialise");
+    for granted in text.split("${Table.Arn}/index/").skip(1) {
+        let name: String = granted
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if !index_names.contains(name.as_str()) {
+            problems.push(format!(
+                "a policy grants the index {name:?}, which the table does not have"
+            ));
+        }
+    }
+    problems
 }
