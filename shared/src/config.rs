@@ -73,6 +73,18 @@ impl Default for GatewayConfig {
     }
 }
 
+/// What a payment locks while it charges (see `docs/payments.md`, "Lock scope").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockScope {
+    /// The order only: payers of one order are serialised; payers of different orders of the
+    /// same item charge in parallel, and the conditional stock write decides who gets the last
+    /// unit (the others are refunded).
+    Order,
+    /// The order and each of its items, across the gateway calls: no card is charged for stock
+    /// that runs out meanwhile, but a hot item serves one payment per gateway round trip.
+    OrderAndItems,
+}
+
 /// Redis lock tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockConfig {
@@ -112,7 +124,14 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub event_bus_name: String,
     pub lock: LockConfig,
+    /// `LOCK_SCOPE`: `order` (default) or `order-and-items`.
+    pub lock_scope: LockScope,
     pub gateway: GatewayConfig,
+    /// `PAYMENT_GATEWAY_URL`: the HTTP gateway (`cafe-pg`, or a real PG) instead of the
+    /// in-process mock.
+    pub payment_gateway_url: Option<String>,
+    /// `GATEWAY_TIMEOUT_MS`: one gateway call; past it the outcome is unknown.
+    pub gateway_timeout: Duration,
     pub history_retention_days: i64,
     /// Timeout for one call to DynamoDB, Redis or EventBridge.
     pub dependency_timeout: Duration,
@@ -135,7 +154,10 @@ impl Default for Config {
             redis_url: None,
             event_bus_name: "cafe".into(),
             lock: LockConfig::default(),
+            lock_scope: LockScope::Order,
             gateway: GatewayConfig::default(),
+            payment_gateway_url: None,
+            gateway_timeout: Duration::from_secs(3),
             history_retention_days: 400,
             dependency_timeout: Duration::from_secs(3),
         }
@@ -280,7 +302,21 @@ impl Config {
                 .get("EVENT_BUS_NAME")
                 .unwrap_or(defaults.event_bus_name),
             lock,
+            lock_scope: match vars.get("LOCK_SCOPE").as_deref() {
+                None | Some("order") => LockScope::Order,
+                Some("order-and-items") => LockScope::OrderAndItems,
+                Some(_) => {
+                    return Err(Error::Internal(
+                        "LOCK_SCOPE must be `order` or `order-and-items`".into(),
+                    ));
+                }
+            },
             gateway,
+            payment_gateway_url: vars.get("PAYMENT_GATEWAY_URL"),
+            gateway_timeout: vars
+                .parse::<u64>("GATEWAY_TIMEOUT_MS")?
+                .map(|ms| Duration::from_millis(ms.max(1)))
+                .unwrap_or(defaults.gateway_timeout),
             history_retention_days: vars
                 .parse("HISTORY_RETENTION_DAYS")?
                 .unwrap_or(defaults.history_retention_days),

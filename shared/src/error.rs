@@ -70,7 +70,15 @@ pub enum Error {
     /// 409PA002: `Idempotency-Key` reused with another body, or its first request still running.
     #[error("idempotency key conflict")]
     IdempotencyConflict,
+    /// 409PA002 with `Retry-After`: the first request under this key charged, and its payment
+    /// attempt is not settled yet (the reconciler settles it; the retry then gets its answer).
+    #[error("payment under this idempotency key still settling")]
+    PaymentSettling,
 }
+
+/// `Retry-After` of a payment still settling: about when the reconciler (every 5 minutes) has
+/// settled an attempt whose request died.
+pub const PAYMENT_SETTLING_RETRY_AFTER_SECONDS: u32 = 60;
 
 /// What an [`Error`] looks like on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +195,12 @@ impl Error {
                     "409PA002",
                     "This Idempotency-Key was used with another body, or its first request is still running.".into(),
                     None,
+                ),
+                Error::PaymentSettling => (
+                    409,
+                    "409PA002",
+                    "The payment made under this Idempotency-Key is still being settled; retry later for its answer.".into(),
+                    Some(PAYMENT_SETTLING_RETRY_AFTER_SECONDS),
                 ),
             };
         WireError {

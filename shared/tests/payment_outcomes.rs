@@ -1,218 +1,214 @@
-//! A payment whose atomic write committed but was answered as a failure — what a retried
-//! `TransactWriteItems` after a timeout looks like — must keep its charges and answer success;
-//! a write that really lost must refund.
+//! A payment's commit that reaches DynamoDB (moto) but whose answer is lost.
+//!
+//! An SDK interceptor lets the completing `TransactWriteItems` through to the store and replaces
+//! its answer with a 500 — so the SDK retries it on its own, exactly as it does after a timeout
+//! on real AWS — and then answers that retry, and any further one, with
+//! `TransactionInProgressException`. The payment must settle by re-sending the identical
+//! transaction under its `ClientRequestToken` — never by reading the order back — and end
+//! completed exactly once, with its charge kept and nothing refunded.
 
 #[path = "order_support/mod.rs"]
 mod order_support;
 
-use async_trait::async_trait;
-use cafe::domain::{DomainEvent, HistoryEntry, Item, Member, Order, OrderStatus};
-use cafe::error::{Error, Result};
+use aws_sdk_dynamodb::config::{
+    ConfigBag, Intercept, RuntimeComponents,
+    interceptors::BeforeDeserializationInterceptorContextMut,
+    interceptors::BeforeSerializationInterceptorContextRef,
+};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use cafe::domain::OrderStatus;
+use cafe::domain::attempt::AttemptState;
 use cafe::services::payments;
-use cafe::store::*;
-use chrono::{DateTime, Utc};
+use cafe::store::dynamo::DynamoStore;
+use cafe::store::{OrderStore, PaymentAttemptStore};
 use order_support::{card, harness, local_lock, lock_config, quick_gateway};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// A memory store whose `complete_payment` answers 400OR001 after it committed (`commit: true`)
-/// or without committing (`commit: false`).
-struct ConflictAfterWrite {
-    inner: MemoryStore,
-    commit: bool,
+/// What the interceptor does to each send of the tokened transaction.
+#[derive(Debug, Default)]
+struct Script {
+    /// Operations (SDK calls) with a `ClientRequestToken` seen so far.
+    operations: usize,
+    /// HTTP attempts of the current operation.
+    attempts: usize,
+    /// Answers replaced: (operation, attempt, status).
+    replaced: Vec<(usize, usize, u16)>,
+    /// Raw answers that reached the test untouched.
+    passed: usize,
 }
 
-#[async_trait]
-impl OrderStore for ConflictAfterWrite {
-    async fn create_order(&self, order: &Order, event: &DomainEvent) -> Result<()> {
-        self.inner.create_order(order, event).await
-    }
-    async fn get_order(&self, order_id: &str) -> Result<Option<Order>> {
-        self.inner.get_order(order_id).await
-    }
-    async fn list_orders(&self, m: &str, limit: usize, cursor: Option<&str>) -> Result<OrderPage> {
-        self.inner.list_orders(m, limit, cursor).await
-    }
-    async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>> {
-        self.inner.order_history(order_id).await
-    }
-    async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()> {
-        if self.commit {
-            self.inner.complete_payment(completion).await?;
-        }
-        Err(Error::OrderStatusConflict)
-    }
-    async fn cancel_pending_order(
-        &self,
-        id: &str,
-        at: DateTime<Utc>,
-        e: &DomainEvent,
-    ) -> Result<()> {
-        self.inner.cancel_pending_order(id, at, e).await
-    }
-    async fn cancel_completed_order(&self, c: &CompletedCancellation) -> Result<()> {
-        self.inner.cancel_completed_order(c).await
-    }
+#[derive(Debug, Clone, Default)]
+struct LoseTheFirstAnswer {
+    script: Arc<Mutex<Script>>,
+    /// Set for the operation in flight when it carries a token.
+    armed: Arc<Mutex<bool>>,
 }
 
-#[async_trait]
-impl MemberStore for ConflictAfterWrite {
-    async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()> {
-        self.inner.create_member(member, event).await
-    }
-    async fn get_member(&self, member_id: &str) -> Result<Option<Member>> {
-        self.inner.get_member(member_id).await
-    }
-    async fn find_member_by_email(&self, email: &str) -> Result<Option<Member>> {
-        self.inner.find_member_by_email(email).await
-    }
-    async fn withdraw_member(
-        &self,
-        id: &str,
-        at: DateTime<Utc>,
-        e: &DomainEvent,
-    ) -> Result<Member> {
-        self.inner.withdraw_member(id, at, e).await
-    }
-    async fn restore_member(&self, id: &str, at: DateTime<Utc>, e: &DomainEvent) -> Result<Member> {
-        self.inner.restore_member(id, at, e).await
-    }
-    async fn member_history(&self, member_id: &str) -> Result<Vec<HistoryEntry>> {
-        self.inner.member_history(member_id).await
-    }
-}
-
-#[async_trait]
-impl WithdrawalExpiryStore for ConflictAfterWrite {
-    async fn due_withdrawals(
-        &self,
-        shard: u32,
-        cutoff: DateTime<Utc>,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<DuePage> {
-        self.inner
-            .due_withdrawals(shard, cutoff, cursor, limit)
-            .await
-    }
-    async fn end_member(
-        &self,
-        id: &str,
-        withdrawn_at: DateTime<Utc>,
-        at: DateTime<Utc>,
-        e: &DomainEvent,
-    ) -> Result<bool> {
-        self.inner.end_member(id, withdrawn_at, at, e).await
-    }
-}
-
-#[async_trait]
-impl RefreshTokenStore for ConflictAfterWrite {
-    async fn store_refresh_token(&self, record: &RefreshTokenRecord) -> Result<()> {
-        self.inner.store_refresh_token(record).await
-    }
-    async fn rotate_refresh_token(
-        &self,
-        presented: &str,
-        next: &str,
-        now: DateTime<Utc>,
-        expires: DateTime<Utc>,
-    ) -> Result<RefreshTokenRecord> {
-        self.inner
-            .rotate_refresh_token(presented, next, now, expires)
-            .await
-    }
-}
-
-#[async_trait]
-impl ItemStore for ConflictAfterWrite {
-    async fn list_items(&self) -> Result<Vec<Item>> {
-        self.inner.list_items().await
-    }
-    async fn get_item(&self, item_id: &str) -> Result<Option<Item>> {
-        self.inner.get_item(item_id).await
-    }
-    async fn get_items(&self, item_ids: &[String]) -> Result<Vec<Item>> {
-        self.inner.get_items(item_ids).await
-    }
-    async fn put_item(&self, item: &Item) -> Result<()> {
-        self.inner.put_item(item).await
-    }
-}
-
-#[async_trait]
-impl IdempotencyStore for ConflictAfterWrite {
-    async fn begin_idempotent(
-        &self,
-        m: &str,
-        key: &str,
-        hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<IdempotencyBegin> {
-        self.inner.begin_idempotent(m, key, hash, now).await
-    }
-    async fn finish_idempotent(
-        &self,
-        m: &str,
-        key: &str,
-        response: &StoredResponse,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.inner.finish_idempotent(m, key, response, now).await
-    }
-    async fn abandon_idempotent(&self, m: &str, key: &str) -> Result<()> {
-        self.inner.abandon_idempotent(m, key).await
-    }
-}
-
-async fn pay_with_conflict_answer(
-    commit: bool,
-) -> (
-    Result<payments::PaymentReceipt>,
-    OrderStatus,
-    i64,
-    usize,
-    usize,
-) {
-    let store = Arc::new(ConflictAfterWrite {
-        inner: MemoryStore::new(),
-        commit,
-    });
-    let h = harness(store, local_lock(lock_config(10_000, 500)), quick_gateway());
-    let member = h.member().await;
-    let item = h.item(1_500, 10).await;
-    let (order_id, total) = h.order(&member, &[(&item.item_id, 2)]).await;
-    let outcome = payments::pay(&h.app, &member, &card(&order_id, total)).await;
-    let ledger = h.gateway.ledger();
-    (
-        outcome,
-        h.order_status(&order_id).await,
-        h.stock(&item.item_id).await,
-        ledger.charges.len(),
-        ledger.refunds.len(),
+fn error_body(code: &str) -> String {
+    format!(
+        r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"injected by the test"}}"#
     )
 }
 
-#[tokio::test]
-async fn a_conflict_answer_after_our_own_commit_keeps_the_charge_and_succeeds() {
-    let (outcome, status, stock, charges, refunds) = pay_with_conflict_answer(true).await;
-    let receipt = outcome.expect("the payment committed, so it succeeded");
-    assert_eq!(receipt.status, OrderStatus::Completed);
-    assert_eq!((status, stock), (OrderStatus::Completed, 8));
-    assert_eq!(
-        (charges, refunds),
-        (1, 0),
-        "the kept order keeps its charge"
-    );
+impl Intercept for LoseTheFirstAnswer {
+    fn name(&self) -> &'static str {
+        "LoseTheFirstAnswer"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let tokened = context
+            .input()
+            .downcast_ref::<TransactWriteItemsInput>()
+            .is_some_and(|i| i.client_request_token().is_some());
+        *self.armed.lock().expect("armed") = tokened;
+        if tokened {
+            let mut script = self.script.lock().expect("script");
+            script.operations += 1;
+            script.attempts = 0;
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if !*self.armed.lock().expect("armed") {
+            return Ok(());
+        }
+        let mut script = self.script.lock().expect("script");
+        script.attempts += 1;
+        let (operation, attempt) = (script.operations, script.attempts);
+        let replacement = match (operation, attempt) {
+            // The commit happened; its answer is lost on the way back.
+            (1, 1) => Some((500, "InternalServerError")),
+            // The SDK's own retries of it: DynamoDB says a transaction with this token is
+            // still in progress.
+            (1, _) => Some((400, "TransactionInProgressException")),
+            // The application's own re-send with the token: the real answer.
+            _ => None,
+        };
+        match replacement {
+            Some((status, code)) => {
+                script.replaced.push((operation, attempt, status));
+                let mut response = aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(status)?,
+                    aws_smithy_types::body::SdkBody::from(error_body(code)),
+                );
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/x-amz-json-1.0");
+                response.headers_mut().insert("x-amzn-errortype", code);
+                *context.response_mut() = response;
+            }
+            None => script.passed += 1,
+        }
+        Ok(())
+    }
 }
 
-#[tokio::test]
-async fn a_conflict_without_our_commit_refunds_and_answers_400or001() {
-    let (outcome, status, stock, charges, refunds) = pay_with_conflict_answer(false).await;
-    assert_eq!(outcome.err(), Some(Error::OrderStatusConflict));
-    assert_eq!((status, stock), (OrderStatus::PendingPayment, 10));
-    assert_eq!(
-        (charges, refunds),
-        (1, 1),
-        "the charge of the lost write is refunded"
+async fn store_losing_answers(script: LoseTheFirstAnswer) -> Arc<DynamoStore> {
+    let endpoint = cafe::testing::dynamodb_endpoint();
+    let aws = cafe::aws::Aws::load(Some(&endpoint), std::time::Duration::from_secs(10)).await;
+    let plain = aws.dynamodb();
+    let name = format!("cafe-lost-{}", ulid::Ulid::new().to_string().to_lowercase());
+    cafe::store::dynamo::table::create_table_with(&plain, &name, false)
+        .await
+        .expect("table");
+    let config = aws_sdk_dynamodb::config::Builder::from(aws.sdk_config())
+        .interceptor(script)
+        .build();
+    Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        name,
+        400,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_commit_answer_then_transaction_in_progress_completes_exactly_once() {
+    let script = LoseTheFirstAnswer::default();
+    let store = store_losing_answers(script.clone()).await;
+    let h = harness(
+        store.clone(),
+        local_lock(lock_config(10_000, 500)),
+        quick_gateway(),
     );
+    let member = h.member().await;
+    let item = h.item(1_500, 10).await;
+    let (order_id, total) = h.order(&member, &[(&item.item_id, 2)]).await;
+
+    let receipt = payments::pay(&h.app, &member, &card(&order_id, total))
+        .await
+        .expect("the commit went through, so the payment succeeded");
+    assert_eq!(receipt.status, OrderStatus::Completed);
+
+    {
+        let script = script.script.lock().expect("script");
+        assert_eq!(
+            script.replaced.first(),
+            Some(&(1, 1, 500)),
+            "the first answer was lost: {script:?}"
+        );
+        assert!(
+            script
+                .replaced
+                .iter()
+                .any(|(op, attempt, status)| *op == 1 && *attempt >= 2 && *status == 400),
+            "its retry answered TransactionInProgress: {script:?}"
+        );
+        assert!(
+            script.operations >= 2 && script.passed >= 1,
+            "settled by re-sending the transaction with its token: {script:?}"
+        );
+    }
+    // Completed exactly once: stock taken once, one payment row, one COMPLETED history row.
+    assert_eq!(h.order_status(&order_id).await, OrderStatus::Completed);
+    assert_eq!(h.stock(&item.item_id).await, 8);
+    let order = store
+        .get_order(&order_id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(order.payments, receipt.payments);
+    assert_eq!(order.payments.len(), 1);
+    let history = store.order_history(&order_id).await.expect("history");
+    let statuses: Vec<&str> = history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(statuses, ["PENDING_PAYMENT", "COMPLETED"]);
+    let payment_rows = store
+        .raw_partition(&cafe::store::dynamo::order_pk(&order_id))
+        .await
+        .expect("partition");
+    let rows = payment_rows
+        .iter()
+        .filter(|r| {
+            r.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("PAYMENT#"))
+        })
+        .count();
+    assert_eq!(rows, 1);
+    // Nothing refunded; the charge kept.
+    let ledger = h.gateway.ledger();
+    assert_eq!((ledger.charges.len(), ledger.refunds.len()), (1, 0));
+    // The attempt is settled COMPLETED and out of the due index.
+    let attempt_key = ledger.charges[0]
+        .idempotency_key
+        .split(':')
+        .next()
+        .expect("attempt id")
+        .to_owned();
+    let attempt = store
+        .get_attempt(&attempt_key)
+        .await
+        .expect("read")
+        .expect("attempt");
+    assert_eq!(attempt.state, AttemptState::Completed);
 }

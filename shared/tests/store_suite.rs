@@ -65,5 +65,8 @@ suite!(
     idempotency::begin_finish_replay_and_conflict,
     idempotency::stale_and_expired_records_are_taken_over,
     idempotency::abandon_forgets_only_in_progress_keys,
+    idempotency::a_taken_over_record_belongs_to_its_new_owner,
+    idempotency::a_linked_attempt_holds_its_key_until_it_settles,
+    idempotency::due_attempts_are_the_unsettled_ones_past_their_deadline,
     idempotency::concurrent_begins_start_exactly_once,
 );

@@ -1,5 +1,6 @@
 //! `order-cancel`: `DELETE /order/{orderId}/cancel` → 200. A pending order is cancelled; a paid
-//! one is refunded and its stock given back.
+//! one gets its stock back and a durable refund attempt in the same write, then is refunded
+//! within the invocation's deadline (or by `payment-reconcile` if that fails).
 
 use cafe::services::orders;
 use cafe::{App, Result, http};
@@ -14,8 +15,9 @@ pub async fn handle(req: Request, app: &App) -> Response<Body> {
 }
 
 async fn cancel(req: &Request, app: &App) -> Result<Response<Body>> {
+    let deadline = cafe::deadline::Deadline::of_request(req, app.clock.now());
     let member = app.authenticate(req).await?;
     let order_id = http::path_param(req, "orderId")?;
-    let cancelled = orders::cancel_order(app, &member, &order_id).await?;
+    let cancelled = orders::cancel_order_within(app, &member, &order_id, deadline).await?;
     Ok(http::success(200, &cancelled))
 }

@@ -14,6 +14,8 @@ pub async fn handle(req: Request, app: &App) -> Response<Body> {
 }
 
 async fn pay(req: &Request, app: &App) -> Result<Response<Body>> {
+    // The invocation's deadline: no charge is started that could not be finished before it.
+    let deadline = cafe::deadline::Deadline::of_request(req, app.clock.now());
     // Auth first (401, then 403 for a member not in SERVICE), then the body and the key.
     let member = app.authenticate(req).await?;
     member.check_in_service()?;
@@ -23,6 +25,6 @@ async fn pay(req: &Request, app: &App) -> Result<Response<Body>> {
             .get(IDEMPOTENCY_KEY_HEADER)
             .map(|value| value.as_bytes()),
     )?;
-    let answer = payments::pay_once(app, &member, &request, key.as_deref()).await;
+    let answer = payments::pay_once_within(app, &member, &request, key.as_deref(), deadline).await;
     Ok(answer.into_response())
 }

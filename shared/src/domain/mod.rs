@@ -1,5 +1,6 @@
 //! Domain types and rules: pure code, no I/O.
 
+pub mod attempt;
 pub mod events;
 pub mod history;
 pub mod item;

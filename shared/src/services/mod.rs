@@ -5,6 +5,7 @@ pub mod expiry;
 pub mod members;
 pub mod orders;
 pub mod payments;
+pub mod reconcile;
 
 use crate::clock::rfc3339;
 use crate::domain::HistoryEntry;

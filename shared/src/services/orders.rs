@@ -6,6 +6,8 @@
 
 use crate::app::App;
 use crate::clock::rfc3339;
+use crate::deadline::Deadline;
+use crate::domain::attempt::{AttemptState, cancel_refund};
 use crate::domain::order::{RequestedLine, check_order_lines, price_order};
 use crate::domain::{
     DomainEvent, EventType, Member, Order, OrderLine, OrderStatus, Payment, PaymentStatus,
@@ -228,23 +230,31 @@ pub async fn list_orders(app: &App, member: &Member, query: &ListQuery) -> Resul
     })
 }
 
+/// Cancels the member's own order within the default budget (see [`cancel_order_within`]).
+pub async fn cancel_order(app: &App, member: &Member, order_id: &str) -> Result<CancelledOrder> {
+    let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, app.clock.now());
+    cancel_order_within(app, member, order_id, deadline).await
+}
+
 /// Cancels the member's own order. Any authenticated member may cancel their own order (a
 /// withdrawn member keeps the right to a refund); already `CANCELLED` → 400OR001.
 ///
 /// `PENDING_PAYMENT` is one conditional write: if a payment completes first, the write's
 /// condition fails and the answer is 400OR001 (cancel again to refund it).
 ///
-/// `COMPLETED` runs under the lock of the order and its items (the same keys as paying), re-reads
-/// the order, refunds every `PAID` payment, then gives the stock back, marks the payments
-/// `CANCELED` and the order `CANCELLED` in one atomic write.
-///
-/// A refund that fails → 502PA000 and the store is unchanged (order `COMPLETED`, payments `PAID`).
-/// Refunds that went through earlier in the same attempt are not undone (re-charging a customer
-/// to paper over our own failure would be worse): they are logged with their transaction ids and
-/// stay done at the gateway. That is safe because [`crate::gateway::PaymentGateway::refund`] is
-/// idempotent per transaction id, so the retry the client is told to make refunds only what is
-/// left, then commits; the ledger ends with exactly one refund per payment.
-pub async fn cancel_order(app: &App, member: &Member, order_id: &str) -> Result<CancelledOrder> {
+/// `COMPLETED` runs under the order's lock, re-reads the order, and in one atomic write gives the
+/// stock back, marks the payments `CANCELED`, the order `CANCELLED` and writes a refund attempt
+/// (`REFUNDING`) naming every payment; then it refunds each payment at the gateway and settles
+/// the attempt `REFUNDED`. The money going back no longer depends on this request surviving: a
+/// refund refused or unanswered, or a process killed after the write, leaves the attempt
+/// `REFUNDING` and `payment-reconcile` refunds what is left (refunds are idempotent per
+/// transaction). The answer is 200 as soon as the cancellation is written.
+pub async fn cancel_order_within(
+    app: &App,
+    member: &Member,
+    order_id: &str,
+    deadline: Deadline,
+) -> Result<CancelledOrder> {
     let order = load_own_order(app.store.as_ref(), order_id, member).await?;
     order.check_cancellable()?;
     let at = app.clock.now();
@@ -261,8 +271,8 @@ pub async fn cancel_order(app: &App, member: &Member, order_id: &str) -> Result<
             .cancel_pending_order(&order.order_id, at, &event)
             .await?;
     } else {
-        let lease = app.lock.acquire(&lock_keys(&order)).await?;
-        let outcome = cancel_completed_locked(app, &order.order_id).await;
+        let lease = app.lock.acquire(&[order_key(&order.order_id)]).await?;
+        let outcome = cancel_completed_locked(app, &order.order_id, deadline).await;
         crate::services::payments::release_logged(app, &lease).await;
         outcome?;
     }
@@ -272,7 +282,7 @@ pub async fn cancel_order(app: &App, member: &Member, order_id: &str) -> Result<
     })
 }
 
-async fn cancel_completed_locked(app: &App, order_id: &str) -> Result<()> {
+async fn cancel_completed_locked(app: &App, order_id: &str, deadline: Deadline) -> Result<()> {
     // Re-read under the lock: a concurrent cancel may have finished while we waited.
     let order = app
         .store
@@ -287,22 +297,6 @@ async fn cancel_completed_locked(app: &App, order_id: &str) -> Result<()> {
         .iter()
         .filter(|p| p.status == PaymentStatus::Paid)
         .collect();
-    let mut refunded: Vec<&str> = Vec::with_capacity(paid.len());
-    for payment in &paid {
-        if let Err(error) = app
-            .gateway
-            .refund(&payment.pg_transaction_id, payment.amount)
-            .await
-        {
-            tracing::warn!(
-                order_id,
-                refunded_in_this_attempt = ?refunded,
-                "refund failed while cancelling; the order stays COMPLETED until a retry"
-            );
-            return Err(error);
-        }
-        refunded.push(&payment.pg_transaction_id);
-    }
     let at = app.clock.now();
     let mut events = vec![DomainEvent::order(
         EventType::OrderCancelled,
@@ -324,21 +318,28 @@ async fn cancel_completed_locked(app: &App, order_id: &str) -> Result<()> {
             at,
         ));
     }
+    let refund = cancel_refund(
+        crate::ids::new_id(at),
+        &order,
+        deadline.wall() + crate::services::payments::RECONCILE_GRACE,
+        at,
+    );
     let cancellation = CompletedCancellation {
         order_id: order.order_id.clone(),
         lines: order.items.clone(),
         payment_ids: paid.iter().map(|p| p.payment_id.clone()).collect(),
         at,
         events,
+        refund: refund.clone(),
     };
-    app.store
-        .cancel_completed_order(&cancellation)
-        .await
-        .inspect_err(|error| {
-            // Money went back but the order did not move: a retry refunds nothing twice
-            // (refunds are idempotent per transaction) and commits.
-            tracing::error!(order_id, %error, "refunded but the cancellation did not commit");
-        })
+    app.store.cancel_completed_order(&cancellation).await?;
+    crate::testing::pause_point("cancel:committed");
+    let mut refund = refund;
+    if !crate::services::payments::refund_attempt(app, &mut refund, AttemptState::Refunding).await {
+        tracing::warn!(order_id, attempt_id = %refund.attempt_id,
+            "cancelled; the refund is left to reconciliation");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

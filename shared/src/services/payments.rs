@@ -1,23 +1,37 @@
-//! Paying an order, at most once.
+//! Paying an order, at most once, without ever losing a charge.
 //!
 //! The flow: validate the body → the member must be `SERVICE` → load the order (404/403) → the
-//! parts must add up to its total (400PA000) → take the lock on the order and each of its items →
-//! re-read the order (must be `PENDING_PAYMENT`, else 400OR001) and the stock (400OR000 before
-//! anything is charged) → charge each part → one atomic `complete_payment` (stock taken only if
-//! it stays ≥ 0, order moved only if still pending, payments and history written) → release.
+//! parts must add up to its total (400PA000) → take the lock (the order's key; with
+//! `LOCK_SCOPE=order-and-items` also each item's) → re-read the order (must be
+//! `PENDING_PAYMENT`, else 400OR001) and the stock (400OR000 before anything is charged) → refuse
+//! (503) unless the deadline leaves time for every charge and the commit → write the payment
+//! attempt (`CHARGING`, linked to the `Idempotency-Key`) → charge each part under the key
+//! `<attemptId>:<n>` → mark the attempt `CHARGED` → one atomic `complete_payment` (stock taken
+//! only if it stays ≥ 0, order moved only if still pending, payments, history, events, the
+//! attempt `COMPLETED` and the key's answer), sent with the attempt's `ClientRequestToken` →
+//! release.
 //!
-//! The lock keeps payers of one order or item from charging cards that cannot be fulfilled; it is
-//! not what makes this correct. If the lock expired or was lost, the conditional write still
-//! refuses an oversell or a double completion, and every charge of the losing attempt is refunded.
+//! A declined part, or a commit the order or stock refuses, refunds every charged part
+//! (`REFUNDING → REFUNDED`). Anything whose outcome is unknown — a charge with no answer, a
+//! commit with no answer after its re-sends, a process killed at any point — leaves the attempt
+//! unsettled; `payment-reconcile` settles it after its deadline (see `docs/payments.md`).
+//!
+//! The lock keeps payers of one order from charging twice for it; it is not what makes this
+//! correct. If the lock expired or was lost, the conditional write still refuses an oversell or
+//! a double completion, and every charge of the losing attempt is refunded.
 
 use crate::app::App;
+use crate::config::LockScope;
+use crate::deadline::Deadline;
+use crate::domain::attempt::{AttemptKind, AttemptPart, AttemptState, PaymentAttempt};
 use crate::domain::order::{MAX_PAYMENT_PARTS, RequestedPayment, check_payment_parts};
-use crate::domain::{DomainEvent, EventType, Member, Order, OrderStatus, Payment, PaymentStatus};
+use crate::domain::{Member, Order, OrderStatus, Payment};
 use crate::error::{Error, Result};
+use crate::gateway::{Charge, bounded};
 use crate::http::Validate;
 use crate::lock::LockLease;
 use crate::services::orders::{load_own_order, lock_keys};
-use crate::store::{IdempotencyBegin, PaymentCompletion, StoredResponse};
+use crate::store::{IdempotencyBegin, IdempotencyOwner, PaymentCompletion, StoredResponse};
 use lambda_http::{Body, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -160,18 +174,36 @@ fn is_final(outcome: &Result<PaymentReceipt>) -> bool {
     }
 }
 
-/// Pays with an optional `Idempotency-Key` (scoped to the member): the first request records the
-/// key as in progress; a repeat with the same key and body gets the stored answer (status and
-/// body, verbatim) without charging; another body under the key, or a repeat while the first
-/// still runs → 409PA002.
+/// Pays with an optional `Idempotency-Key` (scoped to the member), within the default budget.
 pub async fn pay_once(
     app: &App,
     member: &Member,
     request: &PaymentRequest,
     key: Option<&str>,
 ) -> PaymentAnswer {
+    let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, app.clock.now());
+    pay_once_within(app, member, request, key, deadline).await
+}
+
+/// Pays with an optional `Idempotency-Key` (scoped to the member): the first request records the
+/// key as in progress, owned by a token of its own; a repeat with the same key and body gets the
+/// stored answer (status and body, verbatim) without charging; another body under the key, or a
+/// repeat while the first still runs → 409PA002. Once the first request has charged, its key is
+/// answered or released only by the settlement of its payment attempt (the request's own, or
+/// the reconciler's): until then a repeat gets 409PA002 with `Retry-After`.
+pub async fn pay_once_within(
+    app: &App,
+    member: &Member,
+    request: &PaymentRequest,
+    key: Option<&str>,
+    deadline: Deadline,
+) -> PaymentAnswer {
     let Some(key) = key else {
-        return PaymentAnswer::Fresh(pay(app, member, request).await);
+        return PaymentAnswer::Fresh(
+            pay_within(app, member, request, None, deadline)
+                .await
+                .result,
+        );
     };
     if let Err(error) = member.check_in_service() {
         return PaymentAnswer::Fresh(Err(error));
@@ -184,44 +216,99 @@ pub async fn pay_once(
         .store
         .begin_idempotent(&member.member_id, key, &hash, app.clock.now())
         .await;
-    match begun {
-        Err(error) => PaymentAnswer::Fresh(Err(error)),
-        Ok(IdempotencyBegin::Replay(stored)) => PaymentAnswer::Replay(stored),
-        Ok(IdempotencyBegin::Conflict) => PaymentAnswer::Fresh(Err(Error::IdempotencyConflict)),
-        Ok(IdempotencyBegin::Started) => {
-            let outcome = pay(app, member, request).await;
-            let answer = PaymentAnswer::Fresh(outcome);
-            let PaymentAnswer::Fresh(outcome) = &answer else {
-                return answer;
-            };
-            if is_final(outcome) {
-                let stored = answer.to_stored();
-                if let Err(error) = app
-                    .store
-                    .finish_idempotent(&member.member_id, key, &stored, app.clock.now())
-                    .await
-                {
-                    // The record stays in progress until its lease runs out; a retry after that
-                    // runs again and meets the order's new status, so it still cannot charge twice.
-                    tracing::warn!(%error, "could not store the idempotent answer");
-                }
-            } else if let Err(error) = app.store.abandon_idempotent(&member.member_id, key).await {
-                tracing::warn!(%error, "could not abandon the idempotency key");
-            }
-            answer
+    let token = match begun {
+        Err(error) => return PaymentAnswer::Fresh(Err(error)),
+        Ok(IdempotencyBegin::Replay(stored)) => return PaymentAnswer::Replay(stored),
+        Ok(IdempotencyBegin::Conflict) => {
+            return PaymentAnswer::Fresh(Err(Error::IdempotencyConflict));
         }
+        Ok(IdempotencyBegin::Pending) => return PaymentAnswer::Fresh(Err(Error::PaymentSettling)),
+        Ok(IdempotencyBegin::Started(token)) => token,
+    };
+    let owner = IdempotencyOwner {
+        member_id: member.member_id.clone(),
+        key: key.to_owned(),
+        token,
+    };
+    let paid = pay_within(app, member, request, Some(&owner), deadline).await;
+    let answer = PaymentAnswer::Fresh(paid.result);
+    if paid.charged {
+        // The attempt owns the key now: its settlement stores the answer (done already if it
+        // completed) or releases the key.
+        return answer;
     }
+    let PaymentAnswer::Fresh(outcome) = &answer else {
+        return answer;
+    };
+    if is_final(outcome) {
+        match app
+            .store
+            .finish_idempotent(&owner, &answer.to_stored(), app.clock.now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the idempotency record was taken over; answer not stored"),
+            // The record stays in progress until its lease runs out; a retry after that runs
+            // again and meets the order's new status, so it still cannot charge twice.
+            Err(error) => tracing::warn!(%error, "could not store the idempotent answer"),
+        }
+    } else if let Err(error) = app.store.abandon_idempotent(&owner).await {
+        tracing::warn!(%error, "could not abandon the idempotency key");
+    }
+    answer
 }
 
-/// Pays the member's own pending order with the requested parts (see the module doc for the flow).
+/// The outcome of one payment request.
+#[derive(Debug)]
+pub struct Paid {
+    pub result: Result<PaymentReceipt>,
+    /// True once a payment attempt was written: money may have moved, and the attempt (not the
+    /// request) decides what happens to its idempotency key.
+    pub charged: bool,
+}
+
+/// Pays the member's own pending order within the default budget (see [`pay_within`]).
 pub async fn pay(app: &App, member: &Member, request: &PaymentRequest) -> Result<PaymentReceipt> {
+    let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, app.clock.now());
+    pay_within(app, member, request, None, deadline)
+        .await
+        .result
+}
+
+/// Pays the member's own pending order with the requested parts (see the module doc for the
+/// flow), refusing to start charging when `deadline` leaves too little time to finish.
+pub async fn pay_within(
+    app: &App,
+    member: &Member,
+    request: &PaymentRequest,
+    idempotency: Option<&IdempotencyOwner>,
+    deadline: Deadline,
+) -> Paid {
+    let mut charged = false;
+    let result = pay_checked(app, member, request, idempotency, deadline, &mut charged).await;
+    Paid { result, charged }
+}
+
+async fn pay_checked(
+    app: &App,
+    member: &Member,
+    request: &PaymentRequest,
+    idempotency: Option<&IdempotencyOwner>,
+    deadline: Deadline,
+    charged: &mut bool,
+) -> Result<PaymentReceipt> {
     request.validate()?;
     member.check_in_service()?;
     let order = load_own_order(app.store.as_ref(), &request.order_id, member).await?;
     let parts = request.parts();
     check_payment_parts(&parts, order.total_price)?;
-    let lease = app.lock.acquire(&lock_keys(&order)).await?;
-    let outcome = pay_locked(app, &order.order_id, &parts).await;
+    let keys = match app.config.lock_scope {
+        LockScope::Order => vec![crate::lock::order_key(&order.order_id)],
+        LockScope::OrderAndItems => lock_keys(&order),
+    };
+    let lease = app.lock.acquire(&keys).await?;
+    crate::testing::pause_point("payment:locked");
+    let outcome = pay_locked(app, &order.order_id, &parts, idempotency, deadline, charged).await;
     release_logged(app, &lease).await;
     outcome
 }
@@ -234,10 +321,27 @@ pub(crate) async fn release_logged(app: &App, lease: &LockLease) {
     }
 }
 
+/// After the deadline of the request that wrote an attempt, this much longer passes before the
+/// reconciler may act on it: by then the request has certainly stopped (Lambda ends it at its
+/// timeout; the local server's requests keep to their budget).
+pub const RECONCILE_GRACE: chrono::Duration = chrono::Duration::seconds(30);
+
+/// The time a payment must have left before it charges anything: every part's gateway call,
+/// the write that marks the attempt charged, the commit and one re-send of it, and a margin.
+pub fn charge_budget(config: &crate::config::Config, parts: usize) -> std::time::Duration {
+    let parts = u32::try_from(parts).unwrap_or(u32::MAX);
+    config.gateway_timeout * parts
+        + config.dependency_timeout * 3
+        + std::time::Duration::from_secs(1)
+}
+
 async fn pay_locked(
     app: &App,
     order_id: &str,
     parts: &[RequestedPayment],
+    idempotency: Option<&IdempotencyOwner>,
+    deadline: Deadline,
+    charged: &mut bool,
 ) -> Result<PaymentReceipt> {
     let order = app
         .store
@@ -246,57 +350,133 @@ async fn pay_locked(
         .ok_or(Error::NotFound("order"))?;
     order.check_payable()?;
     check_stock(app, &order).await?;
+    if !deadline.allows(charge_budget(&app.config, parts.len())) {
+        tracing::warn!(remaining = ?deadline.remaining(), "too little time left to charge; refused before charging");
+        return Err(Error::Unavailable("time budget"));
+    }
 
-    let mut charged: Vec<Payment> = Vec::with_capacity(parts.len());
-    for part in parts {
-        match app
-            .gateway
-            .charge(order_id, part.payment_type, part.amount)
-            .await
-        {
-            Ok(pg_transaction_id) => charged.push(Payment {
-                payment_id: crate::ids::new_id(app.clock.now()),
-                payment_type: part.payment_type,
-                amount: part.amount,
-                status: PaymentStatus::Paid,
-                pg_transaction_id,
-            }),
+    let now = app.clock.now();
+    let mut attempt = PaymentAttempt {
+        attempt_id: crate::ids::new_id(now),
+        kind: AttemptKind::Payment,
+        order_id: order_id.to_owned(),
+        member_id: order.member_id.clone(),
+        parts: parts
+            .iter()
+            .map(|p| AttemptPart {
+                payment_type: p.payment_type,
+                amount: p.amount,
+                pg_transaction_id: None,
+                payment_id: None,
+                refunded: false,
+            })
+            .collect(),
+        state: AttemptState::Charging,
+        deadline: deadline.wall() + RECONCILE_GRACE,
+        committed_at: None,
+        commit_sequence: None,
+        idempotency_key: idempotency.map(|owner| owner.key.clone()),
+        created_at: now,
+    };
+    app.store.start_attempt(&attempt, idempotency).await?;
+    *charged = true;
+
+    for n in 0..attempt.parts.len() {
+        let key = attempt.charge_key(n);
+        let part = &attempt.parts[n];
+        let charge = Charge {
+            idempotency_key: &key,
+            order_id,
+            payment_type: part.payment_type,
+            amount: part.amount,
+        };
+        match bounded(app.config.gateway_timeout, app.gateway.charge(&charge)).await {
+            Ok(pg_transaction_id) => {
+                attempt.parts[n].pg_transaction_id = Some(pg_transaction_id);
+                crate::testing::pause_point(&format!("payment:charged:{n}"));
+                // The transaction ids as they come, while the budget has room for the write.
+                let rest = charge_budget(&app.config, attempt.parts.len() - n - 1);
+                if n + 1 < attempt.parts.len()
+                    && deadline.allows(rest + app.config.dependency_timeout)
+                    && !app
+                        .store
+                        .update_attempt(&attempt, AttemptState::Charging)
+                        .await?
+                {
+                    return Err(taken_over(&attempt));
+                }
+            }
+            Err(Error::GatewayFailed) => {
+                // Declined: nothing charged for this part; give back what the others took.
+                refund_attempt(app, &mut attempt, AttemptState::Charging).await;
+                return Err(Error::GatewayFailed);
+            }
             Err(error) => {
-                refund_all(app, order_id, &charged).await;
-                return Err(error);
+                // No answer: this part may or may not be charged. The attempt stays CHARGING;
+                // the reconciler finds out by its idempotency key and settles it.
+                tracing::warn!(attempt_id = %attempt.attempt_id, part = n, %error,
+                    "charge outcome unknown; left to reconciliation");
+                return Err(Error::Unavailable("payment gateway"));
             }
         }
     }
 
-    let at = app.clock.now();
-    let completion = PaymentCompletion {
-        order_id: order_id.to_owned(),
-        lines: order.items.clone(),
-        payments: charged.clone(),
-        at,
-        events: charged
-            .iter()
-            .map(|p| DomainEvent::payment(EventType::PaymentCompleted, order_id, p, at))
-            .collect(),
-    };
+    attempt.mark_charged(app.clock.now());
+    if !app
+        .store
+        .update_attempt(&attempt, AttemptState::Charging)
+        .await?
+    {
+        return Err(taken_over(&attempt));
+    }
+    let order_lines = order.items.clone();
+    commit_attempt(app, &attempt, &order_lines).await
+}
+
+fn taken_over(attempt: &PaymentAttempt) -> Error {
+    tracing::warn!(attempt_id = %attempt.attempt_id,
+        "the attempt was taken over by the reconciler; this request stops");
+    Error::Unavailable("payment settlement")
+}
+
+/// The receipt a `CHARGED` attempt completes with, and the answer stored for its key.
+fn receipt_of(attempt: &PaymentAttempt) -> Result<(PaymentReceipt, StoredResponse)> {
     let receipt = PaymentReceipt {
-        order_id: order_id.to_owned(),
+        order_id: attempt.order_id.clone(),
         status: OrderStatus::Completed,
-        payments: charged,
+        payments: attempt.payments()?,
     };
+    let stored = stored_of(&crate::http::success(200, &receipt));
+    Ok((receipt, stored))
+}
+
+/// Commits a `CHARGED` attempt: the order paid, stock taken, the answer stored — or, when the
+/// order can no longer be paid, every charge refunded. An unknown outcome leaves it `CHARGED`
+/// for the reconciler (503).
+pub(crate) async fn commit_attempt(
+    app: &App,
+    attempt: &PaymentAttempt,
+    lines: &[crate::domain::OrderLine],
+) -> Result<PaymentReceipt> {
+    let (receipt, stored) = receipt_of(attempt)?;
+    let answer = attempt.idempotency_key.as_ref().map(|_| stored);
+    let completion = PaymentCompletion::of(attempt, lines, answer)?;
     match app.store.complete_payment(&completion).await {
-        Ok(()) => Ok(receipt),
-        // The fence held: the stock ran out behind the lock's back.
-        Err(refused @ (Error::OutOfStock(_) | Error::NotFound(_))) => {
-            refund_all(app, order_id, &receipt.payments).await;
+        Ok(()) => {
+            crate::testing::pause_point("payment:committed");
+            Ok(receipt)
+        }
+        // The fence held: the order was paid or cancelled meanwhile, or the stock ran out.
+        Err(refused @ (Error::OutOfStock(_) | Error::NotFound(_) | Error::OrderStatusConflict)) => {
+            let mut attempt = attempt.clone();
+            refund_attempt(app, &mut attempt, AttemptState::Charged).await;
             Err(refused)
         }
-        // Someone else paid — or our own write committed and a retry of it (after a timeout)
-        // found the order no longer pending. Only the stored payments tell which.
-        Err(Error::OrderStatusConflict) => {
-            settle_unknown_outcome(app, receipt, Error::OrderStatusConflict).await
+        Err(error) => {
+            tracing::warn!(attempt_id = %attempt.attempt_id, %error,
+                "payment commit not settled; left to reconciliation");
+            Err(error)
         }
-        Err(error) => settle_unknown_outcome(app, receipt, error).await,
     }
 }
 
@@ -317,60 +497,77 @@ async fn check_stock(app: &App, order: &Order) -> Result<()> {
     Ok(())
 }
 
-/// The atomic write failed without saying whether it committed (a timeout can hide a commit).
-/// Read the order back: completed with our payments → it did; still pending → it did not, so
-/// refund; unreadable → leave the charges for reconciliation rather than refund a paid order.
-async fn settle_unknown_outcome(
+/// Moves the attempt from `from` to `REFUNDING`, refunds every charged part and settles it
+/// `REFUNDED`. What does not go through (a refund refused or unanswered, a write failing) is
+/// left `REFUNDING` for the reconciler; `true` once settled.
+pub(crate) async fn refund_attempt(
     app: &App,
-    receipt: PaymentReceipt,
-    error: Error,
-) -> Result<PaymentReceipt> {
-    match app.store.get_order(&receipt.order_id).await {
-        Ok(Some(order))
-            if order.status == OrderStatus::Completed && order.payments == receipt.payments =>
-        {
-            Ok(receipt)
-        }
-        Ok(_) => {
-            refund_all(app, &receipt.order_id, &receipt.payments).await;
-            Err(error)
-        }
-        Err(_) => {
-            let pg_ids: Vec<&str> = receipt
-                .payments
-                .iter()
-                .map(|p| p.pg_transaction_id.as_str())
-                .collect();
-            tracing::error!(order_id = %receipt.order_id, ?pg_ids, %error,
-                "charged but the payment's outcome is unknown: needs reconciliation");
-            Err(error)
+    attempt: &mut PaymentAttempt,
+    from: AttemptState,
+) -> bool {
+    if from != AttemptState::Refunding {
+        attempt.state = AttemptState::Refunding;
+        match app.store.update_attempt(attempt, from).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(attempt_id = %attempt.attempt_id, "attempt moved on; not refunding it here");
+                return false;
+            }
+            Err(error) => {
+                tracing::error!(attempt_id = %attempt.attempt_id, %error,
+                    "could not mark the attempt refunding; left to reconciliation");
+                return false;
+            }
         }
     }
-}
-
-/// How often one compensating refund is tried before it is left to reconciliation.
-const REFUND_ATTEMPTS: usize = 3;
-
-/// Refunds charges that will not be kept. Each refund is retried (it is idempotent); one that
-/// still fails is logged with its transaction id for reconciliation.
-async fn refund_all(app: &App, order_id: &str, charges: &[Payment]) {
-    for payment in charges {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match app
-                .gateway
-                .refund(&payment.pg_transaction_id, payment.amount)
-                .await
-            {
-                Ok(()) => break,
-                Err(error) if attempt >= REFUND_ATTEMPTS => {
-                    tracing::error!(order_id, pg_transaction_id = %payment.pg_transaction_id,
-                        %error, "compensating refund failed: needs reconciliation");
-                    break;
-                }
-                Err(_) => {}
+    let mut all_refunded = true;
+    for n in 0..attempt.parts.len() {
+        if attempt.parts[n].refunded {
+            continue;
+        }
+        let Some(pg_transaction_id) = attempt.parts[n].pg_transaction_id.clone() else {
+            // Never charged (or not known to be: the reconciler looks it up first).
+            attempt.parts[n].refunded = true;
+            continue;
+        };
+        let key = attempt.refund_key(n);
+        let refund = app
+            .gateway
+            .refund(&pg_transaction_id, attempt.parts[n].amount, &key);
+        match bounded(app.config.gateway_timeout, refund).await {
+            Ok(()) => {
+                attempt.parts[n].refunded = true;
+                crate::testing::pause_point(&format!("refund:refunded:{n}"));
             }
+            Err(error) => {
+                tracing::error!(attempt_id = %attempt.attempt_id, %pg_transaction_id, %error,
+                    "refund failed; left to reconciliation");
+                all_refunded = false;
+            }
+        }
+    }
+    if !all_refunded {
+        // Keep what went through, so the reconciler refunds only the rest.
+        if let Err(error) = app
+            .store
+            .update_attempt(attempt, AttemptState::Refunding)
+            .await
+        {
+            tracing::warn!(%error, "could not record the refunds made so far");
+        }
+        return false;
+    }
+    match app.store.settle_refunded(attempt).await {
+        Ok(settled) => {
+            if settled {
+                attempt.state = AttemptState::Refunded;
+            }
+            settled
+        }
+        Err(error) => {
+            tracing::error!(attempt_id = %attempt.attempt_id, %error,
+                "refunded but not recorded; the reconciler settles it");
+            false
         }
     }
 }

@@ -3,6 +3,7 @@
 //! standing in for the table stream and its publisher.
 
 use super::*;
+use crate::domain::attempt::{AttemptState, PaymentAttempt};
 use crate::domain::{EntityKind, MemberStatus, OrderStatus, PaymentStatus};
 use crate::error::Error;
 use crate::events::MemoryEventLog;
@@ -17,7 +18,13 @@ struct RefreshState {
 
 #[derive(Debug, Clone)]
 enum IdempotencyState {
-    InProgress { started_at: DateTime<Utc> },
+    InProgress {
+        started_at: DateTime<Utc>,
+        /// The request that owns the record.
+        owner: String,
+        /// The payment attempt linked to it, once the request started charging.
+        attempt: Option<String>,
+    },
     Done(StoredResponse),
 }
 
@@ -42,6 +49,7 @@ struct State {
     /// member_id → order ids (ULIDs sort by creation time).
     orders_by_member: HashMap<String, BTreeSet<String>>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
+    attempts: HashMap<String, PaymentAttempt>,
 }
 
 impl State {
@@ -445,6 +453,12 @@ impl OrderStore for MemoryStore {
 
     async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()> {
         self.commit(&completion.events, |s| {
+            let attempt_id = &completion.attempt.attempt_id;
+            // Our own earlier commit of this attempt: done already (as DynamoDB answers a
+            // re-sent transaction).
+            if s.attempts.get(attempt_id).map(|a| a.state) == Some(AttemptState::Completed) {
+                return Ok(());
+            }
             let order = s
                 .orders
                 .get(&completion.order_id)
@@ -456,6 +470,9 @@ impl OrderStore for MemoryStore {
                     return Err(Error::OutOfStock(line.item_id.clone()));
                 }
             }
+            if s.attempts.get(attempt_id).map(|a| a.state) != Some(AttemptState::Charged) {
+                return Err(Error::Unavailable("payment settlement"));
+            }
             for line in &completion.lines {
                 if let Some(item) = s.items.get_mut(&line.item_id) {
                     item.stock -= line.quantity;
@@ -465,6 +482,21 @@ impl OrderStore for MemoryStore {
                 order.status = OrderStatus::Completed;
                 order.updated_at = completion.at;
                 order.payments = completion.payments.clone();
+            }
+            let mut completed = completion.attempt.clone();
+            completed.state = AttemptState::Completed;
+            s.attempts.insert(attempt_id.clone(), completed);
+            if let (Some(key), Some(answer)) =
+                (&completion.attempt.idempotency_key, &completion.answer)
+            {
+                let slot = (completion.attempt.member_id.clone(), key.clone());
+                if let Some(record) = s.idempotency.get_mut(&slot)
+                    && matches!(&record.state,
+                        IdempotencyState::InProgress { attempt: Some(a), .. } if a == attempt_id)
+                {
+                    record.state = IdempotencyState::Done(answer.clone());
+                    record.expires_at = completion.at + IDEMPOTENCY_RETENTION;
+                }
             }
             s.add_history(
                 EntityKind::Order,
@@ -532,6 +564,10 @@ impl OrderStore for MemoryStore {
             for payment_id in &cancellation.payment_ids {
                 s.add_history(EntityKind::Payment, payment_id, "CANCELED", cancellation.at);
             }
+            s.attempts.insert(
+                cancellation.refund.attempt_id.clone(),
+                cancellation.refund.clone(),
+            );
             Ok(())
         })
     }
@@ -548,59 +584,215 @@ impl IdempotencyStore for MemoryStore {
     ) -> Result<IdempotencyBegin> {
         self.commit(&[], |s| {
             let slot = (member_id.to_owned(), key.to_owned());
-            if let Some(existing) = s.idempotency.get(&slot) {
-                let live = existing.expires_at > now;
-                let stale_in_progress = matches!(existing.state,
-                    IdempotencyState::InProgress { started_at } if started_at + IDEMPOTENCY_LEASE <= now);
-                if live && !stale_in_progress {
-                    if existing.request_hash != request_hash {
-                        return Ok(IdempotencyBegin::Conflict);
+            if let Some(existing) = s.idempotency.get(&slot)
+                && existing.expires_at > now
+            {
+                let same_body = existing.request_hash == request_hash;
+                match &existing.state {
+                    IdempotencyState::Done(response) if same_body => {
+                        return Ok(IdempotencyBegin::Replay(response.clone()));
                     }
-                    return Ok(match &existing.state {
-                        IdempotencyState::Done(response) => IdempotencyBegin::Replay(response.clone()),
-                        IdempotencyState::InProgress { .. } => IdempotencyBegin::Conflict,
-                    });
+                    // Charged: it waits for its attempt, however old.
+                    IdempotencyState::InProgress {
+                        attempt: Some(_), ..
+                    } if same_body => return Ok(IdempotencyBegin::Pending),
+                    // Stale and nothing charged: its request died; take it over.
+                    IdempotencyState::InProgress {
+                        started_at,
+                        attempt: None,
+                        ..
+                    } if *started_at + IDEMPOTENCY_LEASE <= now => {}
+                    _ => return Ok(IdempotencyBegin::Conflict),
                 }
             }
+            let owner = crate::ids::new_id(now);
             s.idempotency.insert(
                 slot,
                 IdempotencyRecord {
                     request_hash: request_hash.to_owned(),
-                    state: IdempotencyState::InProgress { started_at: now },
+                    state: IdempotencyState::InProgress {
+                        started_at: now,
+                        owner: owner.clone(),
+                        attempt: None,
+                    },
                     expires_at: now + IDEMPOTENCY_RETENTION,
                 },
             );
-            Ok(IdempotencyBegin::Started)
+            Ok(IdempotencyBegin::Started(owner))
         })
     }
 
     async fn finish_idempotent(
         &self,
-        member_id: &str,
-        key: &str,
+        owner: &IdempotencyOwner,
         response: &StoredResponse,
         now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.commit(&[], |s| {
+            let slot = (owner.member_id.clone(), owner.key.clone());
+            match s.idempotency.get_mut(&slot) {
+                Some(record) if owned_by(record, &owner.token) => {
+                    record.state = IdempotencyState::Done(response.clone());
+                    record.expires_at = now + IDEMPOTENCY_RETENTION;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+    }
+
+    async fn abandon_idempotent(&self, owner: &IdempotencyOwner) -> Result<bool> {
+        self.commit(&[], |s| {
+            let slot = (owner.member_id.clone(), owner.key.clone());
+            match s.idempotency.get(&slot) {
+                Some(record)
+                    if owned_by(record, &owner.token)
+                        && matches!(
+                            record.state,
+                            IdempotencyState::InProgress { attempt: None, .. }
+                        ) =>
+                {
+                    s.idempotency.remove(&slot);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+    }
+}
+
+/// The position after the last attempt of a page of the due index.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AttemptCursor {
+    deadline: DateTime<Utc>,
+    attempt_id: String,
+}
+
+/// True while `record` is in progress and owned by `token`.
+fn owned_by(record: &IdempotencyRecord, token: &str) -> bool {
+    matches!(&record.state, IdempotencyState::InProgress { owner, .. } if owner == token)
+}
+
+#[async_trait]
+impl PaymentAttemptStore for MemoryStore {
+    async fn start_attempt(
+        &self,
+        attempt: &PaymentAttempt,
+        idempotency: Option<&IdempotencyOwner>,
     ) -> Result<()> {
         self.commit(&[], |s| {
-            if let Some(record) = s
-                .idempotency
-                .get_mut(&(member_id.to_owned(), key.to_owned()))
-            {
-                record.state = IdempotencyState::Done(response.clone());
-                record.expires_at = now + IDEMPOTENCY_RETENTION;
+            if s.attempts.contains_key(&attempt.attempt_id) {
+                return Err(Error::Internal("attempt id collision".into()));
             }
+            if let Some(owner) = idempotency {
+                let slot = (owner.member_id.clone(), owner.key.clone());
+                match s.idempotency.get_mut(&slot) {
+                    Some(IdempotencyRecord {
+                        state:
+                            IdempotencyState::InProgress {
+                                owner: current,
+                                attempt: linked @ None,
+                                ..
+                            },
+                        ..
+                    }) if *current == owner.token => {
+                        *linked = Some(attempt.attempt_id.clone());
+                    }
+                    _ => return Err(Error::IdempotencyConflict),
+                }
+            }
+            s.attempts
+                .insert(attempt.attempt_id.clone(), attempt.clone());
             Ok(())
         })
     }
 
-    async fn abandon_idempotent(&self, member_id: &str, key: &str) -> Result<()> {
-        self.commit(&[], |s| {
-            let slot = (member_id.to_owned(), key.to_owned());
-            if matches!(s.idempotency.get(&slot), Some(r) if matches!(r.state, IdempotencyState::InProgress { .. }))
-            {
-                s.idempotency.remove(&slot);
+    async fn update_attempt(
+        &self,
+        attempt: &PaymentAttempt,
+        expected: AttemptState,
+    ) -> Result<bool> {
+        self.commit(&[], |s| match s.attempts.get_mut(&attempt.attempt_id) {
+            Some(stored) if stored.state == expected => {
+                *stored = attempt.clone();
+                Ok(true)
             }
-            Ok(())
+            _ => Ok(false),
+        })
+    }
+
+    async fn settle_refunded(&self, attempt: &PaymentAttempt) -> Result<bool> {
+        self.commit(&[], |s| {
+            match s.attempts.get_mut(&attempt.attempt_id) {
+                Some(stored) if stored.state == AttemptState::Refunding => {
+                    *stored = PaymentAttempt {
+                        state: AttemptState::Refunded,
+                        ..attempt.clone()
+                    };
+                }
+                _ => return Ok(false),
+            }
+            if let Some(key) = &attempt.idempotency_key {
+                let slot = (attempt.member_id.clone(), key.clone());
+                if matches!(s.idempotency.get(&slot), Some(IdempotencyRecord {
+                    state: IdempotencyState::InProgress { attempt: Some(a), .. }, ..
+                }) if *a == attempt.attempt_id)
+                {
+                    s.idempotency.remove(&slot);
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    async fn get_attempt(&self, attempt_id: &str) -> Result<Option<PaymentAttempt>> {
+        Ok(self.read(|s| s.attempts.get(attempt_id).cloned()))
+    }
+
+    async fn due_attempts(
+        &self,
+        shard: u32,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<DueAttemptPage> {
+        let mut due: Vec<(DateTime<Utc>, String)> = self.read(|s| {
+            s.attempts
+                .values()
+                .filter(|a| {
+                    !a.state.is_settled()
+                        && a.deadline <= now
+                        && attempt_shard(&a.attempt_id) == shard
+                })
+                .map(|a| (a.deadline, a.attempt_id.clone()))
+                .collect()
+        });
+        due.sort();
+        // The cursor holds the position (deadline, id) of the last attempt of the previous page.
+        let after = cursor
+            .map(super::cursor::decode::<AttemptCursor>)
+            .transpose()?;
+        let page: Vec<(DateTime<Utc>, String)> = due
+            .into_iter()
+            .filter(|(deadline, id)| {
+                after
+                    .as_ref()
+                    .is_none_or(|c| (*deadline, id.as_str()) > (c.deadline, c.attempt_id.as_str()))
+            })
+            .take(limit.max(1) + 1)
+            .collect();
+        let more = page.len() > limit.max(1);
+        let page: Vec<_> = page.into_iter().take(limit.max(1)).collect();
+        let next_cursor = match page.last() {
+            Some((deadline, id)) if more => Some(super::cursor::encode(&AttemptCursor {
+                deadline: *deadline,
+                attempt_id: id.clone(),
+            })?),
+            _ => None,
+        };
+        Ok(DueAttemptPage {
+            attempt_ids: page.into_iter().map(|(_, id)| id).collect(),
+            next_cursor,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod dynamo;
 pub mod memory;
 
+use crate::domain::attempt::{AttemptState, PaymentAttempt};
 use crate::domain::{DomainEvent, HistoryEntry, Item, Member, Order, OrderLine, Payment};
 use crate::error::Result;
 use async_trait::async_trait;
@@ -135,7 +136,8 @@ pub struct OrderPage {
     pub next_cursor: Option<String>,
 }
 
-/// Everything a successful payment writes in one atomic step.
+/// Everything a successful payment writes in one atomic step, all of it derived from its
+/// attempt, so that a re-sent commit is the identical transaction.
 #[derive(Debug, Clone)]
 pub struct PaymentCompletion {
     pub order_id: String,
@@ -145,6 +147,32 @@ pub struct PaymentCompletion {
     pub payments: Vec<Payment>,
     pub at: DateTime<Utc>,
     pub events: Vec<DomainEvent>,
+    /// `CHARGED`, with its commit instant: moved to `COMPLETED` in the same write.
+    pub attempt: PaymentAttempt,
+    /// The answer stored under the attempt's `Idempotency-Key`, if it has one.
+    pub answer: Option<StoredResponse>,
+}
+
+impl PaymentCompletion {
+    /// The completion of a `CHARGED` attempt for an order with `lines`.
+    pub fn of(
+        attempt: &PaymentAttempt,
+        lines: &[OrderLine],
+        answer: Option<StoredResponse>,
+    ) -> crate::error::Result<Self> {
+        let payments = attempt.payments()?;
+        let events = attempt.completion_events(&payments)?;
+        let at = attempt.committed_at.unwrap_or(attempt.created_at);
+        Ok(Self {
+            order_id: attempt.order_id.clone(),
+            lines: lines.to_vec(),
+            payments,
+            at,
+            events,
+            attempt: attempt.clone(),
+            answer,
+        })
+    }
 }
 
 /// Everything cancelling a paid order writes in one atomic step.
@@ -157,6 +185,9 @@ pub struct CompletedCancellation {
     pub payment_ids: Vec<String>,
     pub at: DateTime<Utc>,
     pub events: Vec<DomainEvent>,
+    /// The refund attempt (`REFUNDING`) that guarantees the money goes back, written in the
+    /// same step.
+    pub refund: PaymentAttempt,
 }
 
 #[async_trait]
@@ -174,8 +205,12 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<OrderPage>;
     /// Oldest first.
     async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>>;
-    /// `PENDING_PAYMENT` → `COMPLETED` with stock taken and payments stored, atomically.
-    /// Not pending → 400OR001; a line short of stock → 400OR000; nothing written then.
+    /// `PENDING_PAYMENT` → `COMPLETED` with stock taken, payments stored, the attempt
+    /// `CHARGED` → `COMPLETED` and its idempotency answer stored, atomically. Not pending →
+    /// 400OR001; a line short of stock → 400OR000; the attempt no longer `CHARGED` (the
+    /// reconciler took it over) → 503; nothing written then. Our own earlier commit of the same
+    /// attempt (a lost answer) → `Ok`. An outcome still unknown after the store's own retries →
+    /// 503, and the attempt stays `CHARGED` for the reconciler.
     async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()>;
     /// `PENDING_PAYMENT` → `CANCELLED`; else 400OR001.
     async fn cancel_pending_order(
@@ -184,8 +219,65 @@ pub trait OrderStore: Send + Sync {
         at: DateTime<Utc>,
         event: &DomainEvent,
     ) -> Result<()>;
-    /// `COMPLETED` → `CANCELLED` with stock given back and payments `CANCELED`; else 400OR001.
+    /// `COMPLETED` → `CANCELLED` with stock given back, payments `CANCELED` and the refund
+    /// attempt written; else 400OR001.
     async fn cancel_completed_order(&self, cancellation: &CompletedCancellation) -> Result<()>;
+}
+
+/// A page of unsettled attempts past their deadline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueAttemptPage {
+    pub attempt_ids: Vec<String>,
+    /// Opaque; `None` when the shard is exhausted.
+    pub next_cursor: Option<String>,
+}
+
+/// The unsettled attempts are indexed over this many partitions (like the withdrawn members).
+pub const ATTEMPT_SHARDS: u32 = 4;
+
+/// The member's in-progress idempotency record, as owned by one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyOwner {
+    pub member_id: String,
+    pub key: String,
+    /// Made by `begin_idempotent` for this request; only it may finish or abandon the record.
+    pub token: String,
+}
+
+#[async_trait]
+pub trait PaymentAttemptStore: Send + Sync {
+    /// Writes a new attempt. With `idempotency`, the member's in-progress record is linked to it
+    /// in the same atomic write (from then on the key is released or answered only when the
+    /// attempt settles); a record no longer owned by that token → 409PA002, nothing written.
+    async fn start_attempt(
+        &self,
+        attempt: &PaymentAttempt,
+        idempotency: Option<&IdempotencyOwner>,
+    ) -> Result<()>;
+    /// Replaces the attempt if it is still in `expected` state: `Ok(false)` when it is not
+    /// (someone else moved it on). Settled attempts leave the due index.
+    async fn update_attempt(
+        &self,
+        attempt: &PaymentAttempt,
+        expected: AttemptState,
+    ) -> Result<bool>;
+    /// `REFUNDING` → `REFUNDED`; a payment's idempotency record linked to it is released in the
+    /// same write, so the client's retry runs anew. `Ok(false)` if it was not `REFUNDING`.
+    async fn settle_refunded(&self, attempt: &PaymentAttempt) -> Result<bool>;
+    async fn get_attempt(&self, attempt_id: &str) -> Result<Option<PaymentAttempt>>;
+    /// Unsettled attempts of `shard` whose deadline is at or before `now`, oldest first.
+    async fn due_attempts(
+        &self,
+        shard: u32,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<DueAttemptPage>;
+}
+
+/// The shard of an attempt in the due index (stable: derived from the id).
+pub fn attempt_shard(attempt_id: &str) -> u32 {
+    withdrawn_shard(attempt_id) % ATTEMPT_SHARDS
 }
 
 /// The stored answer of a finished idempotent request.
@@ -197,15 +289,19 @@ pub struct StoredResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyBegin {
-    /// The key is now recorded as in progress by this request: go ahead.
-    Started,
+    /// The key is now recorded as in progress, owned by this token: go ahead.
+    Started(String),
     /// The same key and body finished before: answer this.
     Replay(StoredResponse),
     /// Another body under this key, or the first request is still running → 409PA002.
     Conflict,
+    /// The first request charged and its attempt is not settled yet → 409PA002 with
+    /// `Retry-After`; the settled answer comes later.
+    Pending,
 }
 
-/// An in-progress record older than this is taken over (its request died).
+/// An in-progress record older than this is taken over (its request died), unless it is linked
+/// to an unsettled payment attempt: then it waits for the attempt.
 pub const IDEMPOTENCY_LEASE: Duration = Duration::seconds(60);
 /// Idempotency records expire after this.
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::hours(24);
@@ -221,21 +317,28 @@ pub trait IdempotencyStore: Send + Sync {
         request_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<IdempotencyBegin>;
-    /// Stores the final answer; kept for [`IDEMPOTENCY_RETENTION`].
+    /// Stores the final answer; kept for [`IDEMPOTENCY_RETENTION`]. Only the owner's token
+    /// may; a record owned by another request (taken over) is left as it is (`Ok(false)`).
     async fn finish_idempotent(
         &self,
-        member_id: &str,
-        key: &str,
+        owner: &IdempotencyOwner,
         response: &StoredResponse,
         now: DateTime<Utc>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// Forgets an in-progress key whose request ended with nothing changed (so a retry may run).
-    async fn abandon_idempotent(&self, member_id: &str, key: &str) -> Result<()>;
+    /// Only the owner's token may, and never while an attempt is linked (`Ok(false)`).
+    async fn abandon_idempotent(&self, owner: &IdempotencyOwner) -> Result<bool>;
 }
 
 /// Everything the functions need from storage.
 pub trait Store:
-    MemberStore + WithdrawalExpiryStore + RefreshTokenStore + ItemStore + OrderStore + IdempotencyStore
+    MemberStore
+    + WithdrawalExpiryStore
+    + RefreshTokenStore
+    + ItemStore
+    + OrderStore
+    + IdempotencyStore
+    + PaymentAttemptStore
 {
 }
 
@@ -246,6 +349,7 @@ impl<T> Store for T where
         + ItemStore
         + OrderStore
         + IdempotencyStore
+        + PaymentAttemptStore
 {
 }
 

@@ -12,7 +12,7 @@ use cafe::auth::{PasswordHasher, TokenSigner};
 use cafe::clock::SystemClock;
 use cafe::config::{GatewayConfig, LockConfig};
 use cafe::domain::{DomainEvent, EventType, Gender, Item, Member, MemberStatus, PaymentType};
-use cafe::gateway::{Ledger, MockGateway, PaymentGateway};
+use cafe::gateway::{Charge, Ledger, MockGateway, PaymentGateway};
 use cafe::lock::{LocalLock, Lock, RedisLock};
 use cafe::services::orders::{self, CreateOrderRequest, LineRequest};
 use cafe::services::payments::{PaymentPart, PaymentRequest};
@@ -80,20 +80,31 @@ impl ScriptedGateway {
 
 #[async_trait]
 impl PaymentGateway for ScriptedGateway {
-    async fn charge(&self, order_id: &str, kind: PaymentType, amount: i64) -> cafe::Result<String> {
+    async fn charge(&self, charge: &Charge<'_>) -> cafe::Result<String> {
         let call = self.charges.fetch_add(1, Ordering::SeqCst) + 1;
         if call == self.fail_charge.load(Ordering::SeqCst) {
             return Err(cafe::Error::GatewayFailed);
         }
-        self.inner.charge(order_id, kind, amount).await
+        self.inner.charge(charge).await
     }
 
-    async fn refund(&self, pg_transaction_id: &str, amount: i64) -> cafe::Result<()> {
+    async fn refund(
+        &self,
+        pg_transaction_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> cafe::Result<()> {
         let call = self.refunds.fetch_add(1, Ordering::SeqCst) + 1;
         if call == self.fail_refund.load(Ordering::SeqCst) {
             return Err(cafe::Error::GatewayFailed);
         }
-        self.inner.refund(pg_transaction_id, amount).await
+        self.inner
+            .refund(pg_transaction_id, amount, idempotency_key)
+            .await
+    }
+
+    async fn find_charge(&self, idempotency_key: &str) -> cafe::Result<Option<String>> {
+        self.inner.find_charge(idempotency_key).await
     }
 }
 

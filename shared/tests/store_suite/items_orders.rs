@@ -2,10 +2,9 @@
 
 use crate::harness::*;
 use cafe::Error;
-use cafe::domain::{
-    DomainEvent, EventType, Order, OrderStatus, Payment, PaymentStatus, PaymentType,
-};
-use cafe::store::{CompletedCancellation, PaymentCompletion};
+use cafe::domain::attempt::{AttemptKind, AttemptPart, AttemptState, PaymentAttempt};
+use cafe::domain::{EventType, Order, OrderStatus, Payment, PaymentStatus, PaymentType};
+use cafe::store::{CompletedCancellation, PaymentCompletion, Store};
 use chrono::Duration;
 
 fn payment(amount: i64, kind: PaymentType) -> Payment {
@@ -18,29 +17,43 @@ fn payment(amount: i64, kind: PaymentType) -> Payment {
     }
 }
 
-fn completion(
+/// The completion of `payments` for `order`: their attempt is written `CHARGED` first, as a
+/// payment does before it commits. The stored payments are the attempt's (ids derived from it).
+async fn completion(
+    store: &dyn Store,
     order: &Order,
     payments: Vec<Payment>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> PaymentCompletion {
-    let mut events = vec![order_event(
-        EventType::PaymentCompleted,
-        order,
-        "COMPLETED",
-        at,
-    )];
-    events.extend(
-        payments
-            .iter()
-            .map(|p| DomainEvent::payment(EventType::PaymentCompleted, &order.order_id, p, at)),
-    );
-    PaymentCompletion {
+    let attempt = PaymentAttempt {
+        attempt_id: id(at),
+        kind: AttemptKind::Payment,
         order_id: order.order_id.clone(),
-        lines: order.items.clone(),
-        payments,
-        at,
-        events,
-    }
+        member_id: order.member_id.clone(),
+        parts: payments
+            .iter()
+            .map(|p| AttemptPart {
+                payment_type: p.payment_type,
+                amount: p.amount,
+                pg_transaction_id: Some(p.pg_transaction_id.clone()),
+                payment_id: None,
+                refunded: false,
+            })
+            .collect(),
+        state: AttemptState::Charged,
+        deadline: at + Duration::seconds(60),
+        committed_at: Some(at),
+        commit_sequence: Some(ulid::Ulid::new().to_string()),
+        idempotency_key: None,
+        created_at: at,
+    };
+    store.start_attempt(&attempt, None).await.expect("attempt");
+    PaymentCompletion::of(&attempt, &order.items, None).expect("completion")
+}
+
+/// The refund attempt a cancellation of `paid` writes.
+fn cancel_refund_of(paid: &Order, at: chrono::DateTime<chrono::Utc>) -> PaymentAttempt {
+    cafe::domain::attempt::cancel_refund(id(at), paid, at + Duration::seconds(60), at)
 }
 
 async fn stock_of(b: &Backend, item_id: &str) -> i64 {
@@ -118,11 +131,15 @@ pub async fn orders_page_newest_first(b: Backend) {
     placed(&b, "member-2", vec![line(&cola, 1)], t0()).await;
     let paid = made[5].clone();
     b.store
-        .complete_payment(&completion(
-            &paid,
-            vec![payment(1_500, PaymentType::Card)],
-            t0() + DAY,
-        ))
+        .complete_payment(
+            &completion(
+                b.store.as_ref(),
+                &paid,
+                vec![payment(1_500, PaymentType::Card)],
+                t0() + DAY,
+            )
+            .await,
+        )
         .await
         .expect("paid");
 
@@ -224,7 +241,7 @@ pub async fn complete_payment_takes_stock_and_stores_payments(b: Backend) {
         payment(9_500, PaymentType::Point),
     ];
     let at = t0() + Duration::minutes(1);
-    let done = completion(&o, payments.clone(), at);
+    let done = completion(b.store.as_ref(), &o, payments.clone(), at).await;
     b.store.complete_payment(&done).await.expect("paid");
 
     assert_eq!(stock_of(&b, &cola.item_id).await, 7);
@@ -238,7 +255,7 @@ pub async fn complete_payment_takes_stock_and_stores_payments(b: Backend) {
     assert_eq!(stored.status, OrderStatus::Completed);
     assert_eq!(stored.updated_at, at);
     assert_eq!(
-        stored.payments, payments,
+        stored.payments, done.payments,
         "payments stored, in request order"
     );
     let history = b.store.order_history(&o.order_id).await.expect("history");
@@ -247,7 +264,7 @@ pub async fn complete_payment_takes_stock_and_stores_payments(b: Backend) {
         assert!(b.committed(event).await);
     }
     if let Some(dynamo) = &b.dynamo {
-        for p in &payments {
+        for p in &done.payments {
             let rows = dynamo
                 .raw_partition(&format!("PAYMENT#{}", p.payment_id))
                 .await
@@ -261,7 +278,13 @@ pub async fn a_short_line_fails_the_whole_payment(b: Backend) {
     let cola = stocked(&b, "Cola", 1_500, 10).await;
     let book = stocked(&b, "Book", 25_000, 1).await;
     let o = placed(&b, "member-1", vec![line(&cola, 3), line(&book, 2)], t0()).await;
-    let done = completion(&o, vec![payment(54_500, PaymentType::Card)], t0());
+    let done = completion(
+        b.store.as_ref(),
+        &o,
+        vec![payment(54_500, PaymentType::Card)],
+        t0(),
+    )
+    .await;
     assert_eq!(
         b.store.complete_payment(&done).await,
         Err(Error::OutOfStock(book.item_id.clone()))
@@ -292,14 +315,24 @@ pub async fn paying_needs_a_pending_order(b: Backend) {
     let cola = stocked(&b, "Cola", 1_500, 10).await;
     let o = placed(&b, "member-1", vec![line(&cola, 1)], t0()).await;
     b.store
-        .complete_payment(&completion(
-            &o,
-            vec![payment(1_500, PaymentType::Card)],
-            t0(),
-        ))
+        .complete_payment(
+            &completion(
+                b.store.as_ref(),
+                &o,
+                vec![payment(1_500, PaymentType::Card)],
+                t0(),
+            )
+            .await,
+        )
         .await
         .expect("paid");
-    let twice = completion(&o, vec![payment(1_500, PaymentType::Card)], t0());
+    let twice = completion(
+        b.store.as_ref(),
+        &o,
+        vec![payment(1_500, PaymentType::Card)],
+        t0(),
+    )
+    .await;
     assert_eq!(
         b.store.complete_payment(&twice).await,
         Err(Error::OrderStatusConflict)
@@ -320,11 +353,15 @@ pub async fn paying_needs_a_pending_order(b: Backend) {
     let ghost = order("member-1", vec![line(&cola, 1)], t0());
     assert_eq!(
         b.store
-            .complete_payment(&completion(
-                &ghost,
-                vec![payment(1_500, PaymentType::Card)],
-                t0()
-            ))
+            .complete_payment(
+                &completion(
+                    b.store.as_ref(),
+                    &ghost,
+                    vec![payment(1_500, PaymentType::Card)],
+                    t0()
+                )
+                .await
+            )
             .await,
         Err(Error::NotFound("order"))
     );
@@ -340,13 +377,14 @@ pub async fn concurrent_payments_never_oversell(b: Backend) {
     for o in orders {
         let store = b.store.clone();
         tasks.push(tokio::spawn(async move {
-            store
-                .complete_payment(&completion(
-                    &o,
-                    vec![payment(1_500, PaymentType::Card)],
-                    t0(),
-                ))
-                .await
+            let done = completion(
+                store.as_ref(),
+                &o,
+                vec![payment(1_500, PaymentType::Card)],
+                t0(),
+            )
+            .await;
+            store.complete_payment(&done).await
         }));
     }
     let mut paid = 0;
@@ -399,14 +437,21 @@ pub async fn cancelling_a_pending_order(b: Backend) {
 pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
     let cola = stocked(&b, "Cola", 1_500, 10).await;
     let o = placed(&b, "member-1", vec![line(&cola, 4)], t0()).await;
-    let cancellation = |payment_ids: Vec<String>, at| CompletedCancellation {
-        order_id: o.order_id.clone(),
-        lines: o.items.clone(),
-        payment_ids,
-        at,
-        events: vec![order_event(EventType::OrderCancelled, &o, "CANCELLED", at)],
+    let cancellation = |payments: Vec<Payment>, at| {
+        let paid = Order {
+            payments: payments.clone(),
+            ..o.clone()
+        };
+        CompletedCancellation {
+            order_id: o.order_id.clone(),
+            lines: o.items.clone(),
+            payment_ids: payments.iter().map(|p| p.payment_id.clone()).collect(),
+            at,
+            events: vec![order_event(EventType::OrderCancelled, &o, "CANCELLED", at)],
+            refund: cancel_refund_of(&paid, at),
+        }
     };
-    let early = cancellation(vec![], t0());
+    let early = cancellation(Vec::new(), t0());
     assert_eq!(
         b.store.cancel_completed_order(&early).await,
         Err(Error::OrderStatusConflict)
@@ -421,10 +466,9 @@ pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
         payment(3_000, PaymentType::Card),
         payment(3_000, PaymentType::KakaoPay),
     ];
-    b.store
-        .complete_payment(&completion(&o, payments.clone(), t0()))
-        .await
-        .expect("paid");
+    let paid = completion(b.store.as_ref(), &o, payments.clone(), t0()).await;
+    b.store.complete_payment(&paid).await.expect("paid");
+    let payments = paid.payments.clone();
     assert_eq!(stock_of(&b, &cola.item_id).await, 6);
     let pending_cancel = order_event(EventType::OrderCancelled, &o, "CANCELLED", t0());
     assert_eq!(
@@ -435,7 +479,7 @@ pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
     );
 
     let at = t0() + DAY;
-    let done = cancellation(payments.iter().map(|p| p.payment_id.clone()).collect(), at);
+    let done = cancellation(payments.clone(), at);
     b.store
         .cancel_completed_order(&done)
         .await
@@ -460,7 +504,7 @@ pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
         statuses(&b.store.order_history(&o.order_id).await.expect("history")),
         ["PENDING_PAYMENT", "COMPLETED", "CANCELLED"]
     );
-    let twice = cancellation(payments.iter().map(|p| p.payment_id.clone()).collect(), at);
+    let twice = cancellation(payments.clone(), at);
     assert_eq!(
         b.store.cancel_completed_order(&twice).await,
         Err(Error::OrderStatusConflict)

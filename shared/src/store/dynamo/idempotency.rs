@@ -1,12 +1,15 @@
 //! Idempotency records: `IDEMPOTENCY#<memberId>#<key>` / `IDEMPOTENCY`. Starting is one
-//! conditional put that succeeds only over nothing, an expired record or a stale in-progress one,
-//! so two racers can never both start.
+//! conditional put that succeeds only over nothing, an expired record or a stale in-progress one
+//! with no payment attempt linked, so two racers can never both start. Each start writes a fresh
+//! owner token; finishing and abandoning are conditional on it, so a request whose record was
+//! taken over can never overwrite or delete its successor's.
 
 use super::tx::Expr;
 use super::{DynamoStore, key, n, s, sdk_error, shape_error, table};
 use crate::error::Result;
 use crate::store::{
-    IDEMPOTENCY_LEASE, IDEMPOTENCY_RETENTION, IdempotencyBegin, IdempotencyStore, StoredResponse,
+    IDEMPOTENCY_LEASE, IDEMPOTENCY_RETENTION, IdempotencyBegin, IdempotencyOwner, IdempotencyStore,
+    StoredResponse,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
@@ -18,11 +21,37 @@ use serde::Deserialize;
 use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 
 const SK: &str = "IDEMPOTENCY";
-const IN_PROGRESS: &str = "IN_PROGRESS";
-const DONE: &str = "DONE";
+pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";
+pub(crate) const DONE: &str = "DONE";
+/// The payment attempt an in-progress record waits for, once its request started charging.
+pub(crate) const ATTEMPT_ATTRIBUTE: &str = "attemptId";
 
 fn record_pk(member_id: &str, key: &str) -> String {
     format!("IDEMPOTENCY#{member_id}#{key}")
+}
+
+pub(crate) fn record_key(member_id: &str, key_: &str) -> super::Attrs {
+    key(record_pk(member_id, key_), SK)
+}
+
+/// The update that stores a final answer (the response and a fresh expiry).
+pub(crate) fn answer_update(response: &StoredResponse, now: DateTime<Utc>) -> (&'static str, Expr) {
+    let expires_at = now + IDEMPOTENCY_RETENTION;
+    let expr = Expr::new()
+        .name("#state", "state")
+        .name("#status", "responseStatus")
+        .name("#body", "responseBody")
+        .name("#expires", "expiresAtMs")
+        .name("#ttl", table::TTL_ATTRIBUTE)
+        .value(":done", s(DONE))
+        .value(":status", n(i64::from(response.status)))
+        .value(":body", s(&response.body))
+        .value(":expires", n(expires_at.timestamp_millis()))
+        .value(":ttl", n(expires_at.timestamp()));
+    (
+        "SET #state = :done, #status = :status, #body = :body, #expires = :expires, #ttl = :ttl",
+        expr,
+    )
 }
 
 /// The fields of a record read back when starting failed.
@@ -35,6 +64,8 @@ struct Existing {
     response_status: Option<u16>,
     #[serde(default)]
     response_body: Option<String>,
+    #[serde(default)]
+    attempt_id: Option<String>,
 }
 
 #[async_trait]
@@ -47,9 +78,11 @@ impl IdempotencyStore for DynamoStore {
         now: DateTime<Utc>,
     ) -> Result<IdempotencyBegin> {
         let expires_at = now + IDEMPOTENCY_RETENTION;
-        let mut item = key(record_pk(member_id, key_), SK);
+        let owner = crate::ids::new_id(now);
+        let mut item = record_key(member_id, key_);
         item.insert("requestHash".into(), s(request_hash));
         item.insert("state".into(), s(IN_PROGRESS));
+        item.insert("owner".into(), s(&owner));
         item.insert("startedAtMs".into(), n(now.timestamp_millis()));
         item.insert("expiresAtMs".into(), n(expires_at.timestamp_millis()));
         item.insert(table::TTL_ATTRIBUTE.into(), n(expires_at.timestamp()));
@@ -58,6 +91,7 @@ impl IdempotencyStore for DynamoStore {
             .name("#expires", "expiresAtMs")
             .name("#state", "state")
             .name("#started", "startedAtMs")
+            .name("#attempt", ATTEMPT_ATTRIBUTE)
             .value(":now", n(now.timestamp_millis()))
             .value(":inProgress", s(IN_PROGRESS))
             .value(":stale", n((now - IDEMPOTENCY_LEASE).timestamp_millis()));
@@ -68,7 +102,8 @@ impl IdempotencyStore for DynamoStore {
             .set_item(Some(item))
             .condition_expression(
                 "attribute_not_exists(#pk) OR #expires <= :now \
-                 OR (#state = :inProgress AND #started <= :stale)",
+                 OR (#state = :inProgress AND #started <= :stale \
+                     AND attribute_not_exists(#attempt))",
             )
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
@@ -76,7 +111,7 @@ impl IdempotencyStore for DynamoStore {
             .send()
             .await;
         let err = match put {
-            Ok(_) => return Ok(IdempotencyBegin::Started),
+            Ok(_) => return Ok(IdempotencyBegin::Started(owner)),
             Err(err) => err,
         };
         let existing = match err.as_service_error() {
@@ -88,8 +123,15 @@ impl IdempotencyStore for DynamoStore {
             return Ok(IdempotencyBegin::Conflict);
         };
         let existing: Existing = from_item(existing).map_err(shape_error)?;
-        if existing.request_hash != request_hash || existing.state != DONE {
+        if existing.request_hash != request_hash {
             return Ok(IdempotencyBegin::Conflict);
+        }
+        if existing.state != DONE {
+            return Ok(if existing.attempt_id.is_some() {
+                IdempotencyBegin::Pending
+            } else {
+                IdempotencyBegin::Conflict
+            });
         }
         Ok(IdempotencyBegin::Replay(StoredResponse {
             status: existing.response_status.unwrap_or(500),
@@ -99,74 +141,67 @@ impl IdempotencyStore for DynamoStore {
 
     async fn finish_idempotent(
         &self,
-        member_id: &str,
-        key_: &str,
+        owner: &IdempotencyOwner,
         response: &StoredResponse,
         now: DateTime<Utc>,
-    ) -> Result<()> {
-        let expires_at = now + IDEMPOTENCY_RETENTION;
-        let expr = Expr::new()
-            .name("#pk", table::PK)
-            .name("#state", "state")
-            .name("#status", "responseStatus")
-            .name("#body", "responseBody")
-            .name("#expires", "expiresAtMs")
-            .name("#ttl", table::TTL_ATTRIBUTE)
-            .value(":done", s(DONE))
-            .value(":status", n(i64::from(response.status)))
-            .value(":body", s(&response.body))
-            .value(":expires", n(expires_at.timestamp_millis()))
-            .value(":ttl", n(expires_at.timestamp()));
+    ) -> Result<bool> {
+        let (update, expr) = answer_update(response, now);
+        let expr = expr
+            .name("#owner", "owner")
+            .value(":inProgress", s(IN_PROGRESS))
+            .value(":token", s(&owner.token));
         let updated = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(record_pk(member_id, key_), SK)))
-            .update_expression(
-                "SET #state = :done, #status = :status, #body = :body, \
-                 #expires = :expires, #ttl = :ttl",
-            )
-            .condition_expression("attribute_exists(#pk)")
+            .set_key(Some(record_key(&owner.member_id, &owner.key)))
+            .update_expression(update)
+            .condition_expression("#state = :inProgress AND #owner = :token")
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .send()
             .await;
         match updated {
-            Ok(_) => Ok(()),
-            // Nothing to finish (the record expired or was abandoned): as in memory, a no-op.
+            Ok(_) => Ok(true),
+            // Taken over (or gone): the record belongs to someone else now; leave it.
             Err(err)
                 if matches!(
                     err.as_service_error(),
                     Some(UpdateItemError::ConditionalCheckFailedException(_))
                 ) =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(err) => Err(sdk_error(err)),
         }
     }
 
-    async fn abandon_idempotent(&self, member_id: &str, key_: &str) -> Result<()> {
+    async fn abandon_idempotent(&self, owner: &IdempotencyOwner) -> Result<bool> {
         let deleted = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(record_pk(member_id, key_), SK)))
-            .condition_expression("#state = :inProgress")
+            .set_key(Some(record_key(&owner.member_id, &owner.key)))
+            .condition_expression(
+                "#state = :inProgress AND #owner = :token AND attribute_not_exists(#attempt)",
+            )
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#attempt", ATTEMPT_ATTRIBUTE)
             .expression_attribute_values(":inProgress", s(IN_PROGRESS))
+            .expression_attribute_values(":token", s(&owner.token))
             .send()
             .await;
         match deleted {
-            Ok(_) => Ok(()),
-            // Finished (or gone) records are kept: only an in-progress key is forgotten.
+            Ok(_) => Ok(true),
+            // Finished, taken over, waiting for an attempt, or gone: kept as it is.
             Err(err)
                 if matches!(
                     err.as_service_error(),
                     Some(DeleteItemError::ConditionalCheckFailedException(_))
                 ) =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(err) => Err(sdk_error(err)),
         }

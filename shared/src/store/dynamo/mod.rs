@@ -4,6 +4,7 @@
 //! row(s)) or one conditional write. Failed conditions come back as cancellation reasons and are
 //! mapped to contract errors by the operation that knows what each write meant.
 
+mod attempts;
 mod errors;
 mod expiry;
 mod idempotency;
@@ -126,9 +127,21 @@ impl DynamoStore {
         status: &str,
         at: DateTime<Utc>,
     ) -> Result<Attrs> {
+        self.history_row_with_sequence(kind, id, status, at, &sequence_id())
+    }
+
+    /// [`DynamoStore::history_row`] with a given sequence id (rebuilt transactions).
+    pub(crate) fn history_row_with_sequence(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        status: &str,
+        at: DateTime<Utc>,
+        sequence: &str,
+    ) -> Result<Attrs> {
         let row = HistoryRow {
             pk: entity_pk(kind, id),
-            sk: format!("HISTORY#{}#{}", crate::clock::rfc3339(at), sequence_id()),
+            sk: format!("HISTORY#{}#{sequence}", crate::clock::rfc3339(at)),
             status: status.to_owned(),
             at,
             ttl: (at + self.history_retention).timestamp(),

@@ -3,12 +3,15 @@
 //! Paying and cancelling are single transactions conditional on the order's status and, for
 //! paying, on every line's stock.
 
+use super::attempts::{IN_STATE, attempt_item, in_state, stored_state};
+use super::idempotency::{ATTEMPT_ATTRIBUTE, answer_update, record_key};
 use super::items::{ITEM_SK, item_pk};
 use super::tx::Expr;
 use super::{
     Attrs, DynamoStore, Reason, TxItems, attr_str, key, n, order_pk, s, sdk_error, shape_error,
     table,
 };
+use crate::domain::attempt::{AttemptState, PaymentAttempt};
 use crate::domain::{
     DomainEvent, EntityKind, HistoryEntry, Order, OrderLine, OrderStatus, Payment, PaymentStatus,
 };
@@ -257,6 +260,7 @@ impl OrderStore for DynamoStore {
 
     async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()> {
         let order_id = &completion.order_id;
+        let attempt = &completion.attempt;
         let mut tx = TxItems::new(self);
         tx.update(
             key(order_pk(order_id), ORDER_SK),
@@ -284,20 +288,59 @@ impl OrderStore for DynamoStore {
         for (position, payment) in completion.payments.iter().enumerate() {
             tx.put_new(payment_item(order_id, payment, position)?)?;
         }
-        tx.history(EntityKind::Order, order_id, "COMPLETED", completion.at)?;
-        for payment in &completion.payments {
-            tx.history(
+        // Every row derived from the attempt: a re-send is the identical transaction.
+        tx.history_with_sequence(
+            EntityKind::Order,
+            order_id,
+            "COMPLETED",
+            completion.at,
+            &attempt.history_sequence(0),
+        )?;
+        for (n, payment) in completion.payments.iter().enumerate() {
+            tx.history_with_sequence(
                 EntityKind::Payment,
                 &payment.payment_id,
                 PaymentStatus::Paid.as_str(),
                 completion.at,
+                &attempt.history_sequence(n + 1),
             )?;
         }
         tx.outbox(&completion.events)?;
-        let reasons = match tx.commit().await? {
+        let completed = PaymentAttempt {
+            state: AttemptState::Completed,
+            ..attempt.clone()
+        };
+        let attempt_write = tx.put_if(
+            attempt_item(&completed)?,
+            IN_STATE,
+            in_state(AttemptState::Charged),
+        )?;
+        if let (Some(key_), Some(answer)) = (&attempt.idempotency_key, &completion.answer) {
+            // The answer for the client's retry under the same key, in the same write. A record
+            // gone (expired) is written anew; one linked to another attempt cannot exist.
+            let (update, expr) = answer_update(answer, completion.at);
+            tx.update(
+                record_key(&attempt.member_id, key_),
+                update,
+                Some("attribute_not_exists(#pk) OR #attempt = :attempt"),
+                expr.name("#pk", table::PK)
+                    .name("#attempt", ATTEMPT_ATTRIBUTE)
+                    .value(":attempt", s(&attempt.attempt_id)),
+            )?;
+        }
+        let reasons = match tx.commit_idempotent(attempt.commit_token()).await? {
             Ok(()) => return Ok(()),
             Err(reasons) => reasons,
         };
+        // The attempt already COMPLETED: our own commit went through and this was its re-send
+        // (moto ignores the token; DynamoDB after its 10-minute window does too).
+        let attempt_reason = reasons.get(attempt_write);
+        if attempt_reason.is_some_and(|r| r.failed)
+            && stored_state(attempt_reason.and_then(|r| r.old.as_ref()))
+                == Some(AttemptState::Completed)
+        {
+            return Ok(());
+        }
         // Same precedence as the in-memory store: the order's status first, then lines in order.
         if let Some(reason) = reasons.first().filter(|r| r.failed) {
             return Err(order_condition_error(reason));
@@ -310,6 +353,10 @@ impl OrderStore for DynamoStore {
                     Error::OutOfStock(item_id.to_owned())
                 });
             }
+        }
+        if attempt_reason.is_some_and(|r| r.failed) {
+            // The reconciler moved the attempt on (it is refunding): this request lost.
+            return Err(Error::Unavailable("payment settlement"));
         }
         Err(Error::Internal("payment completion cancelled".into()))
     }
@@ -378,6 +425,8 @@ impl OrderStore for DynamoStore {
             tx.history(EntityKind::Payment, payment_id, "CANCELED", cancellation.at)?;
         }
         tx.outbox(&cancellation.events)?;
+        // The refund the cancellation owes, durable before any money moves.
+        tx.put_new(attempt_item(&cancellation.refund)?)?;
         match tx.commit().await? {
             Ok(()) => Ok(()),
             Err(reasons) => match reasons.first().filter(|r| r.failed) {

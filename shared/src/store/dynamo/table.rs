@@ -26,6 +26,12 @@ pub const GSI_WITHDRAWN: &str = "withdrawn-by-time";
 pub const WITHDRAWN_PK: &str = "wpk";
 /// `<withdrawnAt RFC 3339 millis Z>#<memberId>`.
 pub const WITHDRAWN_SK: &str = "wsk";
+/// Sparse index of unsettled payment attempts keyed by deadline (the reconciler's work list).
+pub const GSI_ATTEMPTS_DUE: &str = "attempts-by-deadline";
+/// `ATTEMPTS#<shard>`, only on attempts that are not settled.
+pub const ATTEMPT_PK: &str = "apk";
+/// `<deadline RFC 3339 millis Z>#<attemptId>`.
+pub const ATTEMPT_SK: &str = "ask";
 /// Epoch seconds after which DynamoDB deletes the item.
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
@@ -87,6 +93,12 @@ pub fn table_spec() -> TableSpec {
                 name: GSI_WITHDRAWN,
                 partition_key: string_key(WITHDRAWN_PK),
                 sort_key: string_key(WITHDRAWN_SK),
+                projection: ProjectionSpec::KeysOnly,
+            },
+            IndexSpec {
+                name: GSI_ATTEMPTS_DUE,
+                partition_key: string_key(ATTEMPT_PK),
+                sort_key: string_key(ATTEMPT_SK),
                 projection: ProjectionSpec::KeysOnly,
             },
         ],
@@ -233,7 +245,14 @@ mod tests {
             .iter()
             .map(|i| i.name)
             .collect();
-        assert_eq!(names, ["orders-by-member", "withdrawn-by-time"]);
+        assert_eq!(
+            names,
+            [
+                "orders-by-member",
+                "withdrawn-by-time",
+                "attempts-by-deadline"
+            ]
+        );
         assert_eq!(spec.ttl_attribute, "ttl");
     }
 }

@@ -15,6 +15,11 @@ use std::collections::HashMap;
 /// times (nothing was written), then answered 503.
 const CONFLICT_ATTEMPTS: u32 = 5;
 
+/// An idempotent transaction (one with a `ClientRequestToken`) whose outcome is unknown — no
+/// answer, a 5xx, `TransactionInProgressException` — is re-sent identically this many times in
+/// all before the outcome is left to the reconciler.
+pub(crate) const UNKNOWN_OUTCOME_SENDS: u32 = 4;
+
 /// Why one write of a cancelled transaction did not happen.
 #[derive(Debug, Clone)]
 pub(crate) struct Reason {
@@ -103,6 +108,57 @@ impl<'a> TxItems<'a> {
         self.push_put(item, Some("attribute_not_exists(#pk)"))
     }
 
+    /// Creates or replaces `item` only if `condition` holds on the stored item; on failure its
+    /// reason carries the old item.
+    pub fn put_if(&mut self, item: Attrs, condition: &str, expr: Expr) -> Result<usize> {
+        let put = Put::builder()
+            .table_name(&self.store.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_error)?;
+        let index = self.items.len();
+        self.items
+            .push(TransactWriteItem::builder().put(put).build());
+        Ok(index)
+    }
+
+    /// A history row whose sort key is fixed by the caller (`sequence`), so a rebuilt
+    /// transaction writes the same row.
+    pub fn history_with_sequence(
+        &mut self,
+        kind: EntityKind,
+        id: &str,
+        status: &str,
+        at: DateTime<Utc>,
+        sequence: &str,
+    ) -> Result<()> {
+        let row = self
+            .store
+            .history_row_with_sequence(kind, id, status, at, sequence)?;
+        self.put(row).map(drop)
+    }
+
+    /// A delete, conditional or not.
+    pub fn delete(&mut self, key: Attrs, condition: Option<&str>, expr: Expr) -> Result<usize> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.store.table)
+            .set_key(Some(key))
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_error)?;
+        let index = self.items.len();
+        self.items
+            .push(TransactWriteItem::builder().delete(delete).build());
+        Ok(index)
+    }
+
     /// A conditional update; on failure its reason carries the old item.
     pub fn update(
         &mut self,
@@ -165,21 +221,72 @@ impl<'a> TxItems<'a> {
     /// Commits all writes or none. `Ok(Err(reasons))` when a condition failed: one reason per
     /// write, in order.
     pub async fn commit(self) -> Result<std::result::Result<(), Vec<Reason>>> {
+        self.send(None).await
+    }
+
+    /// [`TxItems::commit`] with a `ClientRequestToken`: a re-send of the identical transaction
+    /// is answered as the first one was (for 10 minutes on DynamoDB), so an unknown outcome is
+    /// settled by sending it again — never by a read that can race a commit still in flight.
+    /// No answer, a 5xx or `TransactionInProgressException` → sent again, up to
+    /// [`UNKNOWN_OUTCOME_SENDS`] times in all; then 503 with the outcome still unknown.
+    pub async fn commit_idempotent(
+        self,
+        token: &str,
+    ) -> Result<std::result::Result<(), Vec<Reason>>> {
+        self.send(Some(token)).await
+    }
+
+    async fn send(self, token: Option<&str>) -> Result<std::result::Result<(), Vec<Reason>>> {
         if self.items.is_empty() {
             return Ok(Ok(()));
         }
-        for attempt in 0..CONFLICT_ATTEMPTS {
+        let mut unknown_sends = 0;
+        let mut attempt = 0;
+        while attempt < CONFLICT_ATTEMPTS {
+            attempt += 1;
             let sent = self
                 .store
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(self.items.clone()))
+                .set_client_request_token(token.map(str::to_owned))
                 .send()
                 .await;
+            if let (Some(_), Err(err)) = (token, &sent)
+                && outcome_unknown(err)
+            {
+                unknown_sends += 1;
+                if unknown_sends >= UNKNOWN_OUTCOME_SENDS {
+                    tracing::warn!(
+                        sends = unknown_sends,
+                        "transaction outcome still unknown; left for reconciliation"
+                    );
+                    return Err(Error::Unavailable("dynamodb"));
+                }
+                tracing::info!(
+                    sends = unknown_sends,
+                    error = %aws_sdk_dynamodb::error::DisplayErrorContext(err),
+                    "transaction outcome unknown; sending it again with its token"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    50 * u64::from(unknown_sends),
+                ))
+                .await;
+                // Not a conflict: it does not use up a conflict attempt.
+                attempt -= 1;
+                continue;
+            }
             let err = match sent {
                 Ok(_) => return Ok(Ok(())),
                 Err(err) => err,
             };
+            if let Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) =
+                err.as_service_error()
+            {
+                // A rebuilt transaction differs from the first one sent under its token: a bug.
+                tracing::error!("a re-sent transaction differs from the first under its token");
+                return Err(Error::Internal("transaction rebuilt differently".into()));
+            }
             let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
                 err.as_service_error()
             else {
@@ -223,5 +330,29 @@ impl<'a> TxItems<'a> {
         }
         tracing::warn!("transaction kept conflicting");
         Err(Error::Unavailable("dynamodb"))
+    }
+}
+
+/// True when a transaction may or may not have committed: no answer, a 5xx, or
+/// `TransactionInProgressException` (the SDK's own retry of a slow first send).
+fn outcome_unknown(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::error::SdkError;
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(ctx) => {
+            matches!(
+                ctx.err(),
+                TransactWriteItemsError::TransactionInProgressException(_)
+                    | TransactWriteItemsError::InternalServerError(_)
+            ) || ctx.raw().status().is_server_error()
+        }
+        _ => false,
     }
 }
