@@ -376,6 +376,44 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         "{listed}"
     );
 
+    // Answers lost at the gateway: a charge the reconciler completes (storing the key's answer),
+    // and a split payment cut after its first part that it refunds (releasing the key).
+    let completed_later = cafe.order(&access, COLA).await;
+    let refunded_later = cafe.order(&access, COLA).await;
+    cafe.gateway.set_config(cafe::config::GatewayConfig {
+        drop_rate: 1.0,
+        ..Default::default()
+    });
+    assert_eq!(
+        cafe.pay(&access, &completed_later, 1_500, Some("iam-3"))
+            .await,
+        503
+    );
+    let split = request("POST", "/payment")
+        .bearer(&access)
+        .header("idempotency-key", "iam-4")
+        .json(&json!({"orderId": refunded_later, "payments": [
+            {"amount": 1_000, "type": "CARD"}, {"amount": 500, "type": "POINT"}]}))
+        .build();
+    assert_eq!(cafe.call(split).await.0, 503);
+    cafe.gateway
+        .set_config(cafe::config::GatewayConfig::default());
+    // Past the attempts' deadlines (the handler refuses a `now` in production, so the service
+    // is run at that instant directly, on the reconciler's own app).
+    let later = Utc::now() + Duration::minutes(10);
+    let summary = cafe::services::reconcile::run_reconcile(
+        &cafe.functions["payment-reconcile"].app,
+        later,
+        &cafe::services::reconcile::ReconcileOptions::default(),
+    )
+    .await
+    .expect("reconciliation");
+    assert_eq!(
+        (summary.completed, summary.refunded, summary.failed),
+        (1, 1, 0),
+        "{summary:?}"
+    );
+
     let (leaving, leaving_access, _, _) = cafe.sign_up().await;
     cafe.expect(
         request("DELETE", &format!("/member/{leaving}/withdraw"))

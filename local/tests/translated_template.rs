@@ -257,3 +257,72 @@ fn the_deployed_table_is_the_table_the_code_uses() {
         template::table_problems(&translated()),
     );
 }
+
+fn timeout_of(resource: &Value) -> Option<u64> {
+    get(resource, &["Properties", "Timeout"]).and_then(Value::as_u64)
+}
+
+#[test]
+#[ignore = "needs the translated template: run by scripts/test.sh"]
+fn every_timeout_covers_its_function_s_budget() {
+    use std::time::Duration;
+    let translated = translated();
+    let functions = lambda_functions(&translated);
+    let config = Config::default();
+    let seconds = |name: &str| {
+        functions
+            .get(name)
+            .and_then(|(_, r)| timeout_of(r))
+            .map(Duration::from_secs)
+            .unwrap_or_default()
+    };
+    let mut problems = Vec::new();
+    // API Gateway answers 503 at 30 s whatever the function does: no HTTP function may plan
+    // for more.
+    for route in cafe::routes::ROUTES {
+        if seconds(route.function) > Duration::from_secs(29) {
+            problems.push(format!(
+                "{}: longer than API Gateway's 30 s",
+                route.function
+            ));
+        }
+    }
+    // A payment charges only with the charge budget left (else 503 before charging); its
+    // timeout must leave that budget for the largest payment after the lock wait and a second
+    // of reads.
+    let largest =
+        cafe::services::payments::charge_budget(&config, cafe::domain::order::MAX_PAYMENT_PARTS);
+    let before_charging = config.lock.max_wait + Duration::from_secs(1);
+    if seconds("payment-create") < largest + before_charging {
+        problems.push(format!(
+            "payment-create: {:?} cannot fit a {}-part payment ({largest:?} + {before_charging:?})",
+            seconds("payment-create"),
+            cafe::domain::order::MAX_PAYMENT_PARTS
+        ));
+    }
+    // A paid order's cancellation must reach its durable write (the refunds after it may be
+    // cut: the reconciler finishes them): lock wait, two reads and the transaction.
+    let cancel = config.lock.max_wait + config.dependency_timeout * 3;
+    if seconds("order-cancel") < cancel {
+        problems.push(format!(
+            "order-cancel: {:?} < {cancel:?}",
+            seconds("order-cancel")
+        ));
+    }
+    // The reconciler starts no attempt within its safety margin; one attempt (every part's
+    // gateway calls, its reads and writes) must fit in that margin.
+    let one_attempt = config.gateway_timeout * 5 + config.dependency_timeout * 4;
+    if payment_reconcile::SAFETY_MARGIN < one_attempt {
+        problems.push(format!(
+            "payment-reconcile: a margin of {:?} does not cover one attempt ({one_attempt:?})",
+            payment_reconcile::SAFETY_MARGIN
+        ));
+    }
+    if seconds("payment-reconcile") <= payment_reconcile::SAFETY_MARGIN * 2 {
+        problems.push("payment-reconcile: its timeout leaves no time to work".into());
+    }
+    if seconds("expire-withdrawals") <= expire_withdrawals::SAFETY_MARGIN * 2 {
+        problems.push("expire-withdrawals: its timeout leaves no time to work".into());
+    }
+    report("the deployed timeouts and the code's budgets", problems);
+}

@@ -59,8 +59,11 @@ impl Argon2Params {
 pub struct GatewayConfig {
     pub min_latency: Duration,
     pub max_latency: Duration,
-    /// 0.0 ..= 1.0
+    /// 0.0 ..= 1.0: calls declined (nothing charged).
     pub failure_rate: f64,
+    /// 0.0 ..= 1.0: calls carried out whose answer is lost (charged, but the caller hears
+    /// nothing: the outcome is unknown to it).
+    pub drop_rate: f64,
 }
 
 impl Default for GatewayConfig {
@@ -69,6 +72,7 @@ impl Default for GatewayConfig {
             min_latency: Duration::ZERO,
             max_latency: Duration::from_millis(10),
             failure_rate: 0.0,
+            drop_rate: 0.0,
         }
     }
 }
@@ -272,6 +276,14 @@ impl Config {
                 ));
             }
             gateway.failure_rate = v;
+        }
+        if let Some(v) = vars.parse::<f64>("GATEWAY_DROP_RATE")? {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::Internal(
+                    "GATEWAY_DROP_RATE must be between 0 and 1".into(),
+                ));
+            }
+            gateway.drop_rate = v;
         }
         let mut lock = defaults.lock;
         if let Some(v) = vars.parse::<u64>("LOCK_TTL_MS")? {

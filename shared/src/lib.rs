@@ -19,6 +19,7 @@ pub mod http;
 pub mod ids;
 pub mod lock;
 pub mod routes;
+pub mod scheduled;
 pub mod secrets;
 pub mod services;
 pub mod store;

@@ -35,8 +35,13 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/payment", "payment-create"),
 ];
 
-/// Functions that are not HTTP endpoints: the daily expiry job and the stream publisher.
-pub const NON_HTTP_FUNCTIONS: &[&str] = &["expire-withdrawals", "events-publisher"];
+/// Functions that are not HTTP endpoints: the daily expiry job, the payment reconciler and the
+/// stream publisher.
+pub const NON_HTTP_FUNCTIONS: &[&str] = &[
+    "expire-withdrawals",
+    "payment-reconcile",
+    "events-publisher",
+];
 
 /// The outcome of matching a request line against [`ROUTES`].
 #[derive(Debug, Clone, PartialEq, Eq)]

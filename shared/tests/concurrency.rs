@@ -257,6 +257,7 @@ with_both_locks!(
         min_latency: Duration::from_millis(30),
         max_latency: Duration::from_millis(60),
         failure_rate: 0.0,
+        drop_rate: 0.0,
     },
     and_dynamodb
 );

@@ -6,7 +6,6 @@
 
 use cafe::services::expiry::{ExpiryOptions, ExpirySummary, run_expiry};
 use cafe::{App, Error};
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,27 +16,12 @@ pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::NotUsed;
 /// inside it.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(15);
 
-/// The `now` override of the event, if any.
-pub fn requested_now(event: &Value) -> Result<Option<DateTime<Utc>>, Error> {
-    let raw = event
-        .get("now")
-        .or_else(|| event.get("detail").and_then(|d| d.get("now")));
-    match raw {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| Error::InvalidParameter("now".into())),
-        Some(_) => Err(Error::InvalidParameter("now".into())),
-    }
-}
+/// The `now` override of the event, if any (see [`cafe::scheduled::requested_now`]).
+pub use cafe::scheduled::requested_now;
 
 /// The instant to stop by: the deadline minus [`SAFETY_MARGIN`], measured on the monotonic clock.
 pub fn stop_by(deadline: SystemTime) -> Instant {
-    let left = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
-        .saturating_sub(SAFETY_MARGIN);
-    Instant::now() + left
+    cafe::scheduled::stop_by(deadline, SAFETY_MARGIN)
 }
 
 /// Runs one expiry pass. A run that stops early (deadline) answers its summary with
@@ -48,18 +32,7 @@ pub async fn handle(
     deadline: Option<SystemTime>,
     app: &App,
 ) -> Result<ExpirySummary, Error> {
-    let now = match requested_now(&event)? {
-        Some(_) if app.config.production => {
-            tracing::error!(
-                "refused an expiry run whose event sets `now`: not allowed in production"
-            );
-            return Err(Error::InvalidParameter(
-                "now (the clock override is refused in production)".into(),
-            ));
-        }
-        Some(now) => now,
-        None => app.clock.now(),
-    };
+    let now = cafe::scheduled::run_at(&event, app)?;
     let options = ExpiryOptions {
         stop_by: deadline.map(stop_by),
         ..ExpiryOptions::default()

@@ -24,6 +24,7 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("order-cancel", order_cancel::TOKEN_KEY),
     ("payment-create", payment_create::TOKEN_KEY),
     ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
+    ("payment-reconcile", payment_reconcile::TOKEN_KEY),
 ];
 
 /// The repository root.

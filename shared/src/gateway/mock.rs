@@ -80,6 +80,16 @@ impl MockGateway {
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
+    /// True if the answer of a call that was carried out is to be lost.
+    fn drops(&self) -> bool {
+        let rate = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drop_rate;
+        rate > 0.0 && rand::random::<f64>() < rate
+    }
+
     /// Sleeps the configured latency; then true if this call fails.
     async fn simulate(&self) -> bool {
         let config = *self.config.lock().unwrap_or_else(|p| p.into_inner());
@@ -103,8 +113,12 @@ impl PaymentGateway for MockGateway {
         if self.simulate().await {
             return Err(Error::GatewayFailed);
         }
+        let dropped = self.drops();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&index) = state.by_key.get(charge.idempotency_key) {
+            if dropped {
+                return Err(Error::Unavailable("payment gateway"));
+            }
             return Ok(state.ledger.charges[index].pg_transaction_id.clone());
         }
         let pg_transaction_id = format!("pg_{}", crate::ids::new_id(chrono::Utc::now()));
@@ -118,6 +132,10 @@ impl PaymentGateway for MockGateway {
         state
             .by_key
             .insert(charge.idempotency_key.to_owned(), index);
+        if dropped {
+            // Charged; the answer is lost on the way back.
+            return Err(Error::Unavailable("payment gateway"));
+        }
         Ok(pg_transaction_id)
     }
 
@@ -141,6 +159,10 @@ impl PaymentGateway for MockGateway {
         }
         if !state.ledger.refunds.iter().any(|r| r == pg_transaction_id) {
             state.ledger.refunds.push(pg_transaction_id.to_owned());
+        }
+        drop(state);
+        if self.drops() {
+            return Err(Error::Unavailable("payment gateway"));
         }
         Ok(())
     }

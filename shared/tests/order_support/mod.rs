@@ -114,6 +114,7 @@ pub fn quick_gateway() -> GatewayConfig {
         min_latency: Duration::ZERO,
         max_latency: Duration::from_millis(2),
         failure_rate: 0.0,
+        drop_rate: 0.0,
     }
 }
 

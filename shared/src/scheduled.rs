@@ -1,0 +1,47 @@
+//! What the scheduled functions (`expire-withdrawals`, `payment-reconcile`) share: the event's
+//! `now` override and the instant to stop by.
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The `now` override of the event (RFC 3339, at the top level or in `detail`), if any.
+pub fn requested_now(event: &Value) -> Result<Option<DateTime<Utc>>> {
+    let raw = event
+        .get("now")
+        .or_else(|| event.get("detail").and_then(|d| d.get("now")));
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| Error::InvalidParameter("now".into())),
+        Some(_) => Err(Error::InvalidParameter("now".into())),
+    }
+}
+
+/// The instant a run acts at: the event's `now` (tests, `sam local invoke`), else the clock.
+/// In production (`CAFE_ENV`) an event that sets `now` is refused before anything is touched: a
+/// manual invoke with a future date must not end members or settle payments early.
+pub fn run_at(event: &Value, app: &App) -> Result<DateTime<Utc>> {
+    match requested_now(event)? {
+        Some(_) if app.config.production => {
+            tracing::error!("refused a run whose event sets `now`: not allowed in production");
+            Err(Error::InvalidParameter(
+                "now (the clock override is refused in production)".into(),
+            ))
+        }
+        Some(now) => Ok(now),
+        None => Ok(app.clock.now()),
+    }
+}
+
+/// The instant to stop by: `deadline` minus `margin`, measured on the monotonic clock.
+pub fn stop_by(deadline: SystemTime, margin: Duration) -> Instant {
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .saturating_sub(margin);
+    Instant::now() + left
+}
