@@ -50,6 +50,7 @@ pub fn instant_gateway() -> GatewayConfig {
         min_latency: Duration::ZERO,
         max_latency: Duration::ZERO,
         failure_rate: 0.0,
+        drop_rate: 0.0,
     }
 }
 
