@@ -9,7 +9,7 @@ use crate::config::{Backend, Config};
 use crate::domain::{Member, MemberStatus};
 use crate::error::{Error, Result};
 use crate::events::MemoryEventLog;
-use crate::gateway::{MockGateway, PaymentGateway};
+use crate::gateway::{HttpGateway, MockGateway, PaymentGateway};
 use crate::lock::redis::RedisLock;
 use crate::lock::{LocalLock, Lock};
 use crate::store::dynamo::DynamoStore;
@@ -82,7 +82,7 @@ impl App {
         store: Arc<dyn Store>,
         lock: Arc<dyn Lock>,
     ) -> Result<Self> {
-        let gateway = Arc::new(MockGateway::new(config.gateway));
+        let gateway = gateway_of(&config)?;
         Self::with_store_and_gateway(config, clock, store, lock, gateway)
     }
 
@@ -116,13 +116,17 @@ impl App {
     }
 
     fn from_parts(config: Config, clock: Arc<dyn Clock>, parts: MemoryParts) -> Result<Self> {
+        let gateway: Arc<dyn PaymentGateway> = match config.payment_gateway_url {
+            Some(_) => gateway_of(&config)?,
+            None => parts.gateway,
+        };
         Ok(Self {
             tokens: TokenSigner::new(&config.jwt_secret, config.access_token_ttl),
             passwords: PasswordHasher::new(config.argon2)?,
             clock,
             store: parts.store,
             lock: parts.lock,
-            gateway: parts.gateway,
+            gateway,
             event_log: Some(parts.events),
             config,
         })
@@ -142,6 +146,26 @@ impl App {
             return Err(Error::Unauthorized);
         }
         Ok(member)
+    }
+}
+
+/// The payment gateway the configuration names: the HTTP gateway at `PAYMENT_GATEWAY_URL`
+/// (`cafe-pg`, or a real PG), else the in-process mock.
+fn gateway_of(config: &Config) -> Result<Arc<dyn PaymentGateway>> {
+    match &config.payment_gateway_url {
+        Some(url) => {
+            let secret = config.payment_gateway_secret.as_deref().ok_or_else(|| {
+                Error::Internal(
+                    "PAYMENT_GATEWAY_SECRET_KEY is required with PAYMENT_GATEWAY_URL".into(),
+                )
+            })?;
+            Ok(Arc::new(HttpGateway::new(
+                url,
+                secret,
+                config.gateway_timeout,
+            )?))
+        }
+        None => Ok(Arc::new(MockGateway::new(config.gateway))),
     }
 }
 

@@ -134,6 +134,8 @@ pub struct Config {
     /// `PAYMENT_GATEWAY_URL`: the HTTP gateway (`cafe-pg`, or a real PG) instead of the
     /// in-process mock.
     pub payment_gateway_url: Option<String>,
+    /// `PAYMENT_GATEWAY_SECRET_KEY`: the gateway's secret key (Basic auth). Never logged.
+    pub payment_gateway_secret: Option<String>,
     /// `GATEWAY_TIMEOUT_MS`: one gateway call; past it the outcome is unknown.
     pub gateway_timeout: Duration,
     pub history_retention_days: i64,
@@ -161,6 +163,7 @@ impl Default for Config {
             lock_scope: LockScope::Order,
             gateway: GatewayConfig::default(),
             payment_gateway_url: None,
+            payment_gateway_secret: None,
             gateway_timeout: Duration::from_secs(3),
             history_retention_days: 400,
             dependency_timeout: Duration::from_secs(3),
@@ -325,6 +328,7 @@ impl Config {
             },
             gateway,
             payment_gateway_url: vars.get("PAYMENT_GATEWAY_URL"),
+            payment_gateway_secret: vars.get("PAYMENT_GATEWAY_SECRET_KEY"),
             gateway_timeout: vars
                 .parse::<u64>("GATEWAY_TIMEOUT_MS")?
                 .map(|ms| Duration::from_millis(ms.max(1)))

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 /// What the interceptor does to each send of the tokened transaction.
 #[derive(Debug, Default)]
 struct Script {
-    /// Operations (SDK calls) with a `ClientRequestToken` seen so far.
+    /// Completing operations (SDK calls) seen so far.
     operations: usize,
     /// HTTP attempts of the current operation.
     attempts: usize,
@@ -61,10 +61,21 @@ impl Intercept for LoseTheFirstAnswer {
         context: &BeforeSerializationInterceptorContextRef<'_>,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // The completing transaction: the one that writes the attempt COMPLETED.
         let tokened = context
             .input()
             .downcast_ref::<TransactWriteItemsInput>()
-            .is_some_and(|i| i.client_request_token().is_some());
+            .is_some_and(|i| {
+                i.client_request_token().is_some()
+                    && i.transact_items().iter().any(|item| {
+                        item.put().is_some_and(|put| {
+                            let text =
+                                |name: &str| put.item().get(name).and_then(|v| v.as_s().ok());
+                            text("pk").is_some_and(|pk| pk.starts_with("ATTEMPT#"))
+                                && text("state").map(String::as_str) == Some("COMPLETED")
+                        })
+                    })
+            });
         *self.armed.lock().expect("armed") = tokened;
         if tokened {
             let mut script = self.script.lock().expect("script");

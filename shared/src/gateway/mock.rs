@@ -29,9 +29,11 @@ pub struct Ledger {
 impl Ledger {
     /// Charges that were never refunded.
     pub fn net_charges(&self) -> Vec<&LedgerEntry> {
+        let refunded: std::collections::HashSet<&str> =
+            self.refunds.iter().map(String::as_str).collect();
         self.charges
             .iter()
-            .filter(|c| !self.refunds.contains(&c.pg_transaction_id))
+            .filter(|c| !refunded.contains(c.pg_transaction_id.as_str()))
             .collect()
     }
 

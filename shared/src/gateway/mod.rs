@@ -13,8 +13,10 @@
 //!   refused, nothing was charged or refunded. [`Error::Unavailable`] (503): no answer (timeout,
 //!   connection refused, a 5xx): the outcome is unknown and the same call may be repeated.
 
+mod http;
 mod mock;
 
+pub use http::HttpGateway;
 pub use mock::{Ledger, LedgerEntry, MockGateway};
 
 use crate::domain::PaymentType;

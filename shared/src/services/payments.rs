@@ -403,7 +403,7 @@ async fn pay_locked(
                         .update_attempt(&attempt, AttemptState::Charging)
                         .await?
                 {
-                    return Err(taken_over(&attempt));
+                    return Err(taken_over(app, &attempt).await);
                 }
             }
             Err(Error::GatewayFailed) => {
@@ -427,15 +427,46 @@ async fn pay_locked(
         .update_attempt(&attempt, AttemptState::Charging)
         .await?
     {
-        return Err(taken_over(&attempt));
+        return Err(taken_over(app, &attempt).await);
     }
     let order_lines = order.items.clone();
     commit_attempt(app, &attempt, &order_lines).await
 }
 
-fn taken_over(attempt: &PaymentAttempt) -> Error {
-    tracing::warn!(attempt_id = %attempt.attempt_id,
+/// The reconciler moved the attempt on while this request still ran (it outlived its deadline).
+/// If it is refunding, the charges this request made after the reconciler looked them up are
+/// unknown to it: refund those here. If it is completing, leave everything to it.
+async fn taken_over(app: &App, ours: &PaymentAttempt) -> Error {
+    tracing::warn!(attempt_id = %ours.attempt_id,
         "the attempt was taken over by the reconciler; this request stops");
+    let stored = match app.store.get_attempt(&ours.attempt_id).await {
+        Ok(Some(stored)) => stored,
+        _ => return Error::Unavailable("payment settlement"),
+    };
+    if matches!(
+        stored.state,
+        AttemptState::Refunding | AttemptState::Refunded
+    ) {
+        for (n, part) in ours.parts.iter().enumerate() {
+            let Some(pg_transaction_id) = &part.pg_transaction_id else {
+                continue;
+            };
+            let known = stored
+                .parts
+                .get(n)
+                .and_then(|p| p.pg_transaction_id.as_ref())
+                == Some(pg_transaction_id);
+            if known {
+                continue;
+            }
+            let key = ours.refund_key(n);
+            let refund = app.gateway.refund(pg_transaction_id, part.amount, &key);
+            if let Err(error) = bounded(app.config.gateway_timeout, refund).await {
+                tracing::error!(attempt_id = %ours.attempt_id, %pg_transaction_id, %error,
+                    "a charge the reconciler does not know of could not be refunded");
+            }
+        }
+    }
     Error::Unavailable("payment settlement")
 }
 

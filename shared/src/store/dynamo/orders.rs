@@ -186,8 +186,22 @@ impl OrderStore for DynamoStore {
         tx.outbox(std::slice::from_ref(event))?;
         match tx.commit().await? {
             Ok(()) => Ok(()),
+            // The order row is there already: ours, if a retry of our own send (after a lost
+            // answer) found it — same member, same instant. Anything else is a collision.
             Err(reasons) if reasons.first().is_some_and(|r| r.failed) => {
-                Err(Error::Internal("order id collision".into()))
+                let ours = reasons
+                    .first()
+                    .and_then(|r| r.old.as_ref())
+                    .is_some_and(|old| {
+                        attr_str(old, "memberId") == Some(order.member_id.as_str())
+                            && from_item::<Order>(old.clone())
+                                .is_ok_and(|stored| stored.created_at == order.created_at)
+                    });
+                if ours {
+                    Ok(())
+                } else {
+                    Err(Error::Internal("order id collision".into()))
+                }
             }
             Err(_) => Err(Error::Internal("order creation cancelled".into())),
         }

@@ -244,12 +244,19 @@ impl<'a> TxItems<'a> {
         let mut attempt = 0;
         while attempt < CONFLICT_ATTEMPTS {
             attempt += 1;
+            // Always a token, so the SDK's own retries of this send (after a timeout) are
+            // idempotent on DynamoDB: the caller's, kept across re-sends, or a fresh one per
+            // send (a send cancelled by a conflict wrote nothing; the next is a new request).
+            let request_token = match token {
+                Some(token) => token.to_owned(),
+                None => ulid::Ulid::new().to_string(),
+            };
             let sent = self
                 .store
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(self.items.clone()))
-                .set_client_request_token(token.map(str::to_owned))
+                .client_request_token(request_token)
                 .send()
                 .await;
             if let (Some(_), Err(err)) = (token, &sent)

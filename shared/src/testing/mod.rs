@@ -1,5 +1,7 @@
 //! Support for tests across the workspace (kept out of the request path).
 
+pub mod pg;
+
 use crate::clock::ManualClock;
 use crate::config::{Argon2Params, Config};
 use chrono::{DateTime, TimeZone, Utc};
