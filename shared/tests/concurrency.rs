@@ -449,3 +449,76 @@ with_both_locks!(
     quick_gateway(),
     and_dynamodb
 );
+
+/// A request whose idempotency record is taken over (it stalled past the 60 s lease before it
+/// charged) must neither charge nor touch its successor's record: one charge, and the key ends
+/// with the successor's answer, whichever of the two gets the lock first.
+async fn a_taken_over_key_charges_once_and_keeps_the_successor_s_answer(h: Arc<Harness>) {
+    let member = h.member().await;
+    let item = h.item(4_500, 10).await;
+    let (order_id, total) = h.order(&member, &[(&item.item_id, 1)]).await;
+    let request = card(&order_id, total);
+    let key = "stalled-then-taken-over";
+    // The successor runs 61 s later, on a clock of its own; the store, lock and gateway are
+    // the same.
+    let later = cafe::App::with_store_and_gateway(
+        h.app.config.clone(),
+        Arc::new(cafe::clock::ManualClock::new(
+            h.app.clock.now() + chrono::Duration::seconds(61),
+        )),
+        h.app.store.clone(),
+        h.app.lock.clone(),
+        h.app.gateway.clone(),
+    )
+    .expect("app");
+    let later = Arc::new(later);
+
+    // Both wait on the order's lock, held here, so that the first request stalls after
+    // starting its record and before charging.
+    let held = h
+        .app
+        .lock
+        .acquire(&[cafe::lock::order_key(&order_id)])
+        .await
+        .expect("lock");
+    let first = {
+        let (h, member, request) = (h.clone(), member.clone(), request.clone());
+        tokio::spawn(async move {
+            payments::pay_once(&h.app, &member, &request, Some(key))
+                .await
+                .to_stored()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = {
+        let (later, member, request) = (later.clone(), member.clone(), request.clone());
+        tokio::spawn(async move {
+            payments::pay_once(&later, &member, &request, Some(key))
+                .await
+                .to_stored()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.app.lock.release(&held).await.expect("released");
+    let (first, second) = (first.await.expect("first"), second.await.expect("second"));
+
+    assert_eq!(second.status, 200, "the successor pays: {}", second.body);
+    assert!(
+        (first.status == 409 && first.body.contains("409PA002"))
+            || (first.status == 400 && first.body.contains("400OR001")),
+        "the stalled request charges nothing: {first:?}"
+    );
+    assert_eq!(h.gateway.counts(&order_id), (1, 0, 1), "one charge");
+    // The record holds the successor's answer, not the stalled request's late one.
+    let replay = payments::pay_once(&later, &member, &request, Some(key))
+        .await
+        .to_stored();
+    assert_eq!(replay, second);
+    assert_eq!(h.stock(&item.item_id).await, 9);
+}
+with_both_locks!(
+    a_taken_over_key_charges_once_and_keeps_the_successor_s_answer,
+    lock_config(10_000, 8_000),
+    quick_gateway(),
+    and_dynamodb
+);
