@@ -1,6 +1,6 @@
-//! `bench [all|coldstart|handler|e2e|contention|expiry …] [--runs N] [--quick] [--out FILE]`:
-//! runs the benchmark scenarios on this machine, prints a table per scenario and writes them all
-//! to BENCHMARKS.md. `--quick` shrinks every size tenfold (development runs).
+//! `bench [all|coldstart|handler|e2e|contention|expiry|lockscope …] [--runs N] [--quick]
+//! [--out FILE]`: runs the benchmark scenarios on this machine, prints a table per scenario and
+//! writes them all to BENCHMARKS.md. `--quick` shrinks every size tenfold (development runs).
 //! `scripts/bench.sh` builds the release binaries, starts Redis and moto, and runs this.
 
 mod caller;
@@ -11,6 +11,7 @@ mod endpoints;
 mod expiry;
 mod fixture;
 mod handler;
+mod lockscope;
 mod runtime_api;
 mod stats;
 
@@ -25,7 +26,14 @@ struct Args {
     out: PathBuf,
 }
 
-const ALL: [&str; 5] = ["coldstart", "handler", "e2e", "contention", "expiry"];
+const ALL: [&str; 6] = [
+    "coldstart",
+    "handler",
+    "e2e",
+    "contention",
+    "expiry",
+    "lockscope",
+];
 
 fn parse_args() -> Args {
     let mut args = Args {
@@ -188,6 +196,7 @@ async fn main() -> Result<(), fixture::BoxError> {
                 },
                 "contention" => contention::run(services.as_ref(), args.quick, &mut report).await?,
                 "expiry" => expiry::run(services.as_ref(), args.quick, &mut report).await?,
+                "lockscope" => lockscope::run(services.as_ref(), args.quick, &mut report).await?,
                 other => return Err(format!("unknown scenario {other}").into()),
             }
             Ok(())
