@@ -27,11 +27,15 @@ impl Deadline {
         }
     }
 
-    /// The deadline of the Lambda invocation that carries `req`, or [`DEFAULT_BUDGET`] from now.
+    /// The deadline of the Lambda invocation that carries `req`, or [`DEFAULT_BUDGET`] from now
+    /// when it carries none, or one that cannot be true (see [`plausible`]).
     pub fn of_request(req: &Request, now: DateTime<Utc>) -> Self {
-        match req.lambda_context_ref() {
-            Some(context) if context.deadline > 0 => Self::at_system_time(context.deadline(), now),
-            _ => Self::after(DEFAULT_BUDGET, now),
+        match req
+            .lambda_context_ref()
+            .and_then(|context| plausible(context.deadline()))
+        {
+            Some(deadline) => Self::at_system_time(deadline, now),
+            None => Self::after(DEFAULT_BUDGET, now),
         }
     }
 
@@ -58,6 +62,26 @@ impl Deadline {
     }
 }
 
+/// An invocation's deadline as the Runtime API gave it, unless it cannot be one: at the start of
+/// an invocation Lambda's deadline is always ahead (its timeout is at least 1 s), so one more
+/// than a minute in the past is a malformed header — cargo-lambda 1.9.2's emulator sends the
+/// constant `600000`, i.e. 1970-01-01T00:10:00Z — and is ignored, with a warning, in favour of the
+/// configured budget. Trusting it would refuse every payment and cut every scheduled run short.
+pub fn plausible(deadline: SystemTime) -> Option<SystemTime> {
+    let floor = SystemTime::now().checked_sub(Duration::from_secs(60))?;
+    if deadline >= floor {
+        Some(deadline)
+    } else {
+        tracing::warn!(
+            deadline_ms = deadline
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+            "the invocation's deadline is long past, so it cannot be real; using the default budget"
+        );
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +96,20 @@ mod tests {
         assert_eq!(
             deadline.wall(),
             now + chrono::Duration::from_std(DEFAULT_BUDGET).expect("budget")
+        );
+    }
+
+    #[test]
+    fn a_deadline_that_cannot_be_real_is_ignored() {
+        let emulator = SystemTime::UNIX_EPOCH + Duration::from_millis(600_000);
+        assert_eq!(plausible(emulator), None);
+        let ahead = SystemTime::now() + Duration::from_secs(15);
+        assert_eq!(plausible(ahead), Some(ahead));
+        let just_past = SystemTime::now() - Duration::from_secs(2);
+        assert_eq!(
+            plausible(just_past),
+            Some(just_past),
+            "a slow start is still real"
         );
     }
 

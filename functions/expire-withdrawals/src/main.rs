@@ -8,8 +8,8 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<Value>| {
         let app = &app;
         async move {
-            let deadline = event.context.deadline();
-            expire_withdrawals::handle(event.payload, Some(deadline), app)
+            let deadline = cafe::deadline::plausible(event.context.deadline());
+            expire_withdrawals::handle(event.payload, deadline, app)
                 .await
                 .map_err(Error::from)
         }
