@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh Debian machine: installs what the tests need (Redis server,
-# moto's DynamoDB-compatible server, cfn-lint, SAM CLI, cargo-lambda, schemathesis), starts Redis
-# and moto on free local ports, runs formatting, lints, every test (in-memory, Redis and DynamoDB
-# suites), the template checks, schemathesis against the local server and the release build of
-# every function, and stops what it started.
+# The whole test suite, on a fresh Debian machine: installs the pinned tools the tests need (Redis
+# server from Debian; moto's DynamoDB-compatible server, cfn-lint, SAM CLI, cargo-lambda and
+# schemathesis from PyPI, exactly as locked in scripts/requirements.txt), starts Redis and moto on
+# free local ports, runs formatting, lints, every test (in-memory, Redis and DynamoDB suites, the
+# IAM check), the checks of the template SAM really deploys, schemathesis against the local
+# server, `sam build` (the arm64 release build of every function) and every function's release
+# binary under cargo-lambda's Lambda emulator, and stops what it started.
 #
 #   scripts/test.sh                      everything
-#   SKIP_LAMBDA_BUILD=1 scripts/test.sh  without the cross-compiled release build
+#   SKIP_LAMBDA_BUILD=1 scripts/test.sh  without `sam build` and the emulator run
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -25,6 +27,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test: unit, handler, HTTP, Redis and DynamoDB suites"
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 
+step "The deployed template: samtranslator's CloudFormation checked against the code"
+python "$ROOT/scripts/translate-template.py" template.yaml >"$RUN_DIR/translated-template.json"
+CAFE_TRANSLATED_TEMPLATE="$RUN_DIR/translated-template.json" \
+  cargo test -p cafe-local --test translated_template -- --ignored
+
 step "schemathesis: fuzz the local server from docs/openapi.yaml"
 scripts/schemathesis.sh
 
@@ -33,10 +40,23 @@ cfn-lint template.yaml
 sam validate --lint --template-file template.yaml --region us-east-1
 
 if [ -z "${SKIP_LAMBDA_BUILD:-}" ]; then
-  step "cargo lambda build --release --arm64 (every function)"
-  # The function crates only: the local server and the benchmarks are not deployed.
-  cargo lambda build --release --arm64 --workspace --exclude cafe-local --exclude cafe-bench
+  step "sam build: cargo lambda build --release --arm64, once per function (.aws-sam/build)"
+  started=$SECONDS
+  sam build --beta-features --template-file template.yaml
+  echo "sam build took $((SECONDS - started)) s"
   scripts/binary-sizes.sh
+  # What sam build packaged is what deploys: one arm64 ELF `bootstrap` per function.
+  for bootstrap in .aws-sam/build/*Function/bootstrap; do
+    machine=$(od -An -t x1 -j 18 -N 2 "$bootstrap" | tr -d ' ')
+    if [ "$machine" != "b700" ]; then
+      echo "$bootstrap is not an aarch64 ELF executable (e_machine $machine)" >&2
+      exit 1
+    fi
+  done
+  echo "$(ls .aws-sam/build/*Function/bootstrap | wc -l) arm64 bootstraps in .aws-sam/build"
+
+  step "Every function's release binary under cargo-lambda's Lambda emulator"
+  scripts/emulator.sh
 fi
 
 step "All checks passed"

@@ -419,8 +419,7 @@ pub async fn run(
                 (Backend::Moto, Some(services)) => {
                     // `aws_app` gives the clients patience for moto's stalls and keeps the
                     // configured dependency timeout for the payment's charge budget.
-                    let (app, gateway, store) =
-                        fixture::aws_app(services, config.clone()).await?;
+                    let (app, gateway, store) = fixture::aws_app(services, config.clone()).await?;
                     (app, gateway, Some(store))
                 }
                 _ => {
