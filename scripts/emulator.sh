@@ -39,8 +39,10 @@ PYTHON="$VENV/bin/python"
 
 EMU_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cafe-emulator.XXXXXX")"
 mkdir -p "$EMU_DIR/events" "$EMU_DIR/logs"
-# A fixed 48-byte test secret, shared by the binaries and the in-process App.
-JWT_SECRET_VALUE="emulator-test-secret-0123456789abcdefghijklmnop!"
+# The fixed development keyset, shared by the binaries and the in-process App: the signing
+# functions read the private set, the others its public JWKS (each only what its TOKEN_KEY says).
+TOKEN_SIGNING_KEYS_VALUE="$(cargo run -q -p cafe-local --bin cafe-keys -- development signing)"
+TOKEN_VERIFYING_KEYS_VALUE="$(cargo run -q -p cafe-local --bin cafe-keys -- development verifying)"
 RUN_ID="$(date +%s)-$$"
 TABLE="cafe-emu-$RUN_ID"
 BUS="cafe-emu-bus-$RUN_ID"
@@ -177,7 +179,8 @@ for fn in "${FUNCTIONS[@]}"; do
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256 \
     CAFE_BACKEND=aws CAFE_ENV=development \
     DYNAMODB_ENDPOINT="$CAFE_TEST_DYNAMODB_ENDPOINT" REDIS_URL="$CAFE_TEST_REDIS_URL" \
-    TABLE_NAME="$TABLE" JWT_SECRET="$JWT_SECRET_VALUE" \
+    TABLE_NAME="$TABLE" \
+    TOKEN_SIGNING_KEYS="$TOKEN_SIGNING_KEYS_VALUE" TOKEN_VERIFYING_KEYS="$TOKEN_VERIFYING_KEYS_VALUE" \
     ARGON2_MEMORY_KIB=8 ARGON2_ITERATIONS=1 ARGON2_PARALLELISM=1 \
     EVENTBRIDGE_ENDPOINT="$CAFE_TEST_DYNAMODB_ENDPOINT" EVENT_BUS_NAME="$BUS" \
     RUST_LOG=info \
@@ -200,7 +203,6 @@ step "cargo test -p cafe-local --test lambda_emulator -- --ignored --nocapture"
 set +e
 CAFE_EMULATOR_URL="http://127.0.0.1:$EMU_PORT" CAFE_EMULATOR_RUN_DIR="$EMU_DIR" \
   CAFE_EMULATOR_TABLE="$TABLE" CAFE_EMULATOR_BUS="$BUS" \
-  CAFE_EMULATOR_JWT_SECRET="$JWT_SECRET_VALUE" \
   cargo test -p cafe-local --test lambda_emulator -- --ignored --nocapture
 test_status=$?
 set -e

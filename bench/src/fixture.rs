@@ -4,7 +4,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cafe::App;
-use cafe::auth::{PasswordHasher, TokenSigner};
+use cafe::auth::PasswordHasher;
 use cafe::clock::SystemClock;
 use cafe::config::{Argon2Params, Backend, Config, GatewayConfig};
 use cafe::domain::{DomainEvent, EventType, Gender, Item, Member, MemberStatus};
@@ -95,7 +95,7 @@ pub async fn aws_app(
     let gateway = Arc::new(MockGateway::new(config.gateway));
     let lock = RedisLock::new(&services.redis_url, config.lock, patience)?;
     let app = App {
-        tokens: TokenSigner::new(&config.jwt_secret, config.access_token_ttl),
+        tokens: cafe::app::access_tokens(&config, None)?,
         passwords: PasswordHasher::new(config.argon2)?,
         clock: Arc::new(SystemClock),
         store: Arc::new(store.clone()),
@@ -153,7 +153,7 @@ pub async fn raw_payer(app: &App, store: &DynamoStore) -> Result<Payer, BoxError
         .set_item(Some(profile_item(&member)?))
         .send()
         .await?;
-    let access = app.tokens.issue(&member.member_id, now)?;
+    let access = app.tokens.issue(&member.member_id, now).await?;
     Ok(Payer { member, access })
 }
 
@@ -167,7 +167,7 @@ pub async fn payer(app: &App, password_hash: &str) -> Result<Payer, BoxError> {
         now,
     );
     app.store.create_member(&member, &event).await?;
-    let access = app.tokens.issue(&member.member_id, now)?;
+    let access = app.tokens.issue(&member.member_id, now).await?;
     Ok(Payer { member, access })
 }
 

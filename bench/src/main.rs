@@ -82,7 +82,6 @@ fn function_names(root: &Path) -> Vec<String> {
 fn function_env() -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("CAFE_BACKEND", "aws"),
-        ("JWT_SECRET", "bench-secret-bench-secret-bench-secret-0123"),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("AWS_REGION", "us-east-1"),
@@ -91,6 +90,16 @@ fn function_env() -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    // Inline keys: the signing functions get the private keyset, the rest its public half, as
+    // the template's two secrets would give them.
+    let keyset = cafe::auth::SigningKeyset::development();
+    env.push(("TOKEN_SIGNING_KEYS".into(), keyset.to_json()));
+    if let Ok(jwks) = keyset.public_jwks() {
+        env.push((
+            "TOKEN_VERIFYING_KEYS".into(),
+            serde_json::to_string(&jwks).unwrap_or_default(),
+        ));
+    }
     for (from, to) in [
         ("CAFE_BENCH_DYNAMODB_ENDPOINT", "DYNAMODB_ENDPOINT"),
         // moto serves EventBridge too: the stream publisher must not reach for AWS.

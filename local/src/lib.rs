@@ -12,6 +12,14 @@ pub use server::{Limits, serve, serve_with};
 
 /// Calls the handler of `function` (a name from `cafe::routes::ROUTES`).
 pub async fn dispatch(function: &str, req: Request, app: &App) -> Response<Body> {
+    // Boxed: the future of a match over every handler nests too deep for the compiler's layout
+    // queries in every crate that awaits it.
+    let handler: std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send + '_>> =
+        Box::pin(dispatch_unboxed(function, req, app));
+    handler.await
+}
+
+async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<Body> {
     match function {
         "member-signup" => member_signup::handle(req, app).await,
         "auth-login" => auth_login::handle(req, app).await,
@@ -20,6 +28,7 @@ pub async fn dispatch(function: &str, req: Request, app: &App) -> Response<Body>
         "member-withdraw" => member_withdraw::handle(req, app).await,
         "member-restore" => member_restore::handle(req, app).await,
         "items-list" => items_list::handle(req, app).await,
+        "jwks-get" => jwks_get::handle(req, app).await,
         "items-get" => items_get::handle(req, app).await,
         "order-create" => order_create::handle(req, app).await,
         "order-get" => order_get::handle(req, app).await,

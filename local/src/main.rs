@@ -11,10 +11,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cafe::telemetry::init();
     let port = port()?;
     let limits = Limits::from_env()?;
-    let app = cafe::App::from_env(cafe::config::TokenKey::Required).await?;
-    if app.config.jwt_secret_generated {
+    let app = cafe::App::from_env(cafe::config::TokenKey::SignsAndVerifies).await?;
+    if app.config.token_keys_generated {
         tracing::warn!(
-            "JWT_SECRET is not set: signing with a random secret generated for this run; tokens die with the process"
+            "TOKEN_SIGNING_KEYS is not set: signing with an Ed25519 keyset generated for this run; tokens die with the process"
         );
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

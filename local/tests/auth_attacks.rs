@@ -9,11 +9,15 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cafe::auth::SigningKeyset;
+use cafe::auth::keys::SigningKey;
 use cafe::clock::Clock;
+use cafe::config::KeySetting;
 use cafe::domain::{DomainEvent, EventType};
 use cafe::store::{MemberStore, WithdrawalExpiryStore};
 use common::{Raw, World, raw};
 use hmac::{Hmac, Mac};
+use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -57,12 +61,40 @@ fn jwt(header: Value, claims: Value, sign: impl Fn(&str) -> Vec<u8>) -> String {
     format!("{signing_input}.{signature}")
 }
 
-/// An HS256 token signed with the service's real secret.
-fn hs256(w: &World, claims: Value) -> String {
-    let secret = w.t.app.config.jwt_secret.clone();
-    jwt(json!({"alg": "HS256", "typ": "JWT"}), claims, |input| {
-        hmac_sha256(&secret, input)
-    })
+/// The service's signing keyset (the test app's inline one).
+fn keyset(w: &World) -> SigningKeyset {
+    match &w.t.app.config.token_signing_keys {
+        KeySetting::Inline(keyset) => keyset.clone(),
+        other => panic!("the test app signs with an inline keyset, not {other:?}"),
+    }
+}
+
+/// An EdDSA token over `claims` signed by `key`, naming `key`'s id.
+fn signed_by(key: &SigningKey, claims: Value) -> String {
+    let encoding = key.encoding_key().expect("encoding key");
+    jwt(
+        json!({"alg": "EdDSA", "typ": "JWT", "kid": key.kid}),
+        claims,
+        |input| {
+            let signature =
+                jsonwebtoken::crypto::sign(input.as_bytes(), &encoding, Algorithm::EdDSA)
+                    .expect("signed");
+            URL_SAFE_NO_PAD.decode(signature).expect("base64url")
+        },
+    )
+}
+
+/// An EdDSA token signed with the service's real current key.
+fn eddsa(w: &World, claims: Value) -> String {
+    signed_by(&keyset(w).current, claims)
+}
+
+/// The public key's bytes as text, what an attacker would use as an HMAC secret.
+fn public_x(w: &World) -> Vec<u8> {
+    keyset(w).public_jwks().expect("jwks").keys[0]
+        .x
+        .clone()
+        .into_bytes()
 }
 
 fn now(w: &World) -> i64 {
@@ -71,8 +103,11 @@ fn now(w: &World) -> i64 {
 
 fn valid_claims(w: &World) -> Value {
     let now = now(w);
-    json!({"sub": w.a.member_id, "iat": now, "exp": now + 600})
+    json!({"sub": w.a.member_id, "iss": ISS, "aud": AUD, "iat": now, "exp": now + 600})
 }
+
+const ISS: &str = "cafe";
+const AUD: &str = "cafe-api";
 
 /// Sends `authorization` (or none) to every protected endpoint: each must answer 401CO000 and
 /// change nothing.
@@ -107,10 +142,10 @@ async fn refused_token(w: &World, token: &str) {
 
 #[tokio::test]
 async fn the_forging_helpers_make_tokens_the_service_accepts() {
-    // Guards every test below: a well-formed HS256 token with the real secret gets through, so
+    // Guards every test below: a well-formed EdDSA token with the real key gets through, so
     // their 401s come from the one thing each of them breaks.
     let w = World::new().await;
-    let token = hs256(&w, valid_claims(&w));
+    let token = eddsa(&w, valid_claims(&w));
     let path = format!("/member/{}", w.a.member_id);
     let (status, body) =
         w.t.call(
@@ -154,7 +189,7 @@ async fn a_tampered_signature_is_401() {
 async fn claims_swapped_under_a_valid_signature_are_401() {
     let w = World::new().await;
     let parts: Vec<&str> = w.b.access.split('.').collect();
-    let claims = b64(&json!({"sub": w.a.member_id, "iat": now(&w), "exp": now(&w) + 600}));
+    let claims = b64(&valid_claims(&w));
     refused_token(&w, &format!("{}.{claims}.{}", parts[0], parts[2])).await;
 }
 
@@ -162,47 +197,103 @@ async fn claims_swapped_under_a_valid_signature_are_401() {
 async fn alg_none_is_401() {
     let w = World::new().await;
     for alg in ["none", "None", "NONE", "nOnE"] {
-        let token = jwt(json!({"alg": alg, "typ": "JWT"}), valid_claims(&w), |_| {
-            Vec::new()
-        });
+        let kid = keyset(&w).current.kid;
+        let token = jwt(
+            json!({"alg": alg, "typ": "JWT", "kid": kid}),
+            valid_claims(&w),
+            |_| Vec::new(),
+        );
         refused_token(&w, &token).await;
     }
 }
 
 #[tokio::test]
-async fn an_hs512_token_signed_with_the_real_secret_is_401() {
+async fn hmac_tokens_keyed_with_the_public_key_are_401() {
+    // Algorithm confusion: the public key is public, so an HMAC keyed with it proves nothing.
     let w = World::new().await;
-    let secret = w.t.app.config.jwt_secret.clone();
-    let token = jwt(
-        json!({"alg": "HS512", "typ": "JWT"}),
-        valid_claims(&w),
-        |input| hmac_sha512(&secret, input),
-    );
-    refused_token(&w, &token).await;
+    let x = public_x(&w);
+    let kid = keyset(&w).current.kid;
+    for (alg, sign) in [
+        ("HS256", hmac_sha256 as fn(&[u8], &str) -> Vec<u8>),
+        ("HS512", hmac_sha512),
+        ("RS256", hmac_sha256),
+        ("ES256", hmac_sha256),
+    ] {
+        let token = jwt(
+            json!({"alg": alg, "typ": "JWT", "kid": kid}),
+            valid_claims(&w),
+            |input| sign(&x, input),
+        );
+        refused_token(&w, &token).await;
+    }
 }
 
 #[tokio::test]
-async fn an_rs256_header_with_an_hmac_signature_is_401() {
-    // Key confusion: an RS256 header over a signature made with the shared secret.
+async fn a_token_signed_by_any_key_but_the_auth_key_is_401() {
     let w = World::new().await;
-    let secret = w.t.app.config.jwt_secret.clone();
-    let token = jwt(
-        json!({"alg": "RS256", "typ": "JWT"}),
+    let ours = keyset(&w);
+    // Another Ed25519 key claiming our key's id, and under an id nobody published.
+    let mut foreign = cafe::auth::SigningKeyset::generate(chrono::Utc::now());
+    refused_token(&w, &signed_by(&foreign.current, valid_claims(&w))).await;
+    foreign.current.kid = ours.current.kid.clone();
+    refused_token(&w, &signed_by(&foreign.current, valid_claims(&w))).await;
+    // No kid at all, over a valid signature.
+    let encoding = ours.current.encoding_key().expect("key");
+    let no_kid = jwt(
+        json!({"alg": "EdDSA", "typ": "JWT"}),
         valid_claims(&w),
-        |input| hmac_sha256(&secret, input),
+        |input| {
+            let signature =
+                jsonwebtoken::crypto::sign(input.as_bytes(), &encoding, Algorithm::EdDSA)
+                    .expect("signed");
+            URL_SAFE_NO_PAD.decode(signature).expect("base64url")
+        },
     );
-    refused_token(&w, &token).await;
+    refused_token(&w, &no_kid).await;
 }
 
 #[tokio::test]
-async fn a_token_signed_with_another_secret_is_401() {
+async fn a_token_for_another_issuer_or_audience_is_401() {
     let w = World::new().await;
-    let token = jwt(
-        json!({"alg": "HS256", "typ": "JWT"}),
-        valid_claims(&w),
-        |input| hmac_sha256(b"another-secret-another-secret-another!!", input),
+    let now = now(&w);
+    let sub = w.a.member_id.clone();
+    for claims in [
+        json!({"sub": sub, "iss": "evil", "aud": AUD, "iat": now, "exp": now + 600}),
+        json!({"sub": sub, "iss": ISS, "aud": "another-api", "iat": now, "exp": now + 600}),
+        json!({"sub": sub, "aud": AUD, "iat": now, "exp": now + 600}),
+        json!({"sub": sub, "iss": ISS, "iat": now, "exp": now + 600}),
+        json!({"sub": sub, "iss": ISS, "aud": [], "iat": now, "exp": now + 600}),
+    ] {
+        refused_token(&w, &eddsa(&w, claims)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_signed_by_a_rotated_out_key_is_401() {
+    // Two rotations later the old current key is no longer published: its tokens are dead
+    // (their 30 minutes are long over by then in a real rotation schedule).
+    let w = World::new().await;
+    let first = keyset(&w);
+    let rotated_twice = first
+        .rotated(chrono::Utc::now())
+        .rotated(chrono::Utc::now());
+    let mut config = w.t.app.config.clone();
+    config.token_signing_keys = KeySetting::Inline(rotated_twice);
+    let rotated_verifier = cafe::app::access_tokens(&config, None).expect("tokens");
+    let token = eddsa(&w, valid_claims(&w));
+    assert_eq!(
+        rotated_verifier.verify(&token, w.t.clock.now()).await,
+        Err(cafe::Error::Unauthorized)
     );
-    refused_token(&w, &token).await;
+    assert_eq!(
+        w.t.app
+            .tokens
+            .verify(&token, w.t.clock.now())
+            .await
+            .as_deref(),
+        Ok(w.a.member_id.as_str()),
+        "the same token verifies where the key is still published"
+    );
 }
 
 #[tokio::test]
@@ -210,9 +301,9 @@ async fn an_expired_token_is_401() {
     let w = World::new().await;
     let now = now(&w);
     for exp in [now, now - 1, now - 86_400] {
-        let token = hs256(
+        let token = eddsa(
             &w,
-            json!({"sub": w.a.member_id, "iat": now - 1800, "exp": exp}),
+            json!({"sub": w.a.member_id, "iss": ISS, "aud": AUD, "iat": now - 1800, "exp": exp}),
         );
         refused_token(&w, &token).await;
     }
@@ -225,9 +316,9 @@ async fn an_expired_token_is_401() {
 async fn a_token_not_yet_valid_is_401() {
     let w = World::new().await;
     let now = now(&w);
-    let token = hs256(
+    let token = eddsa(
         &w,
-        json!({"sub": w.a.member_id, "iat": now, "exp": now + 600, "nbf": now + 60}),
+        json!({"sub": w.a.member_id, "iss": ISS, "aud": AUD, "iat": now, "exp": now + 600, "nbf": now + 60}),
     );
     refused_token(&w, &token).await;
 }
@@ -237,16 +328,16 @@ async fn a_token_without_a_usable_sub_is_401() {
     let w = World::new().await;
     let now = now(&w);
     for claims in [
-        json!({"iat": now, "exp": now + 600}),
-        json!({"sub": "", "iat": now, "exp": now + 600}),
-        json!({"sub": null, "iat": now, "exp": now + 600}),
-        json!({"sub": 42, "iat": now, "exp": now + 600}),
-        json!({"sub": "01JD00000000000000000000ZZ", "iat": now, "exp": now + 600}),
-        json!({"sub": w.a.member_id, "exp": now + 600}),
-        json!({"sub": w.a.member_id, "iat": now}),
-        json!({"sub": w.a.member_id, "iat": now, "exp": "never"}),
+        json!({"iss": ISS, "aud": AUD, "iat": now, "exp": now + 600}),
+        json!({"sub": "", "iss": ISS, "aud": AUD, "iat": now, "exp": now + 600}),
+        json!({"sub": null, "iss": ISS, "aud": AUD, "iat": now, "exp": now + 600}),
+        json!({"sub": 42, "iss": ISS, "aud": AUD, "iat": now, "exp": now + 600}),
+        json!({"sub": "01JD00000000000000000000ZZ", "iss": ISS, "aud": AUD, "iat": now, "exp": now + 600}),
+        json!({"sub": w.a.member_id, "iss": ISS, "aud": AUD, "exp": now + 600}),
+        json!({"sub": w.a.member_id, "iss": ISS, "aud": AUD, "iat": now}),
+        json!({"sub": w.a.member_id, "iss": ISS, "aud": AUD, "iat": now, "exp": "never"}),
     ] {
-        refused_token(&w, &hs256(&w, claims)).await;
+        refused_token(&w, &eddsa(&w, claims)).await;
     }
 }
 

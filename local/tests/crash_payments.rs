@@ -30,7 +30,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-const JWT_SECRET: &str = "crash-test-secret-crash-test-secret-0123456789";
 const STOCK: i64 = 50;
 
 /// What the test process sees: the same table, lock and gateway as the child, on a clock it
@@ -59,7 +58,7 @@ async fn world() -> World {
     let dir = temp_dir("crash");
     let pg = Pg::start(&dir.join("ledger.jsonl"), &[]);
     let mut config = cafe::testing::test_config();
-    config.jwt_secret = JWT_SECRET.as_bytes().to_vec();
+    // The child signs and verifies with the same keyset (test_config's development one).
     config.payment_gateway_url = Some(pg.base.clone());
     config.payment_gateway_secret = Some(SECRET.into());
     config.lock.max_wait = Duration::from_secs(5);
@@ -110,7 +109,10 @@ impl Server {
             .env("TABLE_NAME", &w.table)
             .env("DYNAMODB_ENDPOINT", cafe::testing::dynamodb_endpoint())
             .env("REDIS_URL", cafe::testing::redis_url())
-            .env("JWT_SECRET", JWT_SECRET)
+            .env(
+                "TOKEN_SIGNING_KEYS",
+                cafe::auth::SigningKeyset::development().to_json(),
+            )
             .env("PAYMENT_GATEWAY_URL", &w.pg.base)
             .env("PAYMENT_GATEWAY_SECRET_KEY", SECRET)
             .env("ARGON2_MEMORY_KIB", "8")

@@ -36,7 +36,7 @@ const PUBLISHER: &str = "events-publisher";
 struct Stack {
     endpoint: String,
     redis_url: String,
-    /// Logical id (`Table`, `JwtSecret`, `EventBus`) → the name or ARN the code is given.
+    /// Logical id (`Table`, `TokenSigningKeys`, `EventBus`) → the name or ARN the code is given.
     names: BTreeMap<String, String>,
 }
 
@@ -49,14 +49,21 @@ impl Stack {
         table::create_table_with(&aws.dynamodb(), &table_name, false)
             .await
             .expect("table on moto");
-        let secret = aws
-            .secrets_manager()
-            .create_secret()
-            .name(format!("cafe-iam-jwt-{suffix}"))
-            .secret_string("k".repeat(64))
-            .send()
-            .await
-            .expect("secret on moto");
+        let keyset = cafe::auth::SigningKeyset::generate(chrono::Utc::now());
+        let jwks = cafe::auth::rotation::jwks_json(&keyset.public_jwks().expect("jwks"))
+            .expect("jwks json");
+        let mut secret_arns = Vec::new();
+        for (name, value) in [("signing", keyset.to_json()), ("verifying", jwks)] {
+            let secret = aws
+                .secrets_manager()
+                .create_secret()
+                .name(format!("cafe-iam-{name}-{suffix}"))
+                .secret_string(value)
+                .send()
+                .await
+                .expect("secret on moto");
+            secret_arns.push(secret.arn().expect("secret ARN").to_owned());
+        }
         let bus = format!("cafe-iam-bus-{suffix}");
         aws.eventbridge()
             .create_event_bus()
@@ -66,10 +73,8 @@ impl Stack {
             .expect("bus on moto");
         let names = BTreeMap::from([
             ("Table".to_owned(), table_name),
-            (
-                "JwtSecret".to_owned(),
-                secret.arn().expect("secret ARN").to_owned(),
-            ),
+            ("TokenSigningKeys".to_owned(), secret_arns[0].clone()),
+            ("TokenVerifyingKeys".to_owned(), secret_arns[1].clone()),
             ("EventBus".to_owned(), bus),
         ]);
         Self {
@@ -126,13 +131,15 @@ impl Stack {
             ("ARGON2_MEMORY_KIB", "8"),
             ("ARGON2_ITERATIONS", "1"),
             ("ARGON2_PARALLELISM", "1"),
+            // A short refresh grace, so the scenario reaches the revocation after it.
+            ("REFRESH_REUSE_GRACE_SECONDS", "1"),
         ] {
             env.insert(name.into(), value.into());
         }
         env
     }
 
-    /// The recorded resource as the template names it (`table/Table`, `secret/JwtSecret` …).
+    /// The recorded resource as the template names it (`table/Table`, `secret/TokenSigningKeys` …).
     fn canonical(&self, resource: &AwsResource) -> String {
         let logical = |name: &str| {
             self.names
@@ -285,7 +292,14 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
             .build()
     };
     let rotated = cafe.expect(refresh_with(&refresh), 200).await;
-    // Reuse of the first token: refused, and its family revoked (the successor too).
+    // Presented again within the grace window: the same pair (reads the family's marker).
+    let replayed = cafe.expect(refresh_with(&refresh), 200).await;
+    assert_eq!(
+        replayed, rotated,
+        "a replay within the grace window answers the same pair"
+    );
+    // After the window (1 s here): refused, and its family revoked (the successor too).
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     cafe.expect(refresh_with(&refresh), 401).await;
     let successor = rotated["result"]["refreshToken"].as_str().expect("token");
     cafe.expect(refresh_with(successor), 401).await;
@@ -298,6 +312,10 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
     )
     .await;
     cafe.expect(request("GET", "/items").build(), 200).await;
+    let jwks = cafe
+        .expect(request("GET", "/.well-known/jwks.json").build(), 200)
+        .await;
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
     cafe.expect(request("GET", &format!("/items/{COLA}")).build(), 200)
         .await;
     // An id far past DynamoDB's key size: 404 in the contract's format, never a 500.

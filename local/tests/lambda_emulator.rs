@@ -11,14 +11,13 @@
 //! | `CAFE_EMULATOR_RUN_DIR` | the run directory: `events/<function>.json` are the sam events |
 //! | `CAFE_EMULATOR_TABLE` | the table the binaries use; this test creates it |
 //! | `CAFE_EMULATOR_BUS` | the EventBridge bus the `events-publisher` binary publishes to |
-//! | `CAFE_EMULATOR_JWT_SECRET` | the binaries' `JWT_SECRET` |
 //! | `CAFE_TEST_DYNAMODB_ENDPOINT`, `CAFE_TEST_REDIS_URL` | moto and Redis |
 //!
 //! Missing variables fail the test (they never skip it).
 //!
 //! The test creates the table (without a stream: nothing here reads it, and moto copies every
 //! stream record on each transaction) before the first invocation, and builds an in-process
-//! `cafe::App` over the same table and Redis with the same secret and Argon2 cost. It makes twin
+//! `cafe::App` over the same table and Redis with the same token keys and Argon2 cost. It makes twin
 //! fixtures — the same members and orders twice — then sends every case to the in-process
 //! handler with the in-process twin's ids and to the binary through the emulator with the
 //! emulator twin's ids. Both answers are compared after replacing each twin's ids with named
@@ -88,7 +87,6 @@ struct Settings {
     run_dir: PathBuf,
     table: String,
     bus: String,
-    jwt_secret: String,
     moto: String,
     redis: String,
 }
@@ -100,7 +98,6 @@ impl Settings {
             run_dir: PathBuf::from(required("CAFE_EMULATOR_RUN_DIR")),
             table: required("CAFE_EMULATOR_TABLE"),
             bus: required("CAFE_EMULATOR_BUS"),
-            jwt_secret: required("CAFE_EMULATOR_JWT_SECRET"),
             moto: required("CAFE_TEST_DYNAMODB_ENDPOINT"),
             redis: required("CAFE_TEST_REDIS_URL"),
         }
@@ -1807,7 +1804,7 @@ async fn build_harness(settings: Settings) -> Harness {
     config.backend = Backend::Aws;
     // CAFE_ENV=development, as the binaries run.
     config.production = false;
-    config.jwt_secret = settings.jwt_secret.clone().into_bytes();
+    // The development keyset, which scripts/emulator.sh gives the binaries (`cafe-keys development`).
     config.table_name = settings.table.clone();
     config.dynamodb_endpoint = Some(settings.moto.clone());
     config.redis_url = Some(settings.redis.clone());

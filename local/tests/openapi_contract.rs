@@ -368,6 +368,7 @@ fn public_and_protected_operations_match_the_contract() {
         ("POST", "/auth/refresh"),
         ("GET", "/items"),
         ("GET", "/items/{itemId}"),
+        ("GET", "/.well-known/jwks.json"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))

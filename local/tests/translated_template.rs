@@ -157,19 +157,23 @@ fn every_function_is_configured_as_its_code_needs() {
                 config.redis_url
             ));
         }
-        let secret = env.get("JWT_SECRET_ARN").map(String::as_str);
-        match key {
-            TokenKey::Required if secret != Some("<JwtSecret>") => {
-                problems.push(format!(
-                    "{name}: checks tokens but JWT_SECRET_ARN is {secret:?}"
-                ));
+        // Each function is given exactly the key secret its code reads: the private keyset
+        // only to the signers, the public keys only to the verifiers.
+        let signing = env.get("TOKEN_SIGNING_KEYS_ARN").map(String::as_str);
+        let verifying = env.get("TOKEN_VERIFYING_KEYS_ARN").map(String::as_str);
+        let (want_signing, want_verifying) = match key {
+            TokenKey::Signs => (Some("<TokenSigningKeys>"), None),
+            TokenKey::Verifies => (None, Some("<TokenVerifyingKeys>")),
+            TokenKey::SignsAndVerifies => {
+                (Some("<TokenSigningKeys>"), Some("<TokenVerifyingKeys>"))
             }
-            TokenKey::NotUsed if secret.is_some() => {
-                problems.push(format!(
-                    "{name}: checks no token but is given JWT_SECRET_ARN"
-                ));
-            }
-            _ => {}
+            TokenKey::NotUsed => (None, None),
+        };
+        if (signing, verifying) != (want_signing, want_verifying) {
+            problems.push(format!(
+                "{name}: TOKEN_SIGNING_KEYS_ARN is {signing:?} and TOKEN_VERIFYING_KEYS_ARN is \
+                 {verifying:?}; its code ({key:?}) needs {want_signing:?} and {want_verifying:?}"
+            ));
         }
     }
     if let Some((_, publisher)) = functions.get("events-publisher") {

@@ -1,11 +1,12 @@
 //! The dependencies of every handler, built once per process (at Lambda init) and lent to each
 //! invocation.
 
-use crate::auth::{PasswordHasher, TokenSigner};
+use crate::auth::tokens::{KeySource, SecretKeys, Verifying, VerifyingKeysWithJwks};
+use crate::auth::{AccessTokens, Jwks, PasswordHasher, SigningKeyset};
 use crate::aws::Aws;
 use crate::clock::{Clock, SystemClock};
 pub use crate::config::TokenKey;
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, KeySetting};
 use crate::domain::{Member, MemberStatus};
 use crate::error::{Error, Result};
 use crate::events::MemoryEventLog;
@@ -23,7 +24,7 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub lock: Arc<dyn Lock>,
     pub gateway: Arc<dyn PaymentGateway>,
-    pub tokens: TokenSigner,
+    pub tokens: AccessTokens,
     pub passwords: PasswordHasher,
     /// Where committed events go on the embedded default (stands in for the stream publisher).
     pub event_log: Option<Arc<MemoryEventLog>>,
@@ -32,7 +33,7 @@ pub struct App {
 impl App {
     /// Builds everything from the environment: the embedded default or DynamoDB + Redis.
     /// `token_key` says whether this function verifies or signs tokens (its crate's
-    /// `TOKEN_KEY`): only then is the key read at init.
+    /// `TOKEN_KEY`): only those keys are ever read.
     pub async fn from_env(token_key: TokenKey) -> Result<Self> {
         let config = Config::from_env(token_key)?;
         match config.backend {
@@ -52,15 +53,12 @@ impl App {
         }
     }
 
-    /// The AWS backend over `aws`: the token key from Secrets Manager when the configuration
-    /// names one (`JWT_SECRET_ARN`), DynamoDB, and the Redis lock. The SDK and Redis clients are
-    /// built here, once per process, and reused by every invocation; neither connects before its
-    /// first use.
-    pub async fn on_aws(mut config: Config, aws: &Aws) -> Result<Self> {
-        if let Some(arn) = config.jwt_secret_arn.clone() {
-            // Once per process: warm invocations reuse the key.
-            config.jwt_secret = crate::secrets::fetch_jwt_secret(&arn, aws).await?;
-        }
+    /// The AWS backend over `aws`: the token keys from Secrets Manager when the configuration
+    /// names their secrets, DynamoDB, and the Redis lock. The SDK and Redis clients are built
+    /// here, once per process, and reused by every invocation; none connects before its first
+    /// use, and the keys are read at the first token signed or checked, then cached.
+    pub async fn on_aws(config: Config, aws: &Aws) -> Result<Self> {
+        let tokens = access_tokens(&config, Some(aws))?;
         let store = Arc::new(DynamoStore::from_aws(aws, &config));
         let url = config
             .redis_url
@@ -71,7 +69,17 @@ impl App {
             config.lock,
             config.dependency_timeout,
         )?);
-        Self::with_store(config, Arc::new(SystemClock), store, lock)
+        let gateway = gateway_of(&config)?;
+        Ok(Self {
+            tokens,
+            passwords: PasswordHasher::new(config.argon2)?,
+            clock: Arc::new(SystemClock),
+            store,
+            lock,
+            gateway,
+            event_log: None,
+            config,
+        })
     }
 
     /// An app over the given store and lock (DynamoDB and Redis in tests) with the mock
@@ -96,7 +104,7 @@ impl App {
         gateway: Arc<dyn PaymentGateway>,
     ) -> Result<Self> {
         Ok(Self {
-            tokens: TokenSigner::new(&config.jwt_secret, config.access_token_ttl),
+            tokens: access_tokens(&config, None)?,
             passwords: PasswordHasher::new(config.argon2)?,
             clock,
             store,
@@ -121,7 +129,7 @@ impl App {
             None => parts.gateway,
         };
         Ok(Self {
-            tokens: TokenSigner::new(&config.jwt_secret, config.access_token_ttl),
+            tokens: access_tokens(&config, None)?,
             passwords: PasswordHasher::new(config.argon2)?,
             clock,
             store: parts.store,
@@ -136,7 +144,7 @@ impl App {
     /// member or an `END` member → 401CO000. `WITHDRAWN` members pass (they may restore).
     pub async fn authenticate(&self, req: &Request) -> Result<Member> {
         let token = crate::http::bearer_token(req)?;
-        let member_id = self.tokens.verify(token, self.clock.now())?;
+        let member_id = self.tokens.verify(token, self.clock.now()).await?;
         let member = self
             .store
             .get_member(&member_id)
@@ -147,6 +155,51 @@ impl App {
         }
         Ok(member)
     }
+}
+
+/// The token signer and verifier the configuration names. A key in Secrets Manager needs `aws`;
+/// without it (the embedded default) naming one is a start-up error.
+pub fn access_tokens(config: &Config, aws: Option<&Aws>) -> Result<AccessTokens> {
+    let secret = |arn: &str| -> Result<aws_sdk_secretsmanager::Client> {
+        aws.map(Aws::secrets_manager).ok_or_else(|| {
+            Error::Internal(format!(
+                "token keys in Secrets Manager ({arn}) need CAFE_BACKEND=aws"
+            ))
+        })
+    };
+    let signing = match &config.token_signing_keys {
+        KeySetting::None => None,
+        KeySetting::Inline(keyset) => Some(KeySource::Fixed(Arc::new(keyset.clone()))),
+        KeySetting::Secret(arn) => Some(KeySource::Secret(Arc::new(SecretKeys::new(
+            arn.clone(),
+            secret(arn)?,
+            config.token_keys_cache,
+            SigningKeyset::parse,
+        )))),
+    };
+    let verifying = match &config.token_verifying_keys {
+        KeySetting::None if signing.is_some() => Verifying::FromSigning,
+        // Checks no token: nothing verifies.
+        KeySetting::None => Verifying::Jwks(KeySource::Fixed(Arc::new(
+            VerifyingKeysWithJwks::new(Jwks { keys: Vec::new() })?,
+        ))),
+        KeySetting::Inline(jwks) => Verifying::Jwks(KeySource::Fixed(Arc::new(
+            VerifyingKeysWithJwks::new(jwks.clone())?,
+        ))),
+        KeySetting::Secret(arn) => Verifying::Jwks(KeySource::Secret(Arc::new(SecretKeys::new(
+            arn.clone(),
+            secret(arn)?,
+            config.token_keys_cache,
+            VerifyingKeysWithJwks::parse,
+        )))),
+    };
+    Ok(AccessTokens::new(
+        signing,
+        verifying,
+        &config.token_issuer,
+        &config.token_audience,
+        config.access_token_ttl,
+    ))
 }
 
 /// The payment gateway the configuration names: the HTTP gateway at `PAYMENT_GATEWAY_URL`

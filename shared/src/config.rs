@@ -12,16 +12,44 @@ pub enum Backend {
     Aws,
 }
 
-/// Whether a function verifies or signs access tokens, and so needs the token key at init.
-/// Each function crate declares its own (`TOKEN_KEY` in its `lib.rs`); a function that checks no
-/// token never reads the key, and its IAM policy grants no access to the secret holding it.
+/// Which token keys a function needs. Each function crate declares its own (`TOKEN_KEY` in its
+/// `lib.rs`): only sign-up, log-in and refresh hold the private keyset; the functions that check
+/// tokens (and `jwks-get`) read only the public keys; the rest read neither, and their IAM
+/// policies grant no access to either secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKey {
-    /// Verifies or signs tokens: `JWT_SECRET` or `JWT_SECRET_ARN` is required in production.
-    Required,
-    /// Checks no token: the key is neither read nor required; an unknowable random key stands in,
-    /// so a token check added by mistake fails closed.
+    /// Signs tokens: `TOKEN_SIGNING_KEYS_ARN` (or `TOKEN_SIGNING_KEYS`) is required in production.
+    Signs,
+    /// Verifies tokens: `TOKEN_VERIFYING_KEYS_ARN` (or `TOKEN_VERIFYING_KEYS`) is required in
+    /// production.
+    Verifies,
+    /// Both (the local server, which serves every endpoint in one process).
+    SignsAndVerifies,
+    /// Checks no token: no key is read; an empty key set stands in, so a token check added by
+    /// mistake fails closed.
     NotUsed,
+}
+
+impl TokenKey {
+    fn signs(self) -> bool {
+        matches!(self, Self::Signs | Self::SignsAndVerifies)
+    }
+
+    fn verifies(self) -> bool {
+        matches!(self, Self::Verifies | Self::SignsAndVerifies)
+    }
+}
+
+/// Where a keyset comes from.
+#[derive(Debug, Clone)]
+pub enum KeySetting<T> {
+    /// This function does not use it.
+    None,
+    /// Given inline (`TOKEN_SIGNING_KEYS` / `TOKEN_VERIFYING_KEYS`), tests and the embedded
+    /// default.
+    Inline(T),
+    /// A Secrets Manager secret ARN, read lazily and cached.
+    Secret(String),
 }
 
 /// Argon2id cost parameters.
@@ -113,15 +141,22 @@ pub struct Config {
     /// `CAFE_ENV=production`, or on Lambda unless `CAFE_ENV=development` says otherwise: secrets
     /// must be configured, and test-only overrides (the expiry job's `now`) are refused.
     pub production: bool,
-    /// HS256 key. Never logged.
-    pub jwt_secret: Vec<u8>,
-    /// True when the secret was generated at start because none was configured (local only).
-    pub jwt_secret_generated: bool,
-    /// Secrets Manager secret holding the HS256 key (`JWT_SECRET_ARN`), read once at init with
-    /// [`crate::secrets::fetch_jwt_secret`]. `None` when `JWT_SECRET` is set: that one wins.
-    pub jwt_secret_arn: Option<String>,
+    /// The private keyset (signing functions only). Never logged: its `Debug` hides the seeds.
+    pub token_signing_keys: KeySetting<crate::auth::SigningKeyset>,
+    /// The public keys (verifying functions). `None` with signing keys: their public half.
+    pub token_verifying_keys: KeySetting<crate::auth::Jwks>,
+    /// True when the keys were generated at start because none were configured (local only).
+    pub token_keys_generated: bool,
+    /// `TOKEN_ISSUER` (`iss`), `TOKEN_AUDIENCE` (`aud`).
+    pub token_issuer: String,
+    pub token_audience: String,
+    /// `TOKEN_KEYS_CACHE_SECONDS`: how long a process keeps keys read from Secrets Manager.
+    pub token_keys_cache: Duration,
     pub access_token_ttl: chrono::Duration,
     pub refresh_token_ttl: chrono::Duration,
+    /// `REFRESH_REUSE_GRACE_SECONDS`: a refresh token presented again this soon after its
+    /// rotation gets the same successor pair instead of revoking its family.
+    pub refresh_reuse_grace: chrono::Duration,
     pub argon2: Argon2Params,
     pub table_name: String,
     pub dynamodb_endpoint: Option<String>,
@@ -144,16 +179,20 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The embedded default with a fixed test secret; tests start from here.
+    /// The embedded default with a fixed development keyset; tests start from here.
     fn default() -> Self {
         Self {
             backend: Backend::Memory,
             production: false,
-            jwt_secret: b"local-development-secret-not-for-production-use!!".to_vec(),
-            jwt_secret_generated: false,
-            jwt_secret_arn: None,
+            token_signing_keys: KeySetting::Inline(crate::auth::SigningKeyset::development()),
+            token_verifying_keys: KeySetting::None,
+            token_keys_generated: false,
+            token_issuer: "cafe".into(),
+            token_audience: "cafe-api".into(),
+            token_keys_cache: Duration::from_secs(300),
             access_token_ttl: chrono::Duration::minutes(30),
             refresh_token_ttl: chrono::Duration::days(14),
+            refresh_reuse_grace: chrono::Duration::seconds(10),
             argon2: Argon2Params::default(),
             table_name: "cafe".into(),
             dynamodb_endpoint: None,
@@ -192,8 +231,8 @@ impl Vars<'_> {
 }
 
 impl Config {
-    /// Reads the environment. Fails (a start-up error) in production without `JWT_SECRET` or
-    /// `JWT_SECRET_ARN` when the function uses the token key.
+    /// Reads the environment. Fails (a start-up error) in production without the token keys the
+    /// function needs (`token_key`), and on a keyset that does not parse.
     pub fn from_env(token_key: TokenKey) -> Result<Self> {
         Self::from_vars(token_key, &|name| std::env::var(name).ok())
     }
@@ -224,33 +263,46 @@ impl Config {
             None => Backend::Memory,
         };
         let defaults = Config::default();
-        let uses_key = token_key == TokenKey::Required;
-        let configured_secret = vars.get("JWT_SECRET").filter(|_| uses_key);
-        // An explicit JWT_SECRET wins over the Secrets Manager reference.
-        let secret_arn = match configured_secret {
-            Some(_) => None,
-            None => vars.get("JWT_SECRET_ARN").filter(|_| uses_key),
+        let signing = match (
+            vars.get("TOKEN_SIGNING_KEYS").filter(|_| token_key.signs()),
+            vars.get("TOKEN_SIGNING_KEYS_ARN")
+                .filter(|_| token_key.signs()),
+        ) {
+            // An inline keyset wins over the Secrets Manager reference.
+            (Some(json), _) => KeySetting::Inline(crate::auth::SigningKeyset::parse(&json)?),
+            (None, Some(arn)) => KeySetting::Secret(arn),
+            (None, None) => KeySetting::None,
         };
-        let (jwt_secret, jwt_secret_generated) = match configured_secret {
-            None if !uses_key => (rand::random::<[u8; 32]>().to_vec(), false),
-            Some(secret) if secret.len() >= 32 => (secret.into_bytes(), false),
-            Some(_) => {
-                return Err(Error::Internal(
-                    "JWT_SECRET must be at least 32 bytes long".into(),
-                ));
+        let verifying = match (
+            vars.get("TOKEN_VERIFYING_KEYS")
+                .filter(|_| token_key.verifies()),
+            vars.get("TOKEN_VERIFYING_KEYS_ARN")
+                .filter(|_| token_key.verifies()),
+        ) {
+            (Some(json), _) => KeySetting::Inline(crate::auth::Jwks::parse(&json)?),
+            (None, Some(arn)) => KeySetting::Secret(arn),
+            (None, None) => KeySetting::None,
+        };
+        let signing_missing = token_key.signs() && matches!(signing, KeySetting::None);
+        // A function that signs verifies with its own keys' public half when given no JWKS.
+        let verifying_missing = token_key.verifies()
+            && matches!(verifying, KeySetting::None)
+            && matches!(signing, KeySetting::None);
+        let (signing, token_keys_generated) = if signing_missing || verifying_missing {
+            if production {
+                return Err(Error::Internal(if signing_missing {
+                    "TOKEN_SIGNING_KEYS_ARN is required in production for a function that signs tokens".into()
+                } else {
+                    "TOKEN_VERIFYING_KEYS_ARN is required in production for a function that verifies tokens".into()
+                }));
             }
-            // The real key is fetched at init and replaces this one. Until then an unknowable
-            // random key fails closed: nothing signed with it verifies anywhere else.
-            None if secret_arn.is_some() => (rand::random::<[u8; 32]>().to_vec(), false),
-            None if production => {
-                return Err(Error::Internal(
-                    "JWT_SECRET or JWT_SECRET_ARN is required in production".into(),
-                ));
-            }
-            None => {
-                let random: [u8; 32] = rand::random();
-                (random.to_vec(), true)
-            }
+            // Local only: keys that die with the process.
+            (
+                KeySetting::Inline(crate::auth::SigningKeyset::generate(chrono::Utc::now())),
+                true,
+            )
+        } else {
+            (signing, false)
         };
         let mut argon2 = defaults.argon2;
         if let Some(v) = vars.parse("ARGON2_MEMORY_KIB")? {
@@ -298,9 +350,17 @@ impl Config {
         Ok(Self {
             backend,
             production,
-            jwt_secret,
-            jwt_secret_generated,
-            jwt_secret_arn: secret_arn,
+            token_signing_keys: signing,
+            token_verifying_keys: verifying,
+            token_keys_generated,
+            token_issuer: vars.get("TOKEN_ISSUER").unwrap_or(defaults.token_issuer),
+            token_audience: vars
+                .get("TOKEN_AUDIENCE")
+                .unwrap_or(defaults.token_audience),
+            token_keys_cache: vars
+                .parse::<u64>("TOKEN_KEYS_CACHE_SECONDS")?
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.token_keys_cache),
             access_token_ttl: vars
                 .parse::<i64>("ACCESS_TOKEN_TTL_SECONDS")?
                 .map(chrono::Duration::seconds)
@@ -309,6 +369,10 @@ impl Config {
                 .parse::<i64>("REFRESH_TOKEN_TTL_SECONDS")?
                 .map(chrono::Duration::seconds)
                 .unwrap_or(defaults.refresh_token_ttl),
+            refresh_reuse_grace: vars
+                .parse::<i64>("REFRESH_REUSE_GRACE_SECONDS")?
+                .map(chrono::Duration::seconds)
+                .unwrap_or(defaults.refresh_reuse_grace),
             argon2,
             table_name: vars.get("TABLE_NAME").unwrap_or(defaults.table_name),
             dynamodb_endpoint: vars.get("DYNAMODB_ENDPOINT"),

@@ -33,6 +33,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/orders", "order-list"),
     route("DELETE", "/order/{orderId}/cancel", "order-cancel"),
     route("POST", "/payment", "payment-create"),
+    route("GET", "/.well-known/jwks.json", "jwks-get"),
 ];
 
 /// Functions that are not HTTP endpoints: the daily expiry job, the payment reconciler and the

@@ -1,18 +1,19 @@
-//! The HS256 key from AWS Secrets Manager, read once per process at Lambda init.
+//! Reading a secret's text from AWS Secrets Manager: the token keysets (private for the signing
+//! functions, public for the verifiers), cached by [`crate::auth::tokens::SecretKeys`].
 //!
-//! The template generates the secret (`GenerateSecretString`), so no key ever appears in a
-//! parameter, an environment variable or a log; functions get only its ARN (`JWT_SECRET_ARN`).
+//! No key ever appears in a parameter, an environment variable or a log; functions get only the
+//! ARNs (`TOKEN_SIGNING_KEYS_ARN`, `TOKEN_VERIFYING_KEYS_ARN`), and `cafe-keys` writes the values.
 
 use crate::error::{Error, Result};
 
-/// Shorter keys make HS256 brute-forceable; the template generates 64 characters.
-const MIN_SECRET_BYTES: usize = 32;
-
-/// Reads the secret `arn` (its `SecretString`, or `SecretBinary`) and returns the key bytes.
-/// Call it once at init and keep the result: every call is a billed network request.
-pub async fn fetch_jwt_secret(arn: &str, aws: &crate::aws::Aws) -> Result<Vec<u8>> {
-    let output = aws
-        .secrets_manager()
+/// The `SecretString` of `arn` (or its `SecretBinary` as UTF-8). Every call is a billed network
+/// request: callers cache the result. A secret with no value yet (created by the template,
+/// never initialised with `cafe-keys rotate`) answers 503 like an unreachable Secrets Manager.
+pub async fn fetch_secret_string(
+    arn: &str,
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<String> {
+    let output = client
         .get_secret_value()
         .secret_id(arn)
         .send()
@@ -20,22 +21,15 @@ pub async fn fetch_jwt_secret(arn: &str, aws: &crate::aws::Aws) -> Result<Vec<u8
         .map_err(|err| {
             // The SDK error names the operation and the cause, never the secret value.
             let cause = aws_sdk_secretsmanager::error::DisplayErrorContext(&err);
-            tracing::error!(error = %cause, "reading the JWT secret failed");
+            tracing::error!(error = %cause, secret = arn, "reading a secret failed");
             Error::Unavailable("secrets manager")
         })?;
-    let key = match (output.secret_string(), output.secret_binary()) {
-        (Some(text), _) => text.trim().as_bytes().to_vec(),
-        (None, Some(blob)) => blob.as_ref().to_vec(),
-        (None, None) => {
-            return Err(Error::Internal("the JWT secret has no value".into()));
-        }
-    };
-    if key.len() < MIN_SECRET_BYTES {
-        return Err(Error::Internal(format!(
-            "the JWT secret must be at least {MIN_SECRET_BYTES} bytes long"
-        )));
+    match (output.secret_string(), output.secret_binary()) {
+        (Some(text), _) => Ok(text.trim().to_owned()),
+        (None, Some(blob)) => String::from_utf8(blob.as_ref().to_vec())
+            .map_err(|_| Error::Internal(format!("secret {arn} is not UTF-8"))),
+        (None, None) => Err(Error::Internal(format!("secret {arn} has no value"))),
     }
-    Ok(key)
 }
 
 #[cfg(test)]
@@ -54,7 +48,7 @@ mod tests {
     }
 
     async fn create_secret(config: &crate::aws::Aws, value: &str) -> String {
-        let name = format!("cafe-jwt-{}", crate::ids::new_id(chrono::Utc::now()));
+        let name = format!("cafe-secret-{}", crate::ids::new_id(chrono::Utc::now()));
         let created = config
             .secrets_manager()
             .create_secret()
@@ -67,27 +61,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reads_the_secret_string_as_the_key() {
+    async fn reads_the_secret_string() {
         let config = moto_config().await;
         let value = "k".repeat(64);
         let arn = create_secret(&config, &value).await;
-        let key = fetch_jwt_secret(&arn, &config).await.expect("secret read");
-        assert_eq!(key, value.as_bytes());
+        let text = fetch_secret_string(&arn, &config.secrets_manager())
+            .await
+            .expect("secret read");
+        assert_eq!(text, value);
     }
 
     #[tokio::test]
-    async fn refuses_a_short_secret_and_a_missing_one() {
+    async fn a_missing_secret_and_an_empty_one_are_unavailable() {
         let config = moto_config().await;
-        let arn = create_secret(&config, "too-short").await;
-        let err = fetch_jwt_secret(&arn, &config)
-            .await
-            .expect_err("short key");
-        assert!(matches!(err, Error::Internal(ref m) if m.contains("at least 32 bytes")));
-
         let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf";
-        let err = fetch_jwt_secret(missing, &config)
+        let err = fetch_secret_string(missing, &config.secrets_manager())
             .await
             .expect_err("no secret");
         assert!(matches!(err, Error::Unavailable("secrets manager")));
+        // What the template creates before `cafe-keys rotate` runs: a secret with no value.
+        let name = format!("cafe-empty-{}", crate::ids::new_id(chrono::Utc::now()));
+        let created = config
+            .secrets_manager()
+            .create_secret()
+            .name(name)
+            .send()
+            .await
+            .expect("moto creates an empty secret");
+        let arn = created.arn().expect("an ARN");
+        let err = fetch_secret_string(arn, &config.secrets_manager())
+            .await
+            .expect_err("no value yet");
+        assert!(
+            matches!(err, Error::Unavailable("secrets manager")),
+            "{err:?}"
+        );
     }
 }

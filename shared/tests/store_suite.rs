@@ -51,6 +51,8 @@ suite!(
     tokens::reusing_a_used_token_revokes_the_family,
     tokens::expired_and_unknown_tokens_are_refused,
     tokens::concurrent_rotations_let_exactly_one_through,
+    tokens::a_repeat_within_the_grace_replays_the_rotation_and_later_revokes,
+    tokens::concurrent_repeats_of_one_rotation_all_get_it,
     items_orders::items_are_stored_listed_and_batch_read,
     items_orders::orders_are_created_with_history_and_event,
     items_orders::orders_page_newest_first,

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     cafe::telemetry::init();
     lap("telemetry");
-    let config = cafe::config::Config::from_env(cafe::config::TokenKey::Required)?;
+    let config = cafe::config::Config::from_env(cafe::config::TokenKey::Verifies)?;
     lap("config");
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(config.dynamodb_endpoint.clone().unwrap_or_default())
@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     lap("redis_lock");
     let _passwords = cafe::auth::PasswordHasher::new(config.argon2)?;
     lap("password_hasher");
-    let _app = cafe::App::from_env(cafe::config::TokenKey::Required).await?;
+    let _app = cafe::App::from_env(cafe::config::TokenKey::Verifies).await?;
     lap("app_from_env_again");
     println!("{} total={}", out.join(" "), start.elapsed().as_micros());
     Ok(())

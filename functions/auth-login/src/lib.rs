@@ -24,7 +24,7 @@ impl http::Validate for LoginRequest {
 }
 
 /// This function signs tokens.
-pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Required;
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
 #[tracing::instrument(name = "auth-login", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {

@@ -20,7 +20,7 @@ impl http::Validate for RefreshRequest {
 }
 
 /// This function signs tokens.
-pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Required;
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
 #[tracing::instrument(name = "auth-refresh", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {

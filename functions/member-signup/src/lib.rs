@@ -28,7 +28,7 @@ impl http::Validate for SignUpRequest {
 }
 
 /// This function signs tokens.
-pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Required;
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
 #[tracing::instrument(name = "member-signup", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {

@@ -5,7 +5,7 @@ use cafe::{App, Error, Result, http};
 use lambda_http::{Body, Request, Response};
 
 /// This function verifies the bearer token.
-pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Required;
+pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 #[tracing::instrument(name = "member-withdraw", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {

@@ -53,7 +53,11 @@ async fn member(app: &App, withdrawn: bool) -> (Member, String) {
             .await
             .expect("withdraw");
     }
-    let token = app.tokens.issue(&member.member_id, now).expect("token");
+    let token = app
+        .tokens
+        .issue(&member.member_id, now)
+        .await
+        .expect("token");
     (member, token)
 }
 

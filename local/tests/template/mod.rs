@@ -8,7 +8,7 @@ use serde_yaml::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Every deployed function and whether it uses the token key (its crate's own declaration).
+/// Every deployed function and which token keys it reads (its crate's own declaration).
 pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("member-signup", member_signup::TOKEN_KEY),
     ("auth-login", auth_login::TOKEN_KEY),
@@ -23,6 +23,7 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("order-list", order_list::TOKEN_KEY),
     ("order-cancel", order_cancel::TOKEN_KEY),
     ("payment-create", payment_create::TOKEN_KEY),
+    ("jwks-get", jwks_get::TOKEN_KEY),
     ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
     ("payment-reconcile", payment_reconcile::TOKEN_KEY),
 ];

@@ -8,7 +8,7 @@ use crate::domain::member::normalize_email;
 use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
 use crate::error::{Error, Result};
 use crate::services::{HistoryRow, history_rows};
-use crate::store::RefreshTokenRecord;
+use crate::store::{RefreshTokenRecord, RotationMark};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -121,33 +121,60 @@ pub async fn log_in(app: &App, email: &str, password: &str) -> Result<TokenPair>
     start_session(app, &member.member_id, now).await
 }
 
-/// Rotates a refresh token into a new pair. Malformed, unknown, expired or used → 401CO000
-/// (a used one also revokes its family, in the store); so does a member that is gone or `END`.
+/// Rotates a refresh token into a new pair. Malformed, unknown, expired or revoked → 401CO000;
+/// so does a member that is gone or `END`. A used token presented again within
+/// `refresh_reuse_grace` of its rotation (two tabs, a retry after a lost answer) gets the very
+/// same pair again: the successor refresh token is derived from the presented one under the
+/// signing keyset's refresh secret, and the access token's claims from the rotation's record,
+/// signed by the same Ed25519 key (deterministic). Later reuse revokes the whole family.
 pub async fn refresh(app: &App, refresh_token: &str) -> Result<TokenPair> {
     if !is_well_formed(refresh_token) {
         return Err(Error::Unauthorized);
     }
     let now = app.clock.now();
-    let next = new_refresh_token();
-    let record = app
+    let keyset = app.tokens.signing_keyset().await?;
+    let next = keyset.refresh_successor(refresh_token)?;
+    let presented_hash = hash_refresh_token(refresh_token);
+    let mark = RotationMark {
+        signing_kid: keyset.current.kid.clone(),
+        grace: app.config.refresh_reuse_grace,
+    };
+    let rotation = app
         .store
-        .rotate_refresh_token(
-            &hash_refresh_token(refresh_token),
+        .rotate_refresh_token_marked(
+            &presented_hash,
             &hash_refresh_token(&next),
             now,
             now + app.config.refresh_token_ttl,
+            &mark,
         )
         .await?;
+    if rotation.replayed {
+        tracing::info!("refresh token presented again within the grace window; same pair");
+    }
+    let member_id = rotation.successor.member_id;
     let member = app
         .store
-        .get_member(&record.member_id)
+        .get_member(&member_id)
         .await?
         .ok_or(Error::Unauthorized)?;
     if member.status == MemberStatus::End {
         return Err(Error::Unauthorized);
     }
+    // The access token's id is derived from the presented token (one-way, in its own domain), so
+    // a replay signs the same claims: the same token, byte for byte.
+    let jti = hash_refresh_token(&format!("access-jti:{presented_hash}"));
+    let access = app
+        .tokens
+        .issue_exact(
+            &member.member_id,
+            rotation.rotated_at,
+            &jti,
+            Some(&rotation.signing_kid),
+        )
+        .await?;
     Ok(TokenPair {
-        access_token: app.tokens.issue(&member.member_id, now)?,
+        access_token: access.token,
         member_id: member.member_id,
         refresh_token: next,
     })
@@ -211,7 +238,7 @@ async fn start_session(app: &App, member_id: &str, now: DateTime<Utc>) -> Result
     app.store.store_refresh_token(&record).await?;
     Ok(TokenPair {
         member_id: member_id.to_owned(),
-        access_token: app.tokens.issue(member_id, now)?,
+        access_token: app.tokens.issue(member_id, now).await?,
         refresh_token,
     })
 }

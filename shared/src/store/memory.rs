@@ -14,6 +14,22 @@ use std::sync::Mutex;
 struct RefreshState {
     record: RefreshTokenRecord,
     used: bool,
+    /// When it was rotated, into which successor, signed by which key (the grace replay).
+    used_at: Option<DateTime<Utc>>,
+    successor_hash: Option<String>,
+    signing_kid: Option<String>,
+}
+
+impl RefreshState {
+    fn fresh(record: RefreshTokenRecord) -> Self {
+        Self {
+            record,
+            used: false,
+            used_at: None,
+            successor_hash: None,
+            signing_kid: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -288,51 +304,72 @@ impl RefreshTokenStore for MemoryStore {
         self.commit(&[], |s| {
             s.refresh_tokens.insert(
                 record.token_hash.clone(),
-                RefreshState {
-                    record: record.clone(),
-                    used: false,
-                },
+                RefreshState::fresh(record.clone()),
             );
             Ok(())
         })
     }
 
-    async fn rotate_refresh_token(
+    async fn rotate_refresh_token_marked(
         &self,
         presented_hash: &str,
         next_hash: &str,
         now: DateTime<Utc>,
         next_expires_at: DateTime<Utc>,
-    ) -> Result<RefreshTokenRecord> {
+        mark: &RotationMark,
+    ) -> Result<RefreshRotation> {
         self.commit(&[], |s| {
             let presented = s
                 .refresh_tokens
                 .get_mut(presented_hash)
                 .ok_or(Error::Unauthorized)?;
             let family = presented.record.family_id.clone();
+            let successor = |issued_at: DateTime<Utc>| RefreshTokenRecord {
+                token_hash: next_hash.to_owned(),
+                member_id: presented.record.member_id.clone(),
+                family_id: family.clone(),
+                issued_at,
+                expires_at: next_expires_at,
+            };
             if presented.used {
-                s.revoked_families.insert(family);
-                return Err(Error::Unauthorized);
+                let replay = replay_allowed(
+                    presented.used_at,
+                    presented.successor_hash.as_deref(),
+                    next_hash,
+                    now,
+                    mark.grace,
+                );
+                match (replay, presented.signing_kid.clone()) {
+                    (Some(used_at), Some(kid)) if !s.revoked_families.contains(&family) => {
+                        return Ok(RefreshRotation {
+                            successor: successor(used_at),
+                            rotated_at: used_at,
+                            signing_kid: kid,
+                            replayed: true,
+                        });
+                    }
+                    _ => {
+                        s.revoked_families.insert(family);
+                        return Err(Error::Unauthorized);
+                    }
+                }
             }
             if presented.record.expires_at <= now || s.revoked_families.contains(&family) {
                 return Err(Error::Unauthorized);
             }
+            let next = successor(now);
             presented.used = true;
-            let next = RefreshTokenRecord {
-                token_hash: next_hash.to_owned(),
-                member_id: presented.record.member_id.clone(),
-                family_id: family,
-                issued_at: now,
-                expires_at: next_expires_at,
-            };
-            s.refresh_tokens.insert(
-                next.token_hash.clone(),
-                RefreshState {
-                    record: next.clone(),
-                    used: false,
-                },
-            );
-            Ok(next)
+            presented.used_at = Some(now);
+            presented.successor_hash = Some(next_hash.to_owned());
+            presented.signing_kid = Some(mark.signing_kid.clone());
+            s.refresh_tokens
+                .insert(next.token_hash.clone(), RefreshState::fresh(next.clone()));
+            Ok(RefreshRotation {
+                successor: next,
+                rotated_at: now,
+                signing_kid: mark.signing_kid.clone(),
+                replayed: false,
+            })
         })
     }
 }

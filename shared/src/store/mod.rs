@@ -103,20 +103,79 @@ pub struct RefreshTokenRecord {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a rotation records on the used token, so that the same token presented again within
+/// the grace window gets the identical successor pair instead of a revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationMark {
+    /// The key the successor access token is signed with.
+    pub signing_kid: String,
+    /// How long after its rotation a token may be presented again (two tabs, a retry after a
+    /// lost answer) and get the same successor. Zero: any reuse revokes the family.
+    pub grace: Duration,
+}
+
+/// The outcome of a rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRotation {
+    /// The successor token's record.
+    pub successor: RefreshTokenRecord,
+    /// When the presented token was rotated (now, or the first rotation's time on a replay).
+    pub rotated_at: DateTime<Utc>,
+    /// The key the successor access token is (or was) signed with.
+    pub signing_kid: String,
+    /// True when this presentation repeated a rotation within the grace window.
+    pub replayed: bool,
+}
+
+/// Whether a used token's rotation may be replayed: within the grace window of its rotation,
+/// asking for the very successor it got (the successor is derived from the token, so a repeat
+/// names the same one).
+pub fn replay_allowed(
+    used_at: Option<DateTime<Utc>>,
+    successor_hash: Option<&str>,
+    next_hash: &str,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> Option<DateTime<Utc>> {
+    let used_at = used_at?;
+    let within = now >= used_at - Duration::seconds(1) && now - used_at <= grace;
+    (within && grace > Duration::zero() && successor_hash == Some(next_hash)).then_some(used_at)
+}
+
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
     /// Stores the first token of a new family (login, sign-up).
     async fn store_refresh_token(&self, record: &RefreshTokenRecord) -> Result<()>;
-    /// Atomically marks `presented_hash` used and stores its successor `next_hash` in the same
-    /// family (member and family are taken from the presented token). Unknown, expired, revoked
-    /// or already used → 401CO000; an already used one also revokes its whole family.
+    /// Atomically marks `presented_hash` used (recording when, its successor and `mark`) and
+    /// stores its successor `next_hash` in the same family (member and family are taken from the
+    /// presented token). Unknown, expired or revoked → 401CO000. Already used: within
+    /// `mark.grace` of its rotation and naming the same successor → the first rotation again
+    /// (`replayed`); otherwise 401CO000 and the whole family is revoked.
+    async fn rotate_refresh_token_marked(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+        mark: &RotationMark,
+    ) -> Result<RefreshRotation>;
+
+    /// A rotation with no grace: any reuse revokes the family.
     async fn rotate_refresh_token(
         &self,
         presented_hash: &str,
         next_hash: &str,
         now: DateTime<Utc>,
         next_expires_at: DateTime<Utc>,
-    ) -> Result<RefreshTokenRecord>;
+    ) -> Result<RefreshTokenRecord> {
+        let mark = RotationMark {
+            signing_kid: String::new(),
+            grace: Duration::zero(),
+        };
+        self.rotate_refresh_token_marked(presented_hash, next_hash, now, next_expires_at, &mark)
+            .await
+            .map(|rotation| rotation.successor)
+    }
 }
 
 #[async_trait]

@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use cafe::App;
-use cafe::auth::{PasswordHasher, TokenSigner};
+use cafe::auth::PasswordHasher;
 use cafe::clock::SystemClock;
 use cafe::config::{GatewayConfig, LockConfig};
 use cafe::domain::{DomainEvent, EventType, Gender, Item, Member, MemberStatus, PaymentType};
@@ -157,7 +157,7 @@ pub fn harness(store: Arc<dyn Store>, lock: Arc<dyn Lock>, gateway: GatewayConfi
     config.gateway = gateway;
     let scripted = Arc::new(ScriptedGateway::new(gateway));
     let app = App {
-        tokens: TokenSigner::new(&config.jwt_secret, config.access_token_ttl),
+        tokens: cafe::app::access_tokens(&config, None).expect("token keys"),
         passwords: PasswordHasher::new(config.argon2).expect("hasher"),
         clock: Arc::new(SystemClock),
         store,

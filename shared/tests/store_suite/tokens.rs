@@ -3,7 +3,7 @@
 use crate::harness::*;
 use cafe::Error;
 use cafe::auth::refresh::{hash_refresh_token, new_refresh_token};
-use cafe::store::RefreshTokenRecord;
+use cafe::store::{RefreshTokenRecord, RotationMark};
 use chrono::Duration;
 
 fn first_token(member_id: &str) -> RefreshTokenRecord {
@@ -136,4 +136,117 @@ pub async fn concurrent_rotations_let_exactly_one_through(b: Backend) {
         Err(Error::Unauthorized),
         "the losers presented a used token: the family is revoked"
     );
+}
+
+fn grace(seconds: i64) -> RotationMark {
+    RotationMark {
+        signing_kid: "kid-1".into(),
+        grace: Duration::seconds(seconds),
+    }
+}
+
+pub async fn a_repeat_within_the_grace_replays_the_rotation_and_later_revokes(b: Backend) {
+    let first = first_token("member-1");
+    b.store.store_refresh_token(&first).await.expect("stored");
+    let now = t0() + Duration::minutes(5);
+    let successor = fresh_hash();
+    let rotated = b
+        .store
+        .rotate_refresh_token_marked(&first.token_hash, &successor, now, now + DAY, &grace(10))
+        .await
+        .expect("rotated");
+    assert!(!rotated.replayed);
+    assert_eq!(rotated.rotated_at, now);
+    let later = now + Duration::seconds(10);
+    let replay = b
+        .store
+        .rotate_refresh_token_marked(
+            &first.token_hash,
+            &successor,
+            later,
+            later + DAY,
+            &grace(10),
+        )
+        .await
+        .expect("replayed within the window");
+    assert!(replay.replayed);
+    assert_eq!(replay.rotated_at, now, "the first rotation's time");
+    assert_eq!(replay.signing_kid, "kid-1");
+    assert_eq!(replay.successor.token_hash, successor);
+    assert_eq!(replay.successor.family_id, first.family_id);
+    // Asking for another successor is not a repeat: reuse, the family dies.
+    let other = b
+        .store
+        .rotate_refresh_token_marked(
+            &first.token_hash,
+            &fresh_hash(),
+            later,
+            later + DAY,
+            &grace(10),
+        )
+        .await;
+    assert_eq!(other, Err(Error::Unauthorized));
+    assert_eq!(
+        b.store
+            .rotate_refresh_token(&successor, &fresh_hash(), later, later + DAY)
+            .await,
+        Err(Error::Unauthorized),
+        "revoked with its family"
+    );
+    // After the window a repeat revokes too.
+    let second = first_token("member-1");
+    b.store.store_refresh_token(&second).await.expect("stored");
+    let next = fresh_hash();
+    b.store
+        .rotate_refresh_token_marked(&second.token_hash, &next, now, now + DAY, &grace(10))
+        .await
+        .expect("rotated");
+    let late = now + Duration::seconds(11);
+    assert_eq!(
+        b.store
+            .rotate_refresh_token_marked(&second.token_hash, &next, late, late + DAY, &grace(10))
+            .await,
+        Err(Error::Unauthorized)
+    );
+    assert_eq!(
+        b.store
+            .rotate_refresh_token(&next, &fresh_hash(), late, late + DAY)
+            .await,
+        Err(Error::Unauthorized),
+        "a late repeat revoked the family"
+    );
+}
+
+pub async fn concurrent_repeats_of_one_rotation_all_get_it(b: Backend) {
+    let first = first_token("member-1");
+    b.store.store_refresh_token(&first).await.expect("stored");
+    let now = t0() + Duration::minutes(5);
+    // The successor is derived from the presented token, so every racer names the same one.
+    let successor = fresh_hash();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = b.store.clone();
+        let presented = first.token_hash.clone();
+        let successor = successor.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .rotate_refresh_token_marked(&presented, &successor, now, now + DAY, &grace(10))
+                .await
+        }));
+    }
+    let mut firsts = 0;
+    for task in tasks {
+        let rotation = task.await.expect("joined").expect("every racer succeeds");
+        assert_eq!(rotation.rotated_at, now);
+        assert_eq!(rotation.successor.token_hash, successor);
+        assert_eq!(rotation.signing_kid, "kid-1");
+        if !rotation.replayed {
+            firsts += 1;
+        }
+    }
+    assert_eq!(firsts, 1, "exactly one rotation happened");
+    b.store
+        .rotate_refresh_token(&successor, &fresh_hash(), now, now + DAY)
+        .await
+        .expect("the family lives: its successor rotates");
 }

@@ -5,7 +5,9 @@
 use super::tx::Expr;
 use super::{DynamoStore, TxItems, key, sdk_error, shape_error, table};
 use crate::error::{Error, Result};
-use crate::store::{RefreshTokenRecord, RefreshTokenStore};
+use crate::store::{
+    RefreshRotation, RefreshTokenRecord, RefreshTokenStore, RotationMark, replay_allowed,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
@@ -33,6 +35,13 @@ struct TokenRow {
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     used: bool,
+    /// Set by the rotation: when, into which successor, signed by which key (the grace replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    successor_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signing_kid: Option<String>,
     /// DynamoDB deletes the row once the token can no longer be used.
     ttl: i64,
 }
@@ -47,6 +56,9 @@ impl TokenRow {
             issued_at: record.issued_at,
             expires_at: record.expires_at,
             used: false,
+            used_at: None,
+            successor_hash: None,
+            signing_kid: None,
             ttl: record.expires_at.timestamp(),
         }
     }
@@ -58,6 +70,52 @@ impl DynamoStore {
             Some(item) => from_item(item).map(Some).map_err(shape_error),
             None => Ok(None),
         }
+    }
+
+    async fn family_revoked(&self, family_id: &str) -> Result<bool> {
+        Ok(self
+            .raw_item(&family_pk(family_id), FAMILY_SK)
+            .await?
+            .is_some_and(|item| item.contains_key("revoked")))
+    }
+
+    /// The first rotation of `used` again, when `next_hash` repeats it within the grace window
+    /// and the family still stands; `None` when this reuse must revoke the family.
+    async fn replay(
+        &self,
+        used: &TokenRow,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+        mark: &RotationMark,
+    ) -> Result<Option<RefreshRotation>> {
+        let Some(used_at) = replay_allowed(
+            used.used_at,
+            used.successor_hash.as_deref(),
+            next_hash,
+            now,
+            mark.grace,
+        ) else {
+            return Ok(None);
+        };
+        let Some(kid) = used.signing_kid.clone() else {
+            return Ok(None);
+        };
+        if self.family_revoked(&used.family_id).await? {
+            return Ok(None);
+        }
+        Ok(Some(RefreshRotation {
+            successor: RefreshTokenRecord {
+                token_hash: next_hash.to_owned(),
+                member_id: used.member_id.clone(),
+                family_id: used.family_id.clone(),
+                issued_at: used_at,
+                expires_at: next_expires_at,
+            },
+            rotated_at: used_at,
+            signing_kid: kid,
+            replayed: true,
+        }))
     }
 
     /// Marks a family revoked. The marker outlives every token of the family: none can
@@ -96,18 +154,25 @@ impl RefreshTokenStore for DynamoStore {
         Ok(())
     }
 
-    async fn rotate_refresh_token(
+    async fn rotate_refresh_token_marked(
         &self,
         presented_hash: &str,
         next_hash: &str,
         now: DateTime<Utc>,
         next_expires_at: DateTime<Utc>,
-    ) -> Result<RefreshTokenRecord> {
+        mark: &RotationMark,
+    ) -> Result<RefreshRotation> {
         let presented = self
             .read_token(presented_hash)
             .await?
             .ok_or(Error::Unauthorized)?;
         if presented.used {
+            if let Some(replay) = self
+                .replay(&presented, next_hash, now, next_expires_at, mark)
+                .await?
+            {
+                return Ok(replay);
+            }
             self.revoke_family(&presented, now).await?;
             return Err(Error::Unauthorized);
         }
@@ -122,15 +187,21 @@ impl RefreshTokenStore for DynamoStore {
             expires_at: next_expires_at,
         };
         let mut tx = TxItems::new(self);
-        let mark = tx.update(
+        let mark_used = tx.update(
             key(token_pk(presented_hash), TOKEN_SK),
-            "SET #used = :true",
+            "SET #used = :true, #usedAt = :usedAt, #successor = :successor, #kid = :kid",
             Some("attribute_exists(#pk) AND #used = :false"),
             Expr::new()
                 .name("#pk", table::PK)
                 .name("#used", "used")
+                .name("#usedAt", "usedAt")
+                .name("#successor", "successorHash")
+                .name("#kid", "signingKid")
                 .value(":true", AttributeValue::Bool(true))
-                .value(":false", AttributeValue::Bool(false)),
+                .value(":false", AttributeValue::Bool(false))
+                .value(":usedAt", AttributeValue::S(crate::clock::rfc3339(now)))
+                .value(":successor", AttributeValue::S(next_hash.to_owned()))
+                .value(":kid", AttributeValue::S(mark.signing_kid.clone())),
         )?;
         tx.check(
             key(family_pk(&presented.family_id), FAMILY_SK),
@@ -139,14 +210,27 @@ impl RefreshTokenStore for DynamoStore {
         )?;
         tx.put_new(to_item(TokenRow::new(&next)).map_err(shape_error)?)?;
         match tx.commit().await? {
-            Ok(()) => Ok(next),
+            Ok(()) => Ok(RefreshRotation {
+                successor: next,
+                rotated_at: now,
+                signing_kid: mark.signing_kid.clone(),
+                replayed: false,
+            }),
             Err(reasons) => {
-                // Another request used this token between our read and our write: that is
-                // reuse too, unless the token vanished.
-                if reasons
-                    .get(mark)
-                    .is_some_and(|r| r.failed && r.old.is_some())
-                {
+                // Another request used this token between our read and our write: a replay
+                // within the grace window (two tabs racing), else reuse, unless it vanished.
+                let old = reasons
+                    .get(mark_used)
+                    .filter(|r| r.failed)
+                    .and_then(|r| r.old.clone());
+                if let Some(old) = old {
+                    let used: TokenRow = from_item(old).map_err(shape_error)?;
+                    if let Some(replay) = self
+                        .replay(&used, next_hash, now, next_expires_at, mark)
+                        .await?
+                    {
+                        return Ok(replay);
+                    }
                     self.revoke_family(&presented, now).await?;
                 }
                 Err(Error::Unauthorized)
