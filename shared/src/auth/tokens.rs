@@ -120,7 +120,12 @@ impl<T> SecretKeys<T> {
     }
 
     async fn fetch(&self) -> Result<T> {
-        let text = crate::secrets::fetch_secret_string(&self.arn, &self.client).await?;
+        // Boxed: the SDK call's future is deep, and every handler that checks a token would
+        // otherwise nest it past the compiler's layout depth. One allocation per cache refresh.
+        let fetch: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<String>> + Send + '_>,
+        > = Box::pin(crate::secrets::fetch_secret_string(&self.arn, &self.client));
+        let text = fetch.await?;
         (self.parse)(&text)
     }
 }
