@@ -134,8 +134,8 @@ step "sam local generate-event: one event per function into $EMU_DIR/events"
 # The route table (method, path, function) from shared/src/routes.rs, the one source of truth.
 routes=$(sed -n 's/^ *route("\([A-Z]*\)", "\([^"]*\)", "\([a-z-]*\)"),$/\1 \2 \3/p' shared/src/routes.rs)
 route_count=$(printf '%s\n' "$routes" | grep -c .)
-if [ "$route_count" -ne 13 ]; then
-  echo "expected 13 routes in shared/src/routes.rs, read $route_count" >&2
+if [ "$route_count" -ne 14 ]; then
+  echo "expected 14 routes in shared/src/routes.rs, read $route_count" >&2
   exit 1
 fi
 while read -r method path fn; do
@@ -182,6 +182,7 @@ for fn in "${FUNCTIONS[@]}"; do
     TABLE_NAME="$TABLE" \
     TOKEN_SIGNING_KEYS="$TOKEN_SIGNING_KEYS_VALUE" TOKEN_VERIFYING_KEYS="$TOKEN_VERIFYING_KEYS_VALUE" \
     ARGON2_MEMORY_KIB=8 ARGON2_ITERATIONS=1 ARGON2_PARALLELISM=1 \
+    REFRESH_REUSE_GRACE_SECONDS=2 \
     EVENTBRIDGE_ENDPOINT="$CAFE_TEST_DYNAMODB_ENDPOINT" EVENT_BUS_NAME="$BUS" \
     RUST_LOG=info \
     $(run_binary "$fn") >"$EMU_DIR/logs/$fn.log" 2>&1 &

@@ -56,9 +56,12 @@ const BOOK: &str = "01JC0FFEE00000000000000B02";
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The dependency timeout every binary runs with (the default of `DEPENDENCY_TIMEOUT_MS`).
 const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(3);
-/// Functions with no error answer to compare: `GET /items` reads nothing of the request, so
-/// only a failing DynamoDB (which both sides share) could make it fail.
-const NO_ERROR_ANSWER: &[&str] = &["items-list"];
+/// Functions with no error answer to compare: `GET /items` and `GET /.well-known/jwks.json` read
+/// nothing of the request, so only a failing dependency (which both sides share) could fail them.
+const NO_ERROR_ANSWER: &[&str] = &["items-list", "jwks-get"];
+/// The refresh reuse grace both sides run with (`REFRESH_REUSE_GRACE_SECONDS` in
+/// scripts/emulator.sh): short, so the case after it can wait it out.
+const REFRESH_GRACE_SECONDS: i64 = 2;
 /// The `lambda-runtime-deadline-ms` cargo-lambda 1.9.2's emulator answers every `next` with: the
 /// constant 600000 (crates/cargo-lambda-watch/src/runtime/functions_router.rs), which the Runtime
 /// API defines, and lambda_runtime reads, as milliseconds since the Unix epoch:
@@ -1015,6 +1018,11 @@ async fn items(h: &mut Harness, twins: &[Twin; 2]) {
         h.http(function, "sample", 200, twins, &sample, call).await;
         h.http(function, "sam event", 200, twins, &sam, call).await;
     }
+    let (sample, sam) = (h.sample("jwks-get"), h.generated("jwks-get"));
+    h.http("jwks-get", "sample", 200, twins, &sample, |_| Call::new())
+        .await;
+    h.http("jwks-get", "sam event", 200, twins, &sam, |_| Call::new())
+        .await;
     let sam = h.generated("items-get");
     h.http(
         "items-get",
@@ -1158,6 +1166,27 @@ async fn refresh(h: &mut Harness, twins: &[Twin; 2]) {
             |t| with(t.owner.refresh.clone()),
         )
         .await;
+    // Presented again at once (a second tab): the same pair, on both sides.
+    let repeated = h
+        .http(
+            "auth-refresh",
+            "sample: repeated within the grace 200",
+            200,
+            twins,
+            &sample,
+            |t| with(t.owner.refresh.clone()),
+        )
+        .await;
+    for (first, again) in [
+        (&answers.in_process, &repeated.in_process),
+        (&answers.emulator, &repeated.emulator),
+    ] {
+        assert_eq!(
+            first.pointer("/body/result"),
+            again.pointer("/body/result"),
+            "a repeat within the grace answers the same pair"
+        );
+    }
     // Each side's successor token, from its own answer.
     let successors = [
         text(&answers.in_process, "/body/result/refreshToken"),
@@ -1181,9 +1210,14 @@ async fn refresh(h: &mut Harness, twins: &[Twin; 2]) {
         |t| with(t.refresh.clone()),
     )
     .await;
+    // Past the grace window, the same token is reuse: the family is revoked.
+    tokio::time::sleep(Duration::from_millis(
+        u64::try_from(REFRESH_GRACE_SECONDS * 1000 + 500).unwrap_or(2_500),
+    ))
+    .await;
     h.http(
         "auth-refresh",
-        "sample: reused token 401CO000",
+        "sample: reused after the grace 401CO000",
         401,
         twins,
         &sample,
@@ -1805,6 +1839,7 @@ async fn build_harness(settings: Settings) -> Harness {
     // CAFE_ENV=development, as the binaries run.
     config.production = false;
     // The development keyset, which scripts/emulator.sh gives the binaries (`cafe-keys development`).
+    config.refresh_reuse_grace = ChronoDuration::seconds(REFRESH_GRACE_SECONDS);
     config.table_name = settings.table.clone();
     config.dynamodb_endpoint = Some(settings.moto.clone());
     config.redis_url = Some(settings.redis.clone());
