@@ -320,3 +320,40 @@ async fn an_ended_members_tokens_and_password_are_refused() {
     let (status, body) = log_in(&t, &me.email, PASSWORD).await;
     assert_failure(status, &body, "401ME000");
 }
+
+#[tokio::test]
+async fn an_ended_members_email_signs_up_again_and_the_old_token_stays_dead() {
+    let t = TestApp::new().await;
+    let me = t.sign_up().await;
+    end_member(&t, &me).await;
+    // Nothing personal is left on the ended member.
+    let stored = t
+        .parts
+        .store
+        .get_member(&me.member_id)
+        .await
+        .expect("read")
+        .expect("still stored");
+    assert_eq!(stored.status, MemberStatus::End);
+    assert!(stored.is_erased(), "{stored:?}");
+    // The old credentials are gone: same answer as an unknown email.
+    let (status, body) = log_in(&t, &me.email, PASSWORD).await;
+    assert_failure(status, &body, "401ME000");
+    // The email is free: a new member with a new id.
+    let (status, body) = t
+        .call(
+            request("POST", "/member")
+                .json(&cafe_local::testing::sign_up_body(&me.email))
+                .build(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_ne!(str_of(&body, "memberId"), me.member_id);
+    let (status, _) = log_in(&t, &me.email, PASSWORD).await;
+    assert_eq!(status, 200);
+    // The ended member's token and refresh token are still refused.
+    let (status, body) = get_profile(&t, &me.member_id, &me.access).await;
+    assert_failure(status, &body, "401CO000");
+    let (status, body) = refresh(&t, &me.refresh).await;
+    assert_failure(status, &body, "401CO000");
+}

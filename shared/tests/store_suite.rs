@@ -47,6 +47,8 @@ suite!(
     members::due_withdrawals_page_oldest_first_and_end_members,
     members::end_member_is_refused_for_another_withdrawal,
     members::a_tampered_due_cursor_is_refused,
+    members::ending_erases_personal_data_and_frees_the_email,
+    members::a_restored_member_is_not_erased,
     tokens::rotation_issues_a_successor_in_the_same_family,
     tokens::reusing_a_used_token_revokes_the_family,
     tokens::expired_and_unknown_tokens_are_refused,

@@ -37,18 +37,37 @@ pub enum Gender {
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub member_id: String,
+    /// The personal fields (name, email, phone number, gender, birth, password hash) are erased
+    /// when the member ends ([`Member::erase_personal_data`]): empty strings and `None`, and on
+    /// DynamoDB the attributes are removed ([`PERSONAL_ATTRIBUTES`]). docs/retention.md.
+    #[serde(default)]
     pub name: String,
     /// Lowercased at sign-up; compared case-insensitively.
+    #[serde(default)]
     pub email: String,
+    #[serde(default)]
     pub phone_number: String,
-    pub gender: Gender,
-    pub birth: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth: Option<NaiveDate>,
+    #[serde(default)]
     pub password_hash: String,
     pub status: MemberStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub withdrawn_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
+
+/// The stored attributes of [`Member`] that hold personal data, removed at `END`.
+pub const PERSONAL_ATTRIBUTES: [&str; 6] = [
+    "name",
+    "email",
+    "phoneNumber",
+    "gender",
+    "birth",
+    "passwordHash",
+];
 
 /// Debug without the password hash, so a stray `{:?}` cannot leak it.
 impl std::fmt::Debug for Member {
@@ -68,6 +87,26 @@ pub fn normalize_email(email: &str) -> String {
 }
 
 impl Member {
+    /// Forgets everything personal: what an `END` member keeps is its id, status, timestamps.
+    pub fn erase_personal_data(&mut self) {
+        self.name.clear();
+        self.email.clear();
+        self.phone_number.clear();
+        self.gender = None;
+        self.birth = None;
+        self.password_hash.clear();
+    }
+
+    /// True when no personal field holds anything.
+    pub fn is_erased(&self) -> bool {
+        self.name.is_empty()
+            && self.email.is_empty()
+            && self.phone_number.is_empty()
+            && self.gender.is_none()
+            && self.birth.is_none()
+            && self.password_hash.is_empty()
+    }
+
     /// Withdrawal is allowed only from `SERVICE` (400ME001 otherwise).
     pub fn check_can_withdraw(&self) -> Result<()> {
         match self.status {
@@ -113,8 +152,8 @@ mod tests {
             name: "n".into(),
             email: "e@x.io".into(),
             phone_number: "010-1234-5678".into(),
-            gender: Gender::Female,
-            birth: NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or_default(),
+            gender: Some(Gender::Female),
+            birth: NaiveDate::from_ymd_opt(1990, 1, 1),
             password_hash: "secret-hash".into(),
             status,
             withdrawn_at,

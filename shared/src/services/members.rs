@@ -78,8 +78,8 @@ pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
         name: input.name.trim().to_owned(),
         email: normalize_email(&input.email),
         phone_number: input.phone_number,
-        gender: input.gender,
-        birth: input.birth,
+        gender: Some(input.gender),
+        birth: Some(input.birth),
         password_hash: app.passwords.hash(&input.password)?,
         status: MemberStatus::Service,
         withdrawn_at: None,
@@ -188,8 +188,13 @@ pub async fn profile(app: &App, member: &Member) -> Result<Profile> {
         name: member.name.clone(),
         email: member.email.clone(),
         phone_number: member.phone_number.clone(),
-        gender: member.gender,
-        birth: member.birth.format("%Y-%m-%d").to_string(),
+        // An erased (`END`) member never gets this far: its token is refused.
+        gender: member.gender.ok_or(Error::Unauthorized)?,
+        birth: member
+            .birth
+            .ok_or(Error::Unauthorized)?
+            .format("%Y-%m-%d")
+            .to_string(),
         status: member.status,
         withdrawn_at: member.withdrawn_at.map(rfc3339),
         created_at: rfc3339(member.created_at),

@@ -282,6 +282,11 @@ impl WithdrawalExpiryStore for MemoryStore {
                 return Err(Error::NotRestorable);
             }
             member.status = MemberStatus::End;
+            // The email is free again, and nothing personal stays (docs/retention.md).
+            if s.member_by_email.get(&member.email).map(String::as_str) == Some(member_id) {
+                s.member_by_email.remove(&member.email);
+            }
+            member.erase_personal_data();
             s.withdrawn.remove(&(
                 withdrawn_shard(member_id),
                 withdrawn_at,

@@ -381,3 +381,134 @@ pub async fn a_tampered_due_cursor_is_refused(b: Backend) {
         );
     }
 }
+
+pub async fn ending_erases_personal_data_and_frees_the_email(b: Backend) {
+    let m = signed_up(&b, "kim@example.com", t0()).await;
+    let at = t0() + DAY;
+    let event = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", at);
+    b.store
+        .withdraw_member(&m.member_id, at, &event)
+        .await
+        .expect("withdrawn");
+    let end_at = at + DAY * 31;
+    let ended = member_event(EventType::MemberExpired, &m.member_id, "END", end_at);
+    assert!(
+        b.store
+            .end_member(&m.member_id, at, end_at, &ended)
+            .await
+            .expect("end")
+    );
+    let stored = b
+        .store
+        .get_member(&m.member_id)
+        .await
+        .expect("read")
+        .expect("the ended member is still there");
+    assert_eq!(stored.status, MemberStatus::End);
+    assert!(stored.is_erased(), "personal data left: {stored:?}");
+    assert_eq!(stored.created_at, m.created_at);
+    assert_eq!(stored.withdrawn_at, Some(at));
+    // Its history survives, without anything personal in it.
+    let history = b.store.member_history(&m.member_id).await.expect("history");
+    let statuses: Vec<&str> = history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(statuses, ["SERVICE", "WITHDRAWN", "END"]);
+    if let Some(dynamo) = &b.dynamo {
+        // The raw items: no personal attribute on the profile, no email guard.
+        let profile = dynamo
+            .raw_item(&format!("MEMBER#{}", m.member_id), "PROFILE")
+            .await
+            .expect("read")
+            .expect("profile");
+        for attribute in cafe::domain::member::PERSONAL_ATTRIBUTES {
+            assert!(
+                !profile.contains_key(attribute),
+                "{attribute} is still stored: {:?}",
+                profile.keys().collect::<Vec<_>>()
+            );
+        }
+        let guard = dynamo
+            .raw_item("EMAIL#kim@example.com", "EMAIL")
+            .await
+            .expect("read");
+        assert!(guard.is_none(), "the email guard is still there");
+    }
+    // Nobody finds the old member by the email, and the email can sign up again.
+    assert_eq!(
+        b.store
+            .find_member_by_email("kim@example.com")
+            .await
+            .expect("lookup"),
+        None
+    );
+    let again = signed_up(&b, "kim@example.com", end_at).await;
+    assert_ne!(again.member_id, m.member_id);
+    assert_eq!(
+        b.store
+            .find_member_by_email("kim@example.com")
+            .await
+            .expect("lookup")
+            .map(|found| found.member_id),
+        Some(again.member_id.clone())
+    );
+    // Ending again is a no-op, and leaves the new member's guard alone.
+    assert!(
+        !b.store
+            .end_member(&m.member_id, at, end_at, &ended)
+            .await
+            .expect("second end")
+    );
+    assert!(
+        b.store
+            .find_member_by_email("kim@example.com")
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+}
+
+pub async fn a_restored_member_is_not_erased(b: Backend) {
+    let m = signed_up(&b, "park@example.com", t0()).await;
+    let at = t0() + DAY;
+    let event = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", at);
+    b.store
+        .withdraw_member(&m.member_id, at, &event)
+        .await
+        .expect("withdrawn");
+    let restored = member_event(EventType::MemberRestored, &m.member_id, "SERVICE", at + DAY);
+    b.store
+        .restore_member(&m.member_id, at + DAY, &restored)
+        .await
+        .expect("restored");
+    // The job read the member as withdrawn before the restore won.
+    let ended = member_event(EventType::MemberExpired, &m.member_id, "END", at + DAY * 31);
+    assert!(
+        !b.store
+            .end_member(&m.member_id, at, at + DAY * 31, &ended)
+            .await
+            .expect("end")
+    );
+    let stored = b
+        .store
+        .get_member(&m.member_id)
+        .await
+        .expect("read")
+        .expect("member");
+    assert_eq!(stored.status, MemberStatus::Service);
+    assert!(!stored.is_erased());
+    assert_eq!(
+        (
+            &stored.name,
+            &stored.email,
+            &stored.birth,
+            &stored.password_hash
+        ),
+        (&m.name, &m.email, &m.birth, &m.password_hash)
+    );
+    assert!(
+        b.store
+            .find_member_by_email("park@example.com")
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+}

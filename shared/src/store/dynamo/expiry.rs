@@ -1,9 +1,10 @@
 //! The sparse `withdrawn-by-time` index: only withdrawn profiles carry its keys, so the daily
 //! job reads exactly the due members, never the whole table.
 
-use super::members::{PROFILE, withdrawn_partition, withdrawn_sort_key};
+use super::members::{EMAIL_SK, PROFILE, email_pk, withdrawn_partition, withdrawn_sort_key};
 use super::tx::Expr;
 use super::{Attrs, DynamoStore, TxItems, attr_str, key, member_pk, s, sdk_error, table};
+use crate::domain::member::PERSONAL_ATTRIBUTES;
 use crate::domain::{DomainEvent, EntityKind, MemberStatus};
 use crate::error::{Error, Result};
 use crate::store::{DuePage, DueWithdrawal, WithdrawalExpiryStore, cursor, withdrawn_shard};
@@ -105,26 +106,67 @@ impl WithdrawalExpiryStore for DynamoStore {
         at: DateTime<Utc>,
         event: &DomainEvent,
     ) -> Result<bool> {
+        // The email guard to release: the profile names the email, the guard must name this
+        // member (both read consistently; the profile's condition below pins the state read).
+        let Some(profile) = self.raw_item(&member_pk(member_id), PROFILE).await? else {
+            return Ok(false);
+        };
+        let guard = match attr_str(&profile, "email") {
+            Some(email) if !email.is_empty() => {
+                let guard_key = key(email_pk(email), EMAIL_SK);
+                let owned = self
+                    .raw_item(&email_pk(email), EMAIL_SK)
+                    .await?
+                    .is_some_and(|g| attr_str(&g, "memberId") == Some(member_id));
+                owned.then_some(guard_key)
+            }
+            _ => None,
+        };
         let mut tx = TxItems::new(self);
         // The index key pins the withdrawal (to the millisecond): a member restored and
-        // withdrawn again since the page was read is not ended early.
+        // withdrawn again since the page was read is not ended early. Every personal attribute
+        // goes in the same write.
+        let mut names = Expr::new()
+            .name("#status", "status")
+            .name("#wpk", table::WITHDRAWN_PK)
+            .name("#wsk", table::WITHDRAWN_SK)
+            .value(":end", s(MemberStatus::End.as_str()))
+            .value(":withdrawn", s(MemberStatus::Withdrawn.as_str()))
+            .value(":wsk", s(withdrawn_sort_key(withdrawn_at, member_id)));
+        let mut removed = vec!["#wpk".to_owned(), "#wsk".to_owned()];
+        for (i, attribute) in PERSONAL_ATTRIBUTES.iter().enumerate() {
+            let placeholder = format!("#p{i}");
+            names = names.name(&placeholder, attribute);
+            removed.push(placeholder);
+        }
         tx.update(
             key(member_pk(member_id), PROFILE),
-            "SET #status = :end REMOVE #wpk, #wsk",
+            &format!("SET #status = :end REMOVE {}", removed.join(", ")),
             Some("#status = :withdrawn AND #wsk = :wsk"),
-            Expr::new()
-                .name("#status", "status")
-                .name("#wpk", table::WITHDRAWN_PK)
-                .name("#wsk", table::WITHDRAWN_SK)
-                .value(":end", s(MemberStatus::End.as_str()))
-                .value(":withdrawn", s(MemberStatus::Withdrawn.as_str()))
-                .value(":wsk", s(withdrawn_sort_key(withdrawn_at, member_id))),
+            names,
         )?;
+        if let Some(guard_key) = guard {
+            tx.delete(
+                guard_key,
+                Some("#memberId = :memberId"),
+                Expr::new()
+                    .name("#memberId", "memberId")
+                    .value(":memberId", s(member_id)),
+            )?;
+        }
         tx.history(EntityKind::Member, member_id, "END", at)?;
         tx.outbox(std::slice::from_ref(event))?;
         match tx.commit().await? {
             Ok(()) => Ok(true),
             Err(reasons) if reasons.first().is_some_and(|r| r.failed) => Ok(false),
+            Err(reasons) if reasons.get(1).is_some_and(|r| r.failed) => {
+                // The guard changed hands between the read and the write: left for the next run.
+                tracing::warn!(
+                    member_id,
+                    "email guard changed while ending a member; retried next run"
+                );
+                Ok(false)
+            }
             Err(_) => Err(Error::Internal("ending a member was cancelled".into())),
         }
     }

@@ -12,7 +12,9 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
 pub(crate) const PROFILE: &str = "PROFILE";
 
-fn email_pk(email: &str) -> String {
+pub(crate) const EMAIL_SK: &str = "EMAIL";
+
+pub(crate) fn email_pk(email: &str) -> String {
     format!("EMAIL#{email}")
 }
 
@@ -56,7 +58,7 @@ fn is_missing(old: &Option<Attrs>) -> bool {
 impl MemberStore for DynamoStore {
     async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()> {
         let mut tx = TxItems::new(self);
-        let mut guard = key(email_pk(&member.email), "EMAIL");
+        let mut guard = key(email_pk(&member.email), EMAIL_SK);
         guard.insert("memberId".into(), s(&member.member_id));
         let guard_index = tx.put_new(guard)?;
         let profile_index = tx.put_new(profile_item(member)?)?;
@@ -87,7 +89,7 @@ impl MemberStore for DynamoStore {
     }
 
     async fn find_member_by_email(&self, email: &str) -> Result<Option<Member>> {
-        let Some(guard) = self.raw_item(&email_pk(email), "EMAIL").await? else {
+        let Some(guard) = self.raw_item(&email_pk(email), EMAIL_SK).await? else {
             return Ok(None);
         };
         match attr_str(&guard, "memberId") {
