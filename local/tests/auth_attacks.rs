@@ -536,6 +536,8 @@ async fn login_takes_about_as_long_for_an_unknown_email_as_for_a_wrong_password(
     let mut config = cafe::testing::test_config();
     config.argon2.memory_kib = 4 * 1024;
     config.argon2.iterations = 2;
+    // 15 wrong passwords for one email: above the throttle's default, which is tested below.
+    config.login_throttle.per_email = 100;
     let t = cafe_local::testing::TestApp::with_config(config).await;
     let member = t.sign_up().await;
     let send = |email: String, password: &'static str| {
@@ -571,4 +573,147 @@ async fn login_takes_about_as_long_for_an_unknown_email_as_for_a_wrong_password(
         invalid * 3 < unknown && invalid * 3 < wrong,
         "password work does not show: invalid {invalid:?}, unknown {unknown:?}, wrong {wrong:?}"
     );
+}
+
+/// A log-in from `ip` (what API Gateway puts in `requestContext.http.sourceIp`).
+async fn login_from(
+    t: &cafe_local::testing::TestApp,
+    email: &str,
+    password: &str,
+    ip: &str,
+) -> (u16, Value, Option<String>) {
+    let mut req = cafe_local::testing::request("POST", "/auth/login")
+        .json(&json!({"email": email, "password": password}))
+        .build();
+    let mut context =
+        lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+    context.http.source_ip = Some(ip.to_owned());
+    req = lambda_http::RequestExt::with_request_context(
+        req,
+        lambda_http::request::RequestContext::ApiGatewayV2(context),
+    );
+    let response = cafe_local::dispatch("auth-login", req, &t.app).await;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let status = response.status().as_u16();
+    (status, cafe_local::testing::json_of(&response), retry_after)
+}
+
+#[tokio::test]
+async fn the_eleventh_failed_login_in_a_minute_is_429_for_that_email_only() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let target = t.sign_up().await;
+    let bystander = t.sign_up().await;
+    // Ten wrong passwords, each from another address: the email's own limit.
+    for i in 0..10 {
+        let (status, body, _) = login_from(
+            &t,
+            &target.email,
+            "wrong password",
+            &format!("198.51.100.{i}"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("401ME000")),
+            "{body}"
+        );
+    }
+    t.clock.advance(chrono::Duration::seconds(20));
+    // The 11th, even with the right password: refused before any password check.
+    let (status, body, retry_after) = login_from(
+        &t,
+        &target.email,
+        cafe_local::testing::PASSWORD,
+        "198.51.100.99",
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["error"]["code"], "429CO000");
+    assert!(body["error"]["detailMessage"].is_string());
+    assert_eq!(
+        retry_after.as_deref(),
+        Some("40"),
+        "the first failure leaves the window in 40 s"
+    );
+    // In any case of the email.
+    let (status, _, _) = login_from(&t, &target.email.to_uppercase(), "x", "198.51.100.98").await;
+    assert_eq!(status, 429);
+    // Another email from the same addresses is not affected.
+    let (status, body, _) = login_from(
+        &t,
+        &bystander.email,
+        cafe_local::testing::PASSWORD,
+        "198.51.100.1",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // A minute after the first failures, the right password works again.
+    t.clock.advance(chrono::Duration::seconds(41));
+    let (status, body, _) = login_from(
+        &t,
+        &target.email,
+        cafe_local::testing::PASSWORD,
+        "198.51.100.99",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_throttled_known_email_and_unknown_email_get_the_same_answer() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let known = t.sign_up().await;
+    let unknown = "nobody-at-all@cafe.example";
+    let mut answers = Vec::new();
+    for email in [known.email.as_str(), unknown] {
+        for _ in 0..10 {
+            let (status, _, _) = login_from(&t, email, "wrong password", "192.0.2.10").await;
+            assert_eq!(status, 401);
+        }
+        let (status, body, retry_after) =
+            login_from(&t, email, "wrong password", "192.0.2.11").await;
+        answers.push((status, body, retry_after));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, 429);
+}
+
+#[tokio::test]
+async fn many_emails_from_one_address_are_throttled_per_address() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let member = t.sign_up().await;
+    // Credential stuffing: one try per email from one address; the address allows 50.
+    for i in 0..50 {
+        let (status, _, _) = login_from(
+            &t,
+            &format!("victim{i}@cafe.example"),
+            "guess",
+            "203.0.113.50",
+        )
+        .await;
+        assert_eq!(status, 401, "attempt {i}");
+    }
+    let (status, _, retry_after) = login_from(
+        &t,
+        &member.email,
+        cafe_local::testing::PASSWORD,
+        "203.0.113.50",
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some());
+    // The member, from their own address, logs in.
+    let (status, _, _) = login_from(
+        &t,
+        &member.email,
+        cafe_local::testing::PASSWORD,
+        "203.0.113.51",
+    )
+    .await;
+    assert_eq!(status, 200);
 }

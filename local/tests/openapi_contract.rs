@@ -249,6 +249,7 @@ fn codes_from_the_error_enum() -> BTreeSet<String> {
         Error::NotFound("x"),
         Error::NoRoute,
         Error::RequestTimeout,
+        Error::TooManyRequests(1),
         Error::PayloadTooLarge,
         Error::Internal("x".into()),
         Error::Unavailable("x"),

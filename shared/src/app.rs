@@ -15,6 +15,7 @@ use crate::lock::redis::RedisLock;
 use crate::lock::{LocalLock, Lock};
 use crate::store::dynamo::DynamoStore;
 use crate::store::{MemoryStore, Store};
+use crate::throttle::{LocalThrottle, LoginThrottle, RedisThrottle};
 use lambda_http::Request;
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn Store>,
     pub lock: Arc<dyn Lock>,
+    /// Failed log-ins per email and source address: Redis on AWS, this process in memory.
+    pub login_throttle: Arc<dyn LoginThrottle>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub tokens: AccessTokens,
     pub passwords: PasswordHasher,
@@ -70,7 +73,9 @@ impl App {
             config.dependency_timeout,
         )?);
         let gateway = gateway_of(&config)?;
+        let login_throttle = Arc::new(RedisThrottle::new(&url, config.dependency_timeout)?);
         Ok(Self {
+            login_throttle,
             tokens,
             passwords: PasswordHasher::new(config.argon2)?,
             clock: Arc::new(SystemClock),
@@ -104,6 +109,7 @@ impl App {
         gateway: Arc<dyn PaymentGateway>,
     ) -> Result<Self> {
         Ok(Self {
+            login_throttle: Arc::new(LocalThrottle::default()),
             tokens: access_tokens(&config, None)?,
             passwords: PasswordHasher::new(config.argon2)?,
             clock,
@@ -129,6 +135,7 @@ impl App {
             None => parts.gateway,
         };
         Ok(Self {
+            login_throttle: Arc::new(LocalThrottle::default()),
             tokens: access_tokens(&config, None)?,
             passwords: PasswordHasher::new(config.argon2)?,
             clock,

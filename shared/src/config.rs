@@ -135,6 +135,27 @@ impl Default for LockConfig {
     }
 }
 
+/// Failed log-ins allowed per window (docs/login-throttle.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginThrottleConfig {
+    /// `LOGIN_LIMIT_PER_EMAIL`: attempts per email.
+    pub per_email: u32,
+    /// `LOGIN_LIMIT_PER_SOURCE`: attempts per source address (a shared NAT is many people).
+    pub per_source: u32,
+    /// `LOGIN_WINDOW_SECONDS`: the sliding window.
+    pub window: Duration,
+}
+
+impl Default for LoginThrottleConfig {
+    fn default() -> Self {
+        Self {
+            per_email: 10,
+            per_source: 50,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub backend: Backend,
@@ -163,6 +184,7 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub event_bus_name: String,
     pub lock: LockConfig,
+    pub login_throttle: LoginThrottleConfig,
     /// `LOCK_SCOPE`: `order` (default) or `order-and-items`.
     pub lock_scope: LockScope,
     pub gateway: GatewayConfig,
@@ -199,6 +221,7 @@ impl Default for Config {
             redis_url: None,
             event_bus_name: "cafe".into(),
             lock: LockConfig::default(),
+            login_throttle: LoginThrottleConfig::default(),
             lock_scope: LockScope::Order,
             gateway: GatewayConfig::default(),
             payment_gateway_url: None,
@@ -347,6 +370,16 @@ impl Config {
         if let Some(v) = vars.parse::<u64>("LOCK_WAIT_MS")? {
             lock.max_wait = Duration::from_millis(v);
         }
+        let mut login_throttle = defaults.login_throttle;
+        if let Some(v) = vars.parse::<u32>("LOGIN_LIMIT_PER_EMAIL")? {
+            login_throttle.per_email = v;
+        }
+        if let Some(v) = vars.parse::<u32>("LOGIN_LIMIT_PER_SOURCE")? {
+            login_throttle.per_source = v;
+        }
+        if let Some(v) = vars.parse::<u64>("LOGIN_WINDOW_SECONDS")? {
+            login_throttle.window = Duration::from_secs(v.max(1));
+        }
         Ok(Self {
             backend,
             production,
@@ -381,6 +414,7 @@ impl Config {
                 .get("EVENT_BUS_NAME")
                 .unwrap_or(defaults.event_bus_name),
             lock,
+            login_throttle,
             lock_scope: match vars.get("LOCK_SCOPE").as_deref() {
                 None | Some("order") => LockScope::Order,
                 Some("order-and-items") => LockScope::OrderAndItems,

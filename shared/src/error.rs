@@ -31,6 +31,10 @@ pub enum Error {
     /// API Gateway has its own limits in front of the functions).
     #[error("request timeout")]
     RequestTimeout,
+    /// 429CO000 with `Retry-After`: too many failed log-ins for this email or from this address
+    /// in the window. Holds the seconds until a slot frees.
+    #[error("too many requests")]
+    TooManyRequests(u32),
     /// 413CO000: body larger than 64 KiB.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -121,6 +125,12 @@ impl Error {
                     "405CO000",
                     "This method is not allowed on this path.".into(),
                     None,
+                ),
+                Error::TooManyRequests(seconds) => (
+                    429,
+                    "429CO000",
+                    "Too many failed log-ins; try again after Retry-After seconds.".into(),
+                    Some((*seconds).max(1)),
                 ),
                 Error::RequestTimeout => (
                     408,

@@ -25,6 +25,7 @@ pub mod services;
 pub mod store;
 pub mod telemetry;
 pub mod testing;
+pub mod throttle;
 
 pub use app::App;
 pub use error::{Error, Result};

@@ -2,7 +2,8 @@
 
 use cafe::services::members;
 use cafe::{App, Error, Result, http};
-use lambda_http::{Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -26,6 +27,15 @@ impl http::Validate for LoginRequest {
 /// This function signs tokens.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
+/// The caller's address as API Gateway saw it (`requestContext.http.sourceIp`; the local server
+/// puts the peer address there). Never `X-Forwarded-For`, which the caller writes.
+fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
 #[tracing::instrument(name = "auth-login", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
     http::respond(log_in(&req, app).await)
@@ -33,6 +43,6 @@ pub async fn handle(req: Request, app: &App) -> Response<Body> {
 
 async fn log_in(req: &Request, app: &App) -> Result<Response<Body>> {
     let body: LoginRequest = http::parse_body(req)?;
-    let pair = members::log_in(app, &body.email, &body.password).await?;
+    let pair = members::log_in(app, &body.email, &body.password, source_ip(req).as_deref()).await?;
     Ok(http::success(200, &pair))
 }

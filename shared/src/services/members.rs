@@ -9,6 +9,7 @@ use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
 use crate::error::{Error, Result};
 use crate::services::{HistoryRow, history_rows};
 use crate::store::{RefreshTokenRecord, RotationMark};
+use crate::throttle::login_keys;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -98,13 +99,28 @@ pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
 
 /// Checks credentials and starts a new refresh-token family. Unknown email, wrong password and
 /// an `END` member all answer 401ME000 after one password verification, so neither the answer
-/// nor its timing tells which.
-pub async fn log_in(app: &App, email: &str, password: &str) -> Result<TokenPair> {
+/// nor its timing tells which. Before any of that, the attempt is reserved on the login throttle
+/// (per email and per `source_ip`): over the limit → 429CO000 with `Retry-After`, the same for
+/// known and unknown emails, and no hash computed. A successful log-in gives its attempt back.
+pub async fn log_in(
+    app: &App,
+    email: &str,
+    password: &str,
+    source_ip: Option<&str>,
+) -> Result<TokenPair> {
     let now = app.clock.now();
-    let found = app
-        .store
-        .find_member_by_email(&normalize_email(email))
-        .await?;
+    let email = normalize_email(email);
+    let keys = login_keys(&app.config.login_throttle, &email, source_ip);
+    let reservation = app
+        .login_throttle
+        .reserve(&keys, app.config.login_throttle.window, now)
+        .await
+        .inspect_err(|e| {
+            if matches!(e, Error::TooManyRequests(_)) {
+                tracing::warn!("log-in throttled");
+            }
+        })?;
+    let found = app.store.find_member_by_email(&email).await?;
     let member = match found {
         Some(member) => {
             let matches = app.passwords.verify(password, &member.password_hash);
@@ -118,7 +134,9 @@ pub async fn log_in(app: &App, email: &str, password: &str) -> Result<TokenPair>
             return Err(Error::BadCredentials);
         }
     };
-    start_session(app, &member.member_id, now).await
+    let pair = start_session(app, &member.member_id, now).await?;
+    app.login_throttle.release(&reservation).await;
+    Ok(pair)
 }
 
 /// Rotates a refresh token into a new pair. Malformed, unknown, expired or revoked → 401CO000;
