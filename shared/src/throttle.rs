@@ -16,11 +16,12 @@
 
 use crate::config::LoginThrottleConfig;
 use crate::error::{Error, Result};
+use crate::lock::redis::{bounded, shared_connection};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -64,6 +65,16 @@ pub struct Reservation {
     pub attempt: String,
     /// Reserved on the in-process fallback, not on Redis.
     pub local: bool,
+}
+
+impl Reservation {
+    fn of(keys: &[ThrottleKey], attempt: String, local: bool) -> Self {
+        Self {
+            keys: keys.iter().map(|k| k.key.clone()).collect(),
+            attempt,
+            local,
+        }
+    }
 }
 
 #[async_trait]
@@ -148,11 +159,7 @@ impl LoginThrottle for LocalThrottle {
                 .or_default()
                 .push_back((now_ms, attempt.clone()));
         }
-        Ok(Reservation {
-            keys: keys.iter().map(|k| k.key.clone()).collect(),
-            attempt,
-            local: true,
-        })
+        Ok(Reservation::of(keys, attempt, true))
     }
 
     async fn release(&self, reservation: &Reservation) {
@@ -223,21 +230,7 @@ impl RedisThrottle {
     }
 
     async fn connection(&self) -> Result<ConnectionManager> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1);
-                bounded(
-                    self.timeout,
-                    ConnectionManager::new_with_config(self.client.clone(), config),
-                )
-                .await
-            })
-            .await?;
-        Ok(manager.clone())
+        shared_connection(&self.connection, &self.client, self.timeout).await
     }
 
     async fn reserve_on_redis(
@@ -263,16 +256,6 @@ impl RedisThrottle {
     }
 }
 
-async fn bounded<T>(
-    timeout: Duration,
-    call: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(_)) | Err(_) => Err(Error::Unavailable("redis")),
-    }
-}
-
 #[async_trait]
 impl LoginThrottle for RedisThrottle {
     async fn reserve(
@@ -283,11 +266,7 @@ impl LoginThrottle for RedisThrottle {
     ) -> Result<Reservation> {
         let attempt = crate::ids::new_id(now);
         match self.reserve_on_redis(keys, window, now, &attempt).await {
-            Ok(0) => Ok(Reservation {
-                keys: keys.iter().map(|k| k.key.clone()).collect(),
-                attempt,
-                local: false,
-            }),
+            Ok(0) => Ok(Reservation::of(keys, attempt, false)),
             Ok(wait_ms) => Err(Error::TooManyRequests(wait_seconds(wait_ms))),
             Err(_) => {
                 // Never a 503 for a log-in only because its throttle is down: this instance's own

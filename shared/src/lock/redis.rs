@@ -74,24 +74,7 @@ impl RedisLock {
     /// The shared connection, opened on first use. A failed first connect leaves the cell empty,
     /// so the next call tries again.
     async fn connection(&self) -> Result<ConnectionManager> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    // Reconnection is retried by the next request, not by piling up retries here.
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(20))
-                    .set_max_delay(Duration::from_millis(200));
-                bounded(
-                    self.timeout,
-                    ConnectionManager::new_with_config(self.client.clone(), config),
-                )
-                .await
-            })
-            .await?;
-        Ok(manager.clone())
+        shared_connection(&self.connection, &self.client, self.timeout).await
     }
 
     /// `SET key token NX PX ttl`: true if this holder now has the key.
@@ -159,7 +142,35 @@ impl RedisLock {
 }
 
 /// Runs a Redis call under `timeout`; unreachable, failing or too slow → 503CO000 (redis).
-async fn bounded<T>(
+/// The process's one connection to `client` in `cell`, opened on first use with every call bounded
+/// by `timeout`. A failed first connect leaves the cell empty, so the next call tries again. The
+/// connection manager re-establishes a dropped connection.
+pub(crate) async fn shared_connection(
+    cell: &OnceCell<ConnectionManager>,
+    client: &redis::Client,
+    timeout: Duration,
+) -> Result<ConnectionManager> {
+    let manager = cell
+        .get_or_try_init(|| async {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                // Reconnection is retried by the next request, not by piling up retries here.
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(20))
+                .set_max_delay(Duration::from_millis(200));
+            bounded(
+                timeout,
+                ConnectionManager::new_with_config(client.clone(), config),
+            )
+            .await
+        })
+        .await?;
+    Ok(manager.clone())
+}
+
+/// A Redis call bounded by `timeout`; a failure or a timeout is 503 (`redis`), logged.
+pub(crate) async fn bounded<T>(
     timeout: Duration,
     call: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T> {
