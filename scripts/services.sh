@@ -103,21 +103,40 @@ stop_services() {
 }
 trap stop_services EXIT
 
+MOTO_PID=""
+start_moto() {
+  MOTO_PORT=$(free_port)
+  # moto's transactions are not thread-safe: serve one request at a time, as DynamoDB serialises
+  # conflicting transactions (docs/dynamodb.md).
+  "$VENV/bin/python" "$ROOT/scripts/moto_serial.py" 127.0.0.1 "$MOTO_PORT" >>"$RUN_DIR/moto.log" 2>&1 &
+  MOTO_PID=$!
+  SERVICE_PIDS+=("$MOTO_PID")
+  wait_for_port "$MOTO_PORT" moto
+  export CAFE_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+}
+
+# A fresh, empty moto in place of the running one. moto copies every table it holds on each
+# TransactWriteItems (its rollback), so after the whole suite one transaction can take longer
+# than the functions' 3 s dependency timeout: a later step that compares answers starts clean.
+restart_moto() {
+  step "A fresh moto (the suites' tables make its transactions slow)"
+  if [ -n "$MOTO_PID" ]; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+  fi
+  start_moto
+  echo "dynamodb: $CAFE_TEST_DYNAMODB_ENDPOINT"
+}
+
 start_services() {
   step "Starting Redis and moto (DynamoDB-compatible) on free ports"
   REDIS_PORT=$(free_port)
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize yes --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log"
   wait_for_port "$REDIS_PORT" redis
-  MOTO_PORT=$(free_port)
-  # moto's transactions are not thread-safe: serve one request at a time, as DynamoDB serialises
-  # conflicting transactions (docs/dynamodb.md).
-  "$VENV/bin/python" "$ROOT/scripts/moto_serial.py" 127.0.0.1 "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
-  SERVICE_PIDS+=($!)
-  wait_for_port "$MOTO_PORT" moto
+  start_moto
   export CAFE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
   export CAFE_TEST_REDIS_PORT="$REDIS_PORT"
-  export CAFE_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
   echo "redis: $CAFE_TEST_REDIS_URL   dynamodb: $CAFE_TEST_DYNAMODB_ENDPOINT"

@@ -55,6 +55,7 @@ if [ -z "${SKIP_LAMBDA_BUILD:-}" ]; then
   done
   echo "$(ls .aws-sam/build/*Function/bootstrap | wc -l) arm64 bootstraps in .aws-sam/build"
 
+  restart_moto
   step "Every function's release binary under cargo-lambda's Lambda emulator"
   scripts/emulator.sh
 fi
