@@ -126,6 +126,7 @@ pub fn new_member(password_hash: &str, at: chrono::DateTime<chrono::Utc>) -> Mem
         birth: chrono::NaiveDate::from_ymd_opt(1995, 4, 12),
         password_hash: password_hash.to_owned(),
         status: MemberStatus::Service,
+        role: Default::default(),
         withdrawn_at: None,
         created_at: at,
     }
@@ -154,7 +155,10 @@ pub async fn raw_payer(app: &App, store: &DynamoStore) -> Result<Payer, BoxError
         .set_item(Some(profile_item(&member)?))
         .send()
         .await?;
-    let access = app.tokens.issue(&member.member_id, now).await?;
+    let access = app
+        .tokens
+        .issue(&member.member_id, cafe::domain::Role::Customer, now)
+        .await?;
     Ok(Payer { member, access })
 }
 
@@ -168,7 +172,10 @@ pub async fn payer(app: &App, password_hash: &str) -> Result<Payer, BoxError> {
         now,
     );
     app.store.create_member(&member, &event).await?;
-    let access = app.tokens.issue(&member.member_id, now).await?;
+    let access = app
+        .tokens
+        .issue(&member.member_id, cafe::domain::Role::Customer, now)
+        .await?;
     Ok(Payer { member, access })
 }
 
@@ -181,6 +188,8 @@ pub async fn item(app: &App, name: &str, stock: i64) -> Result<String, BoxError>
             name: name.to_owned(),
             price: 1_500,
             stock,
+            active: true,
+            version: 0,
         })
         .await?;
     Ok(item_id)

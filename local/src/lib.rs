@@ -35,6 +35,12 @@ async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<B
         "order-list" => order_list::handle(req, app).await,
         "order-cancel" => order_cancel::handle(req, app).await,
         "payment-create" => payment_create::handle(req, app).await,
+        "admin-member-role" => admin_member_role::handle(req, app).await,
+        "admin-item-create" => admin_item_create::handle(req, app).await,
+        "admin-item-update" => admin_item_update::handle(req, app).await,
+        "admin-item-stock" => admin_item_stock::handle(req, app).await,
+        "admin-order-list" => admin_order_list::handle(req, app).await,
+        "admin-order-status" => admin_order_status::handle(req, app).await,
         _ => http::failure(&Error::NoRoute),
     }
 }

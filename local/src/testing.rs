@@ -195,6 +195,38 @@ pub async fn sign_up(app: &App) -> SignedUp {
     }
 }
 
+/// A member of `role`: signed up, given the role as `cafe-admin` does (never through an
+/// endpoint), then logged in again so the access token carries it.
+pub async fn staff(app: &App, role: cafe::domain::Role) -> SignedUp {
+    let mut member = sign_up(app).await;
+    cafe::services::staff::grant_role_offline(
+        app.store.as_ref(),
+        &member.member_id,
+        role,
+        app.clock.now(),
+    )
+    .await
+    .expect("grant the role");
+    member.access = log_in(app, &member.email).await;
+    member
+}
+
+/// Logs in with [`PASSWORD`] and returns the access token.
+pub async fn log_in(app: &App, email: &str) -> String {
+    let (status, body) = call(
+        app,
+        request("POST", "/auth/login")
+            .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+            .build(),
+    )
+    .await;
+    assert_eq!(status, 200, "log-in failed: {body}");
+    body["result"]["accessToken"]
+        .as_str()
+        .expect("accessToken")
+        .to_owned()
+}
+
 /// Asserts the contract's failure envelope with `code`, and that the status matches the code.
 pub fn assert_failure(status: u16, body: &Value, code: &str) {
     assert_eq!(body["status"], "fail", "{body}");

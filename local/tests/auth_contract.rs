@@ -261,7 +261,11 @@ async fn member_endpoints_refuse_missing_tampered_unsigned_and_expired_tokens() 
         "cafe-api",
         Duration::minutes(30),
     )
-    .issue(&victim.member_id, t.clock.now())
+    .issue(
+        &victim.member_id,
+        cafe::domain::Role::Customer,
+        t.clock.now(),
+    )
     .await
     .expect("token");
     for (method, path) in member_paths(&victim.member_id) {
@@ -308,7 +312,7 @@ async fn an_ended_members_tokens_and_password_are_refused() {
     let access = t
         .app
         .tokens
-        .issue(&me.member_id, t.clock.now())
+        .issue(&me.member_id, cafe::domain::Role::Customer, t.clock.now())
         .await
         .expect("token");
     for (method, path) in member_paths(&me.member_id) {

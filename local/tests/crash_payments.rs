@@ -77,6 +77,8 @@ async fn world() -> World {
         name: name.into(),
         price,
         stock: STOCK,
+        active: true,
+        version: 0,
     };
     let (latte, tea) = (item("Latte", 4_500), item("Tea", 3_000));
     for item in [&latte, &tea] {

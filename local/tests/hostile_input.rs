@@ -76,6 +76,39 @@ fn body_endpoints(w: &World) -> Vec<BodyEndpoint> {
             base: raw("POST", "/payment").bearer(&w.a.access),
             valid: json!({"orderId": w.a_pending, "payments": [{"amount": 1500, "type": "CARD"}]}),
         },
+        BodyEndpoint {
+            label: "role",
+            base: raw("PUT", "/admin/members/{memberId}/role")
+                .param("memberId", &w.b.member_id)
+                .bearer(&w.admin.access),
+            valid: json!({"role": "STAFF"}),
+        },
+        BodyEndpoint {
+            label: "item-create",
+            base: raw("POST", "/admin/items").bearer(&w.staff.access),
+            valid: json!({"name": "Latte", "price": 4500, "stock": 30}),
+        },
+        BodyEndpoint {
+            label: "item-update",
+            base: raw("PATCH", "/admin/items/{itemId}")
+                .param("itemId", COLA)
+                .bearer(&w.staff.access),
+            valid: json!({"version": 0, "price": 1800}),
+        },
+        BodyEndpoint {
+            label: "item-stock",
+            base: raw("POST", "/admin/items/{itemId}/stock")
+                .param("itemId", COLA)
+                .bearer(&w.staff.access),
+            valid: json!({"mode": "ADD", "quantity": 5, "reason": "delivery", "version": 0}),
+        },
+        BodyEndpoint {
+            label: "order-status",
+            base: raw("PUT", "/admin/orders/{orderId}/status")
+                .param("orderId", &w.a_paid)
+                .bearer(&w.staff.access),
+            valid: json!({"status": "PREPARING"}),
+        },
     ]
 }
 
@@ -265,6 +298,18 @@ fn generic_cases(e: &BodyEndpoint, out: &mut Vec<Case>) {
     }
 }
 
+/// `token` with its payload's role claim set to `ADMIN` and the signature left as it was.
+fn raise_role(token: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("payload")).expect("json");
+    claims["role"] = json!("ADMIN");
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{}.{payload}.{}", parts[0], parts[2])
+}
+
 fn with(valid: &Value, pointer: &str, value: Value) -> Value {
     let mut body = valid.clone();
     *body
@@ -276,9 +321,120 @@ fn with(valid: &Value, pointer: &str, value: Value) -> Value {
 /// Values that are the right JSON type but out of range or wrong by the contract's rules.
 fn semantic_cases(w: &World, out: &mut Vec<Case>) {
     let endpoints = body_endpoints(w);
-    let [signup, login, refresh, order, payment] = endpoints.as_slice() else {
+    let [signup, login, refresh, order, payment, staff_endpoints @ ..] = endpoints.as_slice()
+    else {
         unreachable!()
     };
+    // Every staff endpoint: a customer's token, a staff token on the admin endpoint, a token whose
+    // role claim was raised by hand (the signature no longer matches), and a staff member's valid
+    // token after they withdrew.
+    let forged = raise_role(&w.a.access);
+    for e in staff_endpoints {
+        let as_customer = Raw {
+            headers: Vec::new(),
+            ..e.base.clone()
+        };
+        out.push(case(
+            format!("{}: a customer's token", e.label),
+            as_customer.clone().bearer(&w.a.access).json(&e.valid),
+            &["403CO000"],
+        ));
+        out.push(case(
+            format!("{}: a forged role claim", e.label),
+            as_customer.clone().bearer(&forged).json(&e.valid),
+            &["401CO000"],
+        ));
+        out.push(case(
+            format!("{}: no token", e.label),
+            as_customer.json(&e.valid),
+            &["401CO000"],
+        ));
+    }
+    let role = &staff_endpoints[0];
+    out.push(case(
+        "role: a staff member's token on the admin endpoint",
+        Raw {
+            headers: Vec::new(),
+            ..role.base.clone()
+        }
+        .bearer(&w.staff.access)
+        .json(&role.valid),
+        &["403CO000"],
+    ));
+    out.push(case(
+        "item-create: a price below zero",
+        staff_endpoints[1]
+            .base
+            .clone()
+            .json(&with(&staff_endpoints[1].valid, "/price", json!(-1))),
+        &[BAD],
+    ));
+    out.push(case(
+        "item-update: nothing to change",
+        staff_endpoints[2].base.clone().json(&json!({"version": 0})),
+        &[BAD],
+    ));
+    out.push(case(
+        "item-update: a stale version",
+        staff_endpoints[2].base.clone().json(&with(
+            &staff_endpoints[2].valid,
+            "/version",
+            json!(7),
+        )),
+        &["409IT000"],
+    ));
+    out.push(case(
+        "item-stock: no reason",
+        staff_endpoints[3].base.clone().json(&with(
+            &staff_endpoints[3].valid,
+            "/reason",
+            json!(" "),
+        )),
+        &[BAD],
+    ));
+    out.push(case(
+        "item-stock: below zero",
+        staff_endpoints[3].base.clone().json(&json!(
+            {"mode": "ADD", "quantity": -1000, "reason": "breakage", "version": 0})),
+        &["400OR000"],
+    ));
+    out.push(case(
+        "order-status: a jump past PREPARING",
+        staff_endpoints[4]
+            .base
+            .clone()
+            .json(&json!({"status": "PICKED_UP"})),
+        &["400OR001"],
+    ));
+    out.push(case(
+        "order-status: back to COMPLETED",
+        staff_endpoints[4]
+            .base
+            .clone()
+            .json(&json!({"status": "COMPLETED"})),
+        &[BAD],
+    ));
+    out.push(case(
+        "order-status: a pending order",
+        raw("PUT", "/admin/orders/{orderId}/status")
+            .param("orderId", &w.a_pending)
+            .bearer(&w.staff.access)
+            .json(&json!({"status": "PREPARING"})),
+        &["400OR001"],
+    ));
+    out.push(case(
+        "admin-orders: an unknown status",
+        raw("GET", "/admin/orders")
+            .query("status", "CANCELLED")
+            .bearer(&w.staff.access),
+        &[BAD],
+    ));
+    out.push(case(
+        "admin-orders: a customer",
+        raw("GET", "/admin/orders").bearer(&w.a.access),
+        &["403CO000"],
+    ));
+
     let mut add = |e: &BodyEndpoint, name: &str, body: Value, expect: &[&'static str]| {
         out.push(case(
             format!("{}: {name}", e.label),

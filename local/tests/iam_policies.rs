@@ -16,7 +16,7 @@ mod template;
 use cafe::App;
 use cafe::aws::{Aws, AwsResource, CallRecorder};
 use cafe::config::{Config, TokenKey};
-use cafe::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
+use cafe::domain::{DomainEvent, EventType, Gender, Member, MemberStatus, Role};
 use cafe::gateway::MockGateway;
 use cafe::routes::{RouteMatch, match_route};
 use cafe::store::MemberStore;
@@ -228,6 +228,21 @@ impl Cafe {
         )
     }
 
+    async fn log_in(&self, email: &str) -> String {
+        let body = self
+            .expect(
+                request("POST", "/auth/login")
+                    .json(&json!({"email": email, "password": PASSWORD}))
+                    .build(),
+                200,
+            )
+            .await;
+        body["result"]["accessToken"]
+            .as_str()
+            .expect("accessToken")
+            .to_owned()
+    }
+
     async fn order(&self, access: &str, item: &str) -> String {
         let body = self
             .expect(
@@ -432,6 +447,73 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         "{summary:?}"
     );
 
+    // The staff side: an admin made as `cafe-admin` makes one (straight to the table), who
+    // promotes a member to STAFF; the staff member edits the catalogue and fulfils an order.
+    let (admin, _, _, admin_email) = cafe.sign_up().await;
+    cafe::services::staff::grant_role_offline(fixtures, &admin, Role::Admin, Utc::now())
+        .await
+        .expect("first admin");
+    let admin_access = cafe.log_in(&admin_email).await;
+    let (clerk, _, _, clerk_email) = cafe.sign_up().await;
+    cafe.expect(
+        request("PUT", &format!("/admin/members/{clerk}/role"))
+            .bearer(&admin_access)
+            .json(&json!({"role": "STAFF"}))
+            .build(),
+        200,
+    )
+    .await;
+    let clerk_access = cafe.log_in(&clerk_email).await;
+    let created = cafe
+        .expect(
+            request("POST", "/admin/items")
+                .bearer(&clerk_access)
+                .json(&json!({"name": "Latte", "price": 4_500, "stock": 30}))
+                .build(),
+            201,
+        )
+        .await;
+    let latte = created["result"]["itemId"].as_str().expect("itemId");
+    cafe.expect(
+        request("PATCH", &format!("/admin/items/{latte}"))
+            .bearer(&clerk_access)
+            .json(&json!({"version": 0, "price": 4_800}))
+            .build(),
+        200,
+    )
+    .await;
+    cafe.expect(
+        request("POST", &format!("/admin/items/{latte}/stock"))
+            .bearer(&clerk_access)
+            .json(&json!({"mode": "ADD", "quantity": 10, "reason": "delivery", "version": 1}))
+            .build(),
+        200,
+    )
+    .await;
+    let queue = cafe
+        .expect(
+            request("GET", "/admin/orders")
+                .query("status", "COMPLETED")
+                .bearer(&clerk_access)
+                .build(),
+            200,
+        )
+        .await;
+    assert!(
+        queue["result"]["orders"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["orderId"] == paid_with_key.as_str())),
+        "{queue}"
+    );
+    cafe.expect(
+        request("PUT", &format!("/admin/orders/{paid_with_key}/status"))
+            .bearer(&clerk_access)
+            .json(&json!({"status": "PREPARING"}))
+            .build(),
+        200,
+    )
+    .await;
+
     let (leaving, leaving_access, _, _) = cafe.sign_up().await;
     cafe.expect(
         request("DELETE", &format!("/member/{leaving}/withdraw"))
@@ -480,6 +562,7 @@ async fn withdrawn_long_ago(store: &DynamoStore) -> String {
         birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 6),
         password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
+        role: Default::default(),
         withdrawn_at: None,
         created_at: at - Duration::days(100),
     };

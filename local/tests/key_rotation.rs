@@ -81,7 +81,7 @@ async fn rotations_with_live_tokens_refuse_no_valid_token() {
     // Before the first `cafe-keys rotate`: 503, never a token signed by nothing.
     let early = instance(&secrets, TokenKey::Signs, FRESH);
     assert_eq!(
-        early.issue("m1", t0).await,
+        early.issue("m1", cafe::domain::Role::Customer, t0).await,
         Err(Error::Unavailable("secrets manager"))
     );
     let first = rotate_at(&secrets, t0).await;
@@ -97,7 +97,11 @@ async fn rotations_with_live_tokens_refuse_no_valid_token() {
         let stale_signer = instance(&secrets, TokenKey::Signs, STALE);
         let stale_verifier = instance(&secrets, TokenKey::Verifies, STALE);
         let before = stale_signer
-            .issue(&format!("before-{round}"), now)
+            .issue(
+                &format!("before-{round}"),
+                cafe::domain::Role::Customer,
+                now,
+            )
             .await
             .expect("signed");
         stale_verifier.verify(&before, now).await.expect("primed");
@@ -112,11 +116,17 @@ async fn rotations_with_live_tokens_refuse_no_valid_token() {
             ("signed before the rotation", before),
             (
                 "signed after it by a stale signer",
-                stale_signer.issue("stale", now).await.expect("signed"),
+                stale_signer
+                    .issue("stale", cafe::domain::Role::Customer, now)
+                    .await
+                    .expect("signed"),
             ),
             (
                 "signed after it by a fresh signer",
-                fresh_signer.issue("fresh", now).await.expect("signed"),
+                fresh_signer
+                    .issue("fresh", cafe::domain::Role::Customer, now)
+                    .await
+                    .expect("signed"),
             ),
         ];
         for (what, token) in &tokens {

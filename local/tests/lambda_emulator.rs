@@ -517,6 +517,12 @@ struct Twin {
     orders: Vec<(&'static str, String)>,
     /// The live refresh token of the owner's second family (the first is used up by the cases).
     refresh: String,
+    /// A `STAFF` and an `ADMIN` member (made as `cafe-admin` does), a customer the admin
+    /// promotes, and an item the staff member created.
+    staff: SignedUp,
+    admin: SignedUp,
+    promoted: SignedUp,
+    item: String,
 }
 
 impl Twin {
@@ -577,6 +583,7 @@ async fn make_twin(app: &App, index: usize, side: &'static str) -> Twin {
         ("pay-deadline", false),
         ("cancel-pending", false),
         ("cancel-paid", true),
+        ("fulfil", true),
     ] {
         let id = create_order(app, &owner).await;
         if paid {
@@ -599,7 +606,37 @@ async fn make_twin(app: &App, index: usize, side: &'static str) -> Twin {
         .expect("refreshToken")
         .to_owned();
     names.add(&refresh, "owner-refresh-2");
+    let staff = testing::staff(app, cafe::domain::Role::Staff).await;
+    let admin = testing::staff(app, cafe::domain::Role::Admin).await;
+    let promoted = testing::sign_up(app).await;
+    for (member, name) in [
+        (&staff, "staff"),
+        (&admin, "admin"),
+        (&promoted, "promoted"),
+    ] {
+        names.add(&member.member_id, name);
+        names.add(&member.email, &format!("{name}-email"));
+    }
+    let (status, created) = testing::call(
+        app,
+        testing::request("POST", "/admin/items")
+            .bearer(&staff.access)
+            .json(&json!({"name": format!("Latte {side}"), "price": 4_500, "stock": 30}))
+            .build(),
+    )
+    .await;
+    assert_eq!(status, 201, "fixture item: {created}");
+    let item = created["result"]["itemId"]
+        .as_str()
+        .expect("itemId")
+        .to_owned();
+    names.add(&item, "item");
+    names.add(&format!("Latte {side}"), "item-name");
     Twin {
+        staff,
+        admin,
+        promoted,
+        item,
         index,
         side,
         names,
@@ -1559,6 +1596,155 @@ async fn cancels(h: &mut Harness, twins: &[Twin; 2]) {
     .await;
 }
 
+async fn staff(h: &mut Harness, twins: &[Twin; 2]) {
+    let role = "admin-member-role";
+    let (sample, sam) = (h.sample(role), h.generated(role));
+    h.http(
+        role,
+        "sample: an admin grants STAFF 200",
+        200,
+        twins,
+        &sample,
+        |t| {
+            Call::new()
+                .param("memberId", &t.promoted.member_id)
+                .bearer(&t.admin.access)
+        },
+    )
+    .await;
+    h.http(
+        role,
+        "sam: a staff member is not an admin 403",
+        403,
+        twins,
+        &sam,
+        |t| {
+            Call::new()
+                .param("memberId", &t.promoted.member_id)
+                .bearer(&t.staff.access)
+                .body(json!({"role": "ADMIN"}))
+        },
+    )
+    .await;
+
+    let create = "admin-item-create";
+    let (sample, sam) = (h.sample(create), h.generated(create));
+    h.http(
+        create,
+        "sample: staff add an item 201",
+        201,
+        twins,
+        &sample,
+        |t| Call::new().bearer(&t.staff.access),
+    )
+    .await;
+    h.http(create, "sam: a customer 403", 403, twins, &sam, |t| {
+        Call::new()
+            .bearer(&t.owner.access)
+            .body(json!({"name": "Tea", "price": 3_000, "stock": 5}))
+    })
+    .await;
+
+    let update = "admin-item-update";
+    let (sample, sam) = (h.sample(update), h.generated(update));
+    h.http(
+        update,
+        "sample: a new price from version 0 200",
+        200,
+        twins,
+        &sample,
+        |t| Call::new().param("itemId", &t.item).bearer(&t.staff.access),
+    )
+    .await;
+    h.http(
+        update,
+        "sam: the same version again 409IT000",
+        409,
+        twins,
+        &sam,
+        |t| {
+            Call::new()
+                .param("itemId", &t.item)
+                .bearer(&t.staff.access)
+                .body(json!({"version": 0, "price": 1_900}))
+        },
+    )
+    .await;
+
+    let stock = "admin-item-stock";
+    let (sample, sam) = (h.sample(stock), h.generated(stock));
+    h.http(stock, "sample-shaped: a delivery from version 1 200", 200, twins, &sample, |t| {
+        Call::new()
+            .param("itemId", &t.item)
+            .bearer(&t.staff.access)
+            .body(json!({"mode": "ADD", "quantity": 20, "reason": "Morning delivery", "version": 1}))
+    })
+    .await;
+    h.http(stock, "sam: below zero 400OR000", 400, twins, &sam, |t| {
+        Call::new()
+            .param("itemId", &t.item)
+            .bearer(&t.staff.access)
+            .body(json!({"mode": "ADD", "quantity": -1_000, "reason": "breakage", "version": 2}))
+    })
+    .await;
+
+    let list = "admin-order-list";
+    let (sample, sam) = (h.sample(list), h.generated(list));
+    // The table is shared by both twins: the READY queue is empty for both until the end.
+    h.http(
+        list,
+        "sample-shaped: the READY queue 200",
+        200,
+        twins,
+        &sample,
+        |t| Call::new().query("status", "READY").bearer(&t.staff.access),
+    )
+    .await;
+    h.http(list, "sam: an unknown status 400", 400, twins, &sam, |t| {
+        Call::new()
+            .query("status", "CANCELLED")
+            .bearer(&t.staff.access)
+    })
+    .await;
+
+    let step = "admin-order-status";
+    let (sample, sam) = (h.sample(step), h.generated(step));
+    h.http(
+        step,
+        "sample: a paid order PREPARING 200",
+        200,
+        twins,
+        &sample,
+        |t| {
+            Call::new()
+                .param("orderId", t.order("fulfil"))
+                .bearer(&t.staff.access)
+        },
+    )
+    .await;
+    h.http(
+        step,
+        "sam: a jump to PICKED_UP 400OR001",
+        400,
+        twins,
+        &sam,
+        |t| {
+            Call::new()
+                .param("orderId", t.order("fulfil"))
+                .bearer(&t.staff.access)
+                .body(json!({"status": "PICKED_UP"}))
+        },
+    )
+    .await;
+    h.http(step, "sam: a customer 403", 403, twins, &sam, |t| {
+        Call::new()
+            .param("orderId", t.order("fulfil"))
+            .bearer(&t.owner.access)
+            .body(json!({"status": "READY"}))
+    })
+    .await;
+}
+
 async fn withdraw_and_restore(h: &mut Harness, twins: &[Twin; 2]) {
     for (function, verb) in [
         ("member-withdraw", "withdraw"),
@@ -1900,6 +2086,7 @@ async fn release_binaries_under_the_emulator_answer_like_the_handlers() {
     orders(&mut h, &twins).await;
     payments(&mut h, &twins).await;
     cancels(&mut h, &twins).await;
+    staff(&mut h, &twins).await;
     withdraw_and_restore(&mut h, &twins).await;
     expiry(&mut h, &twins).await;
     reconcile(&mut h, &twins).await;

@@ -7,7 +7,7 @@ use crate::aws::Aws;
 use crate::clock::{Clock, SystemClock};
 pub use crate::config::TokenKey;
 use crate::config::{Backend, Config, KeySetting};
-use crate::domain::{Member, MemberStatus};
+use crate::domain::{Member, MemberStatus, Role};
 use crate::error::{Error, Result};
 use crate::events::MemoryEventLog;
 use crate::gateway::{HttpGateway, MockGateway, PaymentGateway};
@@ -160,6 +160,28 @@ impl App {
         if member.status == MemberStatus::End {
             return Err(Error::Unauthorized);
         }
+        Ok(member)
+    }
+
+    /// The caller of a staff endpoint: a valid token (401CO000) whose role claim and whose
+    /// stored member both hold at least `required`, the member in `SERVICE` (403CO000
+    /// otherwise). The stored role is the authority: a role taken away, or a member withdrawn,
+    /// stops their tokens at once; a role granted needs a fresh token (log in or refresh).
+    pub async fn authenticate_staff(&self, req: &Request, required: Role) -> Result<Member> {
+        let token = crate::http::bearer_token(req)?;
+        let verified = self.tokens.verify_claims(token, self.clock.now()).await?;
+        let member = self
+            .store
+            .get_member(&verified.member_id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        if member.status == MemberStatus::End {
+            return Err(Error::Unauthorized);
+        }
+        if verified.role < required {
+            return Err(Error::Forbidden);
+        }
+        member.check_role(required)?;
         Ok(member)
     }
 }

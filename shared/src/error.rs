@@ -59,6 +59,12 @@ pub enum Error {
     /// 400OR000: not enough stock for a line. Holds the item id.
     #[error("not enough stock for item {0}")]
     OutOfStock(String),
+    /// 400OR002: an item that is not for sale (inactive). Holds the item id.
+    #[error("item {0} is not for sale")]
+    ItemUnavailable(String),
+    /// 409IT000: an item edit named a version another edit already replaced.
+    #[error("item changed since it was read")]
+    VersionConflict,
     /// 400OR001: the order's status does not allow this.
     #[error("order status does not allow this")]
     OrderStatusConflict,
@@ -174,6 +180,18 @@ impl Error {
                     400,
                     "400OR000",
                     format!("Not enough stock for item {item_id}."),
+                    None,
+                ),
+                Error::ItemUnavailable(item_id) => (
+                    400,
+                    "400OR002",
+                    format!("Item {item_id} is not for sale."),
+                    None,
+                ),
+                Error::VersionConflict => (
+                    409,
+                    "409IT000",
+                    "The item changed since it was read; read it again and retry.".into(),
                     None,
                 ),
                 Error::OrderStatusConflict => (

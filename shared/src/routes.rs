@@ -34,6 +34,16 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/order/{orderId}/cancel", "order-cancel"),
     route("POST", "/payment", "payment-create"),
     route("GET", "/.well-known/jwks.json", "jwks-get"),
+    route("PUT", "/admin/members/{memberId}/role", "admin-member-role"),
+    route("POST", "/admin/items", "admin-item-create"),
+    route("PATCH", "/admin/items/{itemId}", "admin-item-update"),
+    route("POST", "/admin/items/{itemId}/stock", "admin-item-stock"),
+    route("GET", "/admin/orders", "admin-order-list"),
+    route(
+        "PUT",
+        "/admin/orders/{orderId}/status",
+        "admin-order-status",
+    ),
 ];
 
 /// Functions that are not HTTP endpoints: the daily expiry job, the payment reconciler and the

@@ -41,6 +41,7 @@ fn member(at: DateTime<Utc>, n: usize) -> Member {
         birth: NaiveDate::from_ymd_opt(1990, 1, 1),
         password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
+        role: Default::default(),
         withdrawn_at: None,
         created_at: at,
     }

@@ -216,6 +216,7 @@ fn member(at: chrono::DateTime<chrono::Utc>) -> Member {
         birth: chrono::NaiveDate::from_ymd_opt(1991, 2, 3),
         password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
+        role: Default::default(),
         withdrawn_at: None,
         created_at: at,
     }

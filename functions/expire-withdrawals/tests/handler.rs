@@ -26,6 +26,7 @@ async fn withdrawn(app: &App, at: DateTime<Utc>) -> String {
         birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 6),
         password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
+        role: Default::default(),
         withdrawn_at: None,
         created_at: at - Duration::days(10),
     };

@@ -1,6 +1,6 @@
 //! `items-get`: `GET /items/{itemId}` → 200 `{itemId, name, price, stock}`, or 404CO000.
 
-use cafe::{App, Error, Result, http};
+use cafe::{App, Result, http};
 use lambda_http::{Body, Request, Response};
 
 /// This function checks no token, so it never reads the token key.
@@ -13,10 +13,6 @@ pub async fn handle(req: Request, app: &App) -> Response<Body> {
 
 async fn get_item(req: &Request, app: &App) -> Result<Response<Body>> {
     let item_id = http::path_param(req, "itemId")?;
-    let item = app
-        .store
-        .get_item(&item_id)
-        .await?
-        .ok_or(Error::NotFound("item"))?;
+    let item = cafe::services::staff::public_item(app, &item_id).await?;
     Ok(http::success(200, &item))
 }

@@ -13,6 +13,6 @@ pub async fn handle(_req: Request, app: &App) -> Response<Body> {
 }
 
 async fn list_items(app: &App) -> Result<Response<Body>> {
-    let items = app.store.list_items().await?;
+    let items = cafe::services::staff::public_items(app).await?;
     Ok(http::success(200, &json!({ "items": items })))
 }

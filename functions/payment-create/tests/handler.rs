@@ -28,6 +28,7 @@ async fn member(app: &App, withdrawn: bool) -> (Member, String) {
         birth: Some("1988-03-04".parse().expect("date")),
         password_hash: "x".into(),
         status: MemberStatus::Service,
+        role: Default::default(),
         withdrawn_at: None,
         created_at: now,
     };
@@ -55,7 +56,7 @@ async fn member(app: &App, withdrawn: bool) -> (Member, String) {
     }
     let token = app
         .tokens
-        .issue(&member.member_id, now)
+        .issue(&member.member_id, cafe::domain::Role::Customer, now)
         .await
         .expect("token");
     (member, token)

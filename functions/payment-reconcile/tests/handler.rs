@@ -50,6 +50,7 @@ async fn losing_answers(
         birth: chrono::NaiveDate::from_ymd_opt(1991, 2, 3),
         password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
+        role: Default::default(),
         withdrawn_at: None,
         created_at: now,
     };
@@ -68,6 +69,8 @@ async fn losing_answers(
         name: "Latte".into(),
         price: 4_500,
         stock: 5,
+        active: true,
+        version: 0,
     };
     app.store.put_item(&item).await.expect("item");
     let order = orders::create_order(

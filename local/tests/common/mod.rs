@@ -29,6 +29,9 @@ pub struct World {
     pub b_pending: String,
     /// Withdrawn (its token still verifies).
     pub w: SignedUp,
+    /// A `STAFF` member and an `ADMIN`, with tokens carrying their roles.
+    pub staff: SignedUp,
+    pub admin: SignedUp,
 }
 
 impl World {
@@ -60,7 +63,11 @@ impl World {
             .call(request("DELETE", &path).bearer(&w.access).build())
             .await;
         assert_eq!(status, 200, "fixture withdraw: {body}");
+        let staff = cafe_local::testing::staff(&t.app, cafe::domain::Role::Staff).await;
+        let admin = cafe_local::testing::staff(&t.app, cafe::domain::Role::Admin).await;
         Self {
+            staff,
+            admin,
             t,
             a,
             a_pending,
@@ -72,8 +79,8 @@ impl World {
         }
     }
 
-    pub fn members(&self) -> [&SignedUp; 3] {
-        [&self.a, &self.b, &self.w]
+    pub fn members(&self) -> [&SignedUp; 5] {
+        [&self.a, &self.b, &self.w, &self.staff, &self.admin]
     }
 
     /// Everything stored that a request could change.

@@ -24,6 +24,12 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("order-cancel", order_cancel::TOKEN_KEY),
     ("payment-create", payment_create::TOKEN_KEY),
     ("jwks-get", jwks_get::TOKEN_KEY),
+    ("admin-member-role", admin_member_role::TOKEN_KEY),
+    ("admin-item-create", admin_item_create::TOKEN_KEY),
+    ("admin-item-update", admin_item_update::TOKEN_KEY),
+    ("admin-item-stock", admin_item_stock::TOKEN_KEY),
+    ("admin-order-list", admin_order_list::TOKEN_KEY),
+    ("admin-order-status", admin_order_status::TOKEN_KEY),
     ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
     ("payment-reconcile", payment_reconcile::TOKEN_KEY),
 ];

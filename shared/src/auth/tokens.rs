@@ -11,6 +11,7 @@
 //! so a rotation reaches warm instances without a redeploy.
 
 use super::keys::{Jwks, SigningKeyset, VerifyingKeys};
+use crate::domain::Role;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, Header, Validation};
@@ -30,6 +31,17 @@ pub struct AccessTokenClaims {
     /// A unique id per token, so two tokens issued in the same second still differ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// The member's role when the token was issued; absent for customers. Staff endpoints check
+    /// it and the stored member's role (docs/staff.md).
+    #[serde(default, skip_serializing_if = "Role::is_customer")]
+    pub role: Role,
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub member_id: String,
+    pub role: Role,
 }
 
 /// A token check never re-reads the keys more often than this for an unknown `kid`: a flood of
@@ -237,9 +249,12 @@ impl AccessTokens {
 
     /// A token for `member_id`, valid from `now` for the configured lifetime, signed by the
     /// current key.
-    pub async fn issue(&self, member_id: &str, now: DateTime<Utc>) -> Result<String> {
+    pub async fn issue(&self, member_id: &str, role: Role, now: DateTime<Utc>) -> Result<String> {
         let jti = crate::ids::new_id(now);
-        Ok(self.issue_exact(member_id, now, &jti, None).await?.token)
+        Ok(self
+            .issue_exact(member_id, role, now, &jti, None)
+            .await?
+            .token)
     }
 
     /// A token with exactly these claims, signed by `kid` while the keyset still holds it (else
@@ -247,6 +262,7 @@ impl AccessTokens {
     pub async fn issue_exact(
         &self,
         member_id: &str,
+        role: Role,
         issued_at: DateTime<Utc>,
         jti: &str,
         kid: Option<&str>,
@@ -263,6 +279,7 @@ impl AccessTokens {
             exp: (issued_at + self.ttl).timestamp(),
             nbf: None,
             jti: Some(jti.to_owned()),
+            role,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
@@ -297,6 +314,12 @@ impl AccessTokens {
 
     /// The member id of a valid token; 401CO000 for anything else.
     pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<String> {
+        Ok(self.verify_claims(token, now).await?.member_id)
+    }
+
+    /// The member id and role of a valid token; 401CO000 for anything else (a role claim
+    /// that is not one of ours fails to decode: 401).
+    pub async fn verify_claims(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedToken> {
         if token.is_empty() || token.len() > 4096 {
             return Err(Error::Unauthorized);
         }
@@ -331,7 +354,10 @@ impl AccessTokens {
         if claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now) || claims.sub.is_empty() {
             return Err(Error::Unauthorized);
         }
-        Ok(claims.sub)
+        Ok(VerifiedToken {
+            member_id: claims.sub,
+            role: claims.role,
+        })
     }
 }
 
@@ -363,7 +389,7 @@ mod tests {
         let now = Utc::now();
         let keyset = SigningKeyset::generate(now);
         let token = tokens(keyset.clone())
-            .issue("m1", now)
+            .issue("m1", Role::Customer, now)
             .await
             .expect("signed");
         let verifier = verifier_of(&keyset, "cafe", "cafe-api");
@@ -376,7 +402,7 @@ mod tests {
         assert_eq!(header.kid.as_deref(), Some(keyset.current.kid.as_str()));
         // A verifier cannot sign.
         assert!(matches!(
-            verifier.issue("m1", now).await,
+            verifier.issue("m1", Role::Customer, now).await,
             Err(Error::Internal(_))
         ));
     }
@@ -387,16 +413,16 @@ mod tests {
         let keyset = SigningKeyset::generate(now);
         let signer = tokens(keyset.clone());
         let one = signer
-            .issue_exact("m1", now, "j1", None)
+            .issue_exact("m1", Role::Customer, now, "j1", None)
             .await
             .expect("one");
         let two = signer
-            .issue_exact("m1", now, "j1", Some(&one.kid))
+            .issue_exact("m1", Role::Customer, now, "j1", Some(&one.kid))
             .await
             .expect("two");
         assert_eq!(one, two);
         let by_next = signer
-            .issue_exact("m1", now, "j1", Some(&keyset.next.kid))
+            .issue_exact("m1", Role::Customer, now, "j1", Some(&keyset.next.kid))
             .await
             .expect("next");
         assert_eq!(by_next.kid, keyset.next.kid);
@@ -414,12 +440,18 @@ mod tests {
         // Another Ed25519 key, even under our kid.
         let mut foreign = SigningKeyset::generate(now);
         foreign.current.kid = keyset.current.kid.clone();
-        let forged = tokens(foreign).issue("m1", now).await.expect("signed");
+        let forged = tokens(foreign)
+            .issue("m1", Role::Customer, now)
+            .await
+            .expect("signed");
         assert_eq!(refused(forged).await, Err(Error::Unauthorized));
         // Our key, other issuer or audience.
         for (iss, aud) in [("evil", "cafe-api"), ("cafe", "other-api")] {
             let signer = AccessTokens::fixed(keyset.clone(), iss, aud, Duration::minutes(30));
-            let token = signer.issue("m1", now).await.expect("signed");
+            let token = signer
+                .issue("m1", Role::Customer, now)
+                .await
+                .expect("signed");
             assert_eq!(
                 refused(token).await,
                 Err(Error::Unauthorized),
@@ -451,7 +483,10 @@ mod tests {
         // Unknown kid, no kid.
         let mut unknown = keyset.clone();
         unknown.current.kid = "not-a-published-kid".into();
-        let token = tokens(unknown).issue("m1", now).await.expect("signed");
+        let token = tokens(unknown)
+            .issue("m1", Role::Customer, now)
+            .await
+            .expect("signed");
         assert_eq!(refused(token).await, Err(Error::Unauthorized));
     }
 }

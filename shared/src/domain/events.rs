@@ -18,6 +18,12 @@ pub enum EventType {
     OrderCancelled,
     PaymentCompleted,
     PaymentRefunded,
+    MemberRoleChanged,
+    ItemCreated,
+    ItemUpdated,
+    ItemStockChanged,
+    /// A fulfilment step: `PREPARING`, `READY` or `PICKED_UP` (the detail's `status`).
+    OrderFulfilmentAdvanced,
 }
 
 impl EventType {
@@ -31,6 +37,11 @@ impl EventType {
             EventType::OrderCancelled => "OrderCancelled",
             EventType::PaymentCompleted => "PaymentCompleted",
             EventType::PaymentRefunded => "PaymentRefunded",
+            EventType::MemberRoleChanged => "MemberRoleChanged",
+            EventType::ItemCreated => "ItemCreated",
+            EventType::ItemUpdated => "ItemUpdated",
+            EventType::ItemStockChanged => "ItemStockChanged",
+            EventType::OrderFulfilmentAdvanced => "OrderFulfilmentAdvanced",
         }
     }
 }
@@ -61,6 +72,33 @@ impl DomainEvent {
             event_type,
             at,
             json!({"memberId": member_id, "status": status, "at": crate::clock::rfc3339(at)}),
+        )
+    }
+
+    /// A role granted: who, the new role, and the admin who granted it.
+    pub fn role(member_id: &str, role: &str, granted_by: &str, at: DateTime<Utc>) -> Self {
+        Self::new(
+            EventType::MemberRoleChanged,
+            at,
+            json!({"memberId": member_id, "role": role, "grantedBy": granted_by,
+                   "at": crate::clock::rfc3339(at)}),
+        )
+    }
+
+    /// A staff edit of an item: its state after the change, who made it and (stock) why.
+    pub fn item(
+        event_type: EventType,
+        item: &crate::domain::Item,
+        staff_id: &str,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            event_type,
+            at,
+            json!({"itemId": item.item_id, "name": item.name, "price": item.price,
+                   "stock": item.stock, "active": item.active, "version": item.version,
+                   "staffId": staff_id, "reason": reason, "at": crate::clock::rfc3339(at)}),
         )
     }
 

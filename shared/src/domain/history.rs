@@ -9,6 +9,7 @@ pub enum EntityKind {
     Member,
     Order,
     Payment,
+    Item,
 }
 
 /// One row of a member's, order's or payment's timeline.

@@ -25,6 +25,44 @@ impl MemberStatus {
     }
 }
 
+/// What a member may do beyond ordering: `STAFF` runs the catalogue and fulfils orders, `ADMIN`
+/// also grants roles. Stored on the member and carried in the access token; every staff call
+/// checks both (docs/staff.md).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    #[default]
+    Customer,
+    Staff,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "CUSTOMER",
+            Role::Staff => "STAFF",
+            Role::Admin => "ADMIN",
+        }
+    }
+
+    /// Parses `CUSTOMER`, `STAFF` or `ADMIN` (exactly).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "CUSTOMER" => Some(Role::Customer),
+            "STAFF" => Some(Role::Staff),
+            "ADMIN" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn is_customer(&self) -> bool {
+        *self == Role::Customer
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Gender {
@@ -54,6 +92,9 @@ pub struct Member {
     #[serde(default)]
     pub password_hash: String,
     pub status: MemberStatus,
+    /// `CUSTOMER` unless an admin granted more; absent on rows written before roles existed.
+    #[serde(default, skip_serializing_if = "Role::is_customer")]
+    pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub withdrawn_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -75,6 +116,7 @@ impl std::fmt::Debug for Member {
         f.debug_struct("Member")
             .field("member_id", &self.member_id)
             .field("status", &self.status)
+            .field("role", &self.role)
             .field("withdrawn_at", &self.withdrawn_at)
             .field("created_at", &self.created_at)
             .finish_non_exhaustive()
@@ -128,6 +170,16 @@ impl Member {
         matches!((self.status, self.withdrawn_at), (MemberStatus::Withdrawn, Some(at)) if at <= expiry_cutoff(now))
     }
 
+    /// A staff call needs a member in `SERVICE` whose stored role is at least `required`
+    /// (403CO000 otherwise): a withdrawn staff member can no longer act as staff.
+    pub fn check_role(&self, required: Role) -> Result<()> {
+        if self.status == MemberStatus::Service && self.role >= required {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
     /// Ordering and paying need `SERVICE` (403CO000 otherwise).
     pub fn check_in_service(&self) -> Result<()> {
         match self.status {
@@ -156,9 +208,25 @@ mod tests {
             birth: NaiveDate::from_ymd_opt(1990, 1, 1),
             password_hash: "secret-hash".into(),
             status,
+            role: Role::Customer,
             withdrawn_at,
             created_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn staff_calls_need_the_role_and_service() {
+        let mut staff = member(MemberStatus::Service, None);
+        assert_eq!(staff.check_role(Role::Staff), Err(Error::Forbidden));
+        staff.role = Role::Staff;
+        assert!(staff.check_role(Role::Staff).is_ok());
+        assert_eq!(staff.check_role(Role::Admin), Err(Error::Forbidden));
+        staff.role = Role::Admin;
+        assert!(staff.check_role(Role::Staff).is_ok());
+        staff.status = MemberStatus::Withdrawn;
+        assert_eq!(staff.check_role(Role::Staff), Err(Error::Forbidden));
+        assert_eq!(Role::parse("STAFF"), Some(Role::Staff));
+        assert_eq!(Role::parse("staff"), None);
     }
 
     #[test]

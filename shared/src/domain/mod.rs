@@ -10,5 +10,5 @@ pub mod order;
 pub use events::{DomainEvent, EventType};
 pub use history::{EntityKind, HistoryEntry};
 pub use item::Item;
-pub use member::{Gender, Member, MemberStatus};
+pub use member::{Gender, Member, MemberStatus, Role};
 pub use order::{Order, OrderLine, OrderStatus, Payment, PaymentStatus, PaymentType};

@@ -14,7 +14,11 @@ pub const MAX_PAYMENT_PARTS: usize = 5;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     PendingPayment,
+    /// Paid. From here staff fulfil it: `PREPARING` → `READY` → `PICKED_UP`.
     Completed,
+    Preparing,
+    Ready,
+    PickedUp,
     Cancelled,
 }
 
@@ -23,8 +27,44 @@ impl OrderStatus {
         match self {
             OrderStatus::PendingPayment => "PENDING_PAYMENT",
             OrderStatus::Completed => "COMPLETED",
+            OrderStatus::Preparing => "PREPARING",
+            OrderStatus::Ready => "READY",
+            OrderStatus::PickedUp => "PICKED_UP",
             OrderStatus::Cancelled => "CANCELLED",
         }
+    }
+
+    /// Parses a status name exactly as [`OrderStatus::as_str`] writes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            OrderStatus::PendingPayment,
+            OrderStatus::Completed,
+            OrderStatus::Preparing,
+            OrderStatus::Ready,
+            OrderStatus::PickedUp,
+            OrderStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+
+    /// The fulfilment step before `self`: `PREPARING` comes from `COMPLETED`, `READY` from
+    /// `PREPARING`, `PICKED_UP` from `READY`; anything else is no fulfilment step.
+    pub fn fulfilment_predecessor(self) -> Option<Self> {
+        match self {
+            OrderStatus::Preparing => Some(OrderStatus::Completed),
+            OrderStatus::Ready => Some(OrderStatus::Preparing),
+            OrderStatus::PickedUp => Some(OrderStatus::Ready),
+            _ => None,
+        }
+    }
+
+    /// The statuses staff work through (`GET /admin/orders?status=`): paid and not yet picked up.
+    pub fn is_in_fulfilment(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Completed | OrderStatus::Preparing | OrderStatus::Ready
+        )
     }
 }
 
@@ -123,7 +163,7 @@ pub fn check_order_lines(lines: &[RequestedLine]) -> Result<()> {
 }
 
 /// Prices the requested lines from the current items: unknown item → 404CO000, stock below the
-/// quantity → 400OR000, total computed with checked arithmetic. `items` may be in any order.
+/// quantity → 400OR000, an inactive item → 400OR002, total computed with checked arithmetic. `items` may be in any order.
 pub fn price_order(lines: &[RequestedLine], items: &[Item]) -> Result<(Vec<OrderLine>, i64)> {
     let mut priced = Vec::with_capacity(lines.len());
     let mut total: i64 = 0;
@@ -132,6 +172,7 @@ pub fn price_order(lines: &[RequestedLine], items: &[Item]) -> Result<(Vec<Order
             .iter()
             .find(|i| i.item_id == line.item_id)
             .ok_or(Error::NotFound("item"))?;
+        item.check_orderable()?;
         if item.stock < line.quantity {
             return Err(Error::OutOfStock(item.item_id.clone()));
         }
@@ -183,7 +224,11 @@ impl Order {
     pub fn check_cancellable(&self) -> Result<()> {
         match self.status {
             OrderStatus::PendingPayment | OrderStatus::Completed => Ok(()),
-            OrderStatus::Cancelled => Err(Error::OrderStatusConflict),
+            // Once staff start preparing it, the order can no longer be cancelled.
+            OrderStatus::Preparing
+            | OrderStatus::Ready
+            | OrderStatus::PickedUp
+            | OrderStatus::Cancelled => Err(Error::OrderStatusConflict),
         }
     }
 
@@ -207,7 +252,30 @@ mod tests {
             name: id.into(),
             price,
             stock,
+            active: true,
+            version: 0,
         }
+    }
+
+    #[test]
+    fn inactive_items_cannot_be_ordered() {
+        let mut cola = item("cola", 1_500, 10);
+        cola.active = false;
+        assert_eq!(
+            price_order(&[line("cola", 1)], &[cola]),
+            Err(Error::ItemUnavailable("cola".into()))
+        );
+    }
+
+    #[test]
+    fn fulfilment_runs_one_step_at_a_time_and_blocks_cancelling() {
+        use OrderStatus::*;
+        assert_eq!(Preparing.fulfilment_predecessor(), Some(Completed));
+        assert_eq!(Ready.fulfilment_predecessor(), Some(Preparing));
+        assert_eq!(PickedUp.fulfilment_predecessor(), Some(Ready));
+        assert_eq!(Cancelled.fulfilment_predecessor(), None);
+        assert_eq!(OrderStatus::parse("PICKED_UP"), Some(PickedUp));
+        assert_eq!(OrderStatus::parse("picked_up"), None);
     }
 
     fn line(id: &str, quantity: i64) -> RequestedLine {

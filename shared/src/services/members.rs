@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::auth::refresh::{hash_refresh_token, is_well_formed, new_refresh_token};
 use crate::clock::rfc3339;
 use crate::domain::member::normalize_email;
-use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
+use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus, Role};
 use crate::error::{Error, Result};
 use crate::services::{HistoryRow, history_rows};
 use crate::store::{RefreshTokenRecord, RotationMark};
@@ -83,6 +83,7 @@ pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
         birth: Some(input.birth),
         password_hash: app.passwords.hash(&input.password)?,
         status: MemberStatus::Service,
+        role: Role::Customer,
         withdrawn_at: None,
         created_at: now,
     };
@@ -94,7 +95,7 @@ pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
     );
     app.store.create_member(&member, &event).await?;
     tracing::info!(member_id = %member.member_id, "member registered");
-    start_session(app, &member.member_id, now).await
+    start_session(app, &member.member_id, member.role, now).await
 }
 
 /// Checks credentials and starts a new refresh-token family. Unknown email, wrong password and
@@ -134,7 +135,7 @@ pub async fn log_in(
             return Err(Error::BadCredentials);
         }
     };
-    let pair = start_session(app, &member.member_id, now).await?;
+    let pair = start_session(app, &member.member_id, member.role, now).await?;
     app.login_throttle.release(&reservation).await;
     Ok(pair)
 }
@@ -186,6 +187,7 @@ pub async fn refresh(app: &App, refresh_token: &str) -> Result<TokenPair> {
         .tokens
         .issue_exact(
             &member.member_id,
+            member.role,
             rotation.rotated_at,
             &jti,
             Some(&rotation.signing_kid),
@@ -249,7 +251,12 @@ pub async fn restore(app: &App, member_id: &str) -> Result<StatusChange> {
 }
 
 /// An access token and the first refresh token of a new family.
-async fn start_session(app: &App, member_id: &str, now: DateTime<Utc>) -> Result<TokenPair> {
+async fn start_session(
+    app: &App,
+    member_id: &str,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<TokenPair> {
     let refresh_token = new_refresh_token();
     let record = RefreshTokenRecord {
         token_hash: hash_refresh_token(&refresh_token),
@@ -261,7 +268,7 @@ async fn start_session(app: &App, member_id: &str, now: DateTime<Utc>) -> Result
     app.store.store_refresh_token(&record).await?;
     Ok(TokenPair {
         member_id: member_id.to_owned(),
-        access_token: app.tokens.issue(member_id, now).await?,
+        access_token: app.tokens.issue(member_id, role, now).await?,
         refresh_token,
     })
 }

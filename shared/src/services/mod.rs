@@ -6,6 +6,7 @@ pub mod members;
 pub mod orders;
 pub mod payments;
 pub mod reconcile;
+pub mod staff;
 
 use crate::clock::rfc3339;
 use crate::domain::HistoryEntry;

@@ -10,7 +10,10 @@ pub mod dynamo;
 pub mod memory;
 
 use crate::domain::attempt::{AttemptState, PaymentAttempt};
-use crate::domain::{DomainEvent, HistoryEntry, Item, Member, Order, OrderLine, Payment};
+use crate::domain::item::StockMode;
+use crate::domain::{
+    DomainEvent, HistoryEntry, Item, Member, Order, OrderLine, OrderStatus, Payment, Role,
+};
 use crate::error::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -389,6 +392,66 @@ pub trait IdempotencyStore: Send + Sync {
     async fn abandon_idempotent(&self, owner: &IdempotencyOwner) -> Result<bool>;
 }
 
+/// A stock change by staff, written with its history row and event in one atomic step.
+#[derive(Debug, Clone)]
+pub struct StockChange {
+    pub item_id: String,
+    pub mode: StockMode,
+    pub quantity: i64,
+    /// The version the staff member read: the write happens only if it is still current.
+    pub expected_version: u64,
+    /// The item's history row (`STOCK_ADD +20: delivery`).
+    pub history: String,
+    pub at: DateTime<Utc>,
+    pub event: DomainEvent,
+}
+
+/// What the staff side writes: roles, the catalogue and the fulfilment of paid orders. Each
+/// change is one atomic write with its history row and outbox event.
+#[async_trait]
+pub trait StaffStore: Send + Sync {
+    /// Sets a `SERVICE` member's role; unknown → 404CO000, not in service → 400ME001.
+    async fn set_member_role(
+        &self,
+        member_id: &str,
+        role: Role,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<()>;
+    /// Adds a new item to the catalogue (history `CREATED`).
+    async fn create_item(&self, item: &Item, at: DateTime<Utc>, event: &DomainEvent) -> Result<()>;
+    /// Replaces the name, price and active flag of `item.item_id` with `item`'s, only if the
+    /// stored version is `item.version - 1` (409IT000 otherwise, 404CO000 if unknown); the
+    /// stock is left as sales have left it. History `history`.
+    async fn update_item(
+        &self,
+        item: &Item,
+        history: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<()>;
+    /// Applies a stock change if the version is still `expected_version` (409IT000), moving it
+    /// one on. `ADD` adds to the stock at the write (sales in between are kept); a result below
+    /// zero → 400OR000; unknown → 404CO000.
+    async fn change_stock(&self, change: &StockChange) -> Result<()>;
+    /// `from` → `to` (a fulfilment step); the order not in `from` → 400OR001, unknown → 404CO000.
+    async fn advance_order(
+        &self,
+        order_id: &str,
+        from: OrderStatus,
+        to: OrderStatus,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<()>;
+    /// Orders in `status` (one of the fulfilment statuses), oldest first; without payments.
+    async fn fulfilment_orders(
+        &self,
+        status: OrderStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage>;
+}
+
 /// Everything the functions need from storage.
 pub trait Store:
     MemberStore
@@ -398,6 +461,7 @@ pub trait Store:
     + OrderStore
     + IdempotencyStore
     + PaymentAttemptStore
+    + StaffStore
 {
 }
 
@@ -409,6 +473,7 @@ impl<T> Store for T where
         + OrderStore
         + IdempotencyStore
         + PaymentAttemptStore
+        + StaffStore
 {
 }
 

@@ -187,6 +187,7 @@ impl Harness {
             birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 17),
             password_hash: "not-a-real-hash".into(),
             status: MemberStatus::Service,
+            role: Default::default(),
             withdrawn_at: None,
             created_at: now,
         };
@@ -228,6 +229,8 @@ impl Harness {
             name: "Test item".into(),
             price,
             stock,
+            active: true,
+            version: 0,
         };
         self.app.store.put_item(&item).await.expect("item");
         item
@@ -246,6 +249,8 @@ impl Harness {
     pub async fn set_stock(&self, item: &Item, stock: i64) {
         let item = Item {
             stock,
+            active: true,
+            version: 0,
             ..item.clone()
         };
         self.app.store.put_item(&item).await.expect("item");

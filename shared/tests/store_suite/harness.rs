@@ -96,6 +96,7 @@ pub fn member(email: &str, at: DateTime<Utc>) -> Member {
         birth: NaiveDate::from_ymd_opt(1990, 5, 17),
         password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into(),
         status: MemberStatus::Service,
+        role: Default::default(),
         withdrawn_at: None,
         created_at: at,
     }
@@ -128,6 +129,8 @@ pub fn item(name: &str, price: i64, stock: i64) -> Item {
         name: name.into(),
         price,
         stock,
+        active: true,
+        version: 0,
     }
 }
 

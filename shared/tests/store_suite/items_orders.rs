@@ -85,6 +85,8 @@ pub async fn items_are_stored_listed_and_batch_read(b: Backend) {
     assert_eq!(some, expected);
     let restocked = cafe::domain::Item {
         stock: 99,
+        active: true,
+        version: 0,
         ..cola.clone()
     };
     b.store.put_item(&restocked).await.expect("replaced");

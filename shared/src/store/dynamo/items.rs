@@ -11,7 +11,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use std::collections::HashMap;
 
 pub(crate) const ITEM_SK: &str = "ITEM";
-const CATALOG_PK: &str = "CATALOG";
+pub(crate) const CATALOG_PK: &str = "CATALOG";
 /// BatchGetItem takes at most 100 keys.
 const BATCH: usize = 100;
 /// Unprocessed keys (throttling) are asked again this many times, then 503.

@@ -11,6 +11,7 @@ mod idempotency;
 mod items;
 mod members;
 mod orders;
+mod staff;
 pub mod table;
 pub mod testing;
 mod tokens;
@@ -284,6 +285,7 @@ pub(crate) fn entity_pk(kind: EntityKind, id: &str) -> String {
         EntityKind::Member => member_pk(id),
         EntityKind::Order => order_pk(id),
         EntityKind::Payment => format!("PAYMENT#{id}"),
+        EntityKind::Item => items::item_pk(id),
     }
 }
 

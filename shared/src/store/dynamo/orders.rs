@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 use std::collections::BTreeMap;
 
-const ORDER_SK: &str = "ORDER";
+pub(crate) const ORDER_SK: &str = "ORDER";
 /// Sorts after every `PAYMENT#<ulid>`; history rows (`HISTORY#…`) sort before `ORDER`.
 const PAYMENTS_END: &str = "PAYMENT#\u{10FFFF}";
 /// Orders of one page whose payments are read at the same time.
@@ -151,7 +151,7 @@ impl DynamoStore {
 }
 
 /// 404 for a missing order row, else 400OR001: the status did not allow the change.
-fn order_condition_error(reason: &Reason) -> Error {
+pub(crate) fn order_condition_error(reason: &Reason) -> Error {
     if reason.old.is_none() {
         Error::NotFound("order")
     } else {
@@ -159,7 +159,7 @@ fn order_condition_error(reason: &Reason) -> Error {
     }
 }
 
-fn status_expr(from: OrderStatus, to: OrderStatus, at: DateTime<Utc>) -> Result<Expr> {
+pub(crate) fn status_expr(from: OrderStatus, to: OrderStatus, at: DateTime<Utc>) -> Result<Expr> {
     Ok(Expr::new()
         .name("#pk", table::PK)
         .name("#status", "status")
@@ -170,7 +170,39 @@ fn status_expr(from: OrderStatus, to: OrderStatus, at: DateTime<Utc>) -> Result<
 }
 
 const ORDER_TRANSITION: &str = "SET #status = :to, #updatedAt = :at";
-const ORDER_IN_STATUS: &str = "attribute_exists(#pk) AND #status = :from";
+/// A transition into a fulfilment status: the order enters (or moves within) the queue.
+pub(crate) const ORDER_INTO_FULFILMENT: &str =
+    "SET #status = :to, #updatedAt = :at, #fpk = :fpk, #fsk = :fsk";
+/// A transition out of the fulfilment statuses: the order leaves the queue.
+pub(crate) const ORDER_OUT_OF_FULFILMENT: &str =
+    "SET #status = :to, #updatedAt = :at REMOVE #fpk, #fsk";
+
+/// The fulfilment queue's partition of `status`.
+pub(crate) fn fulfilment_pk(status: OrderStatus) -> String {
+    format!("FULFIL#{}", status.as_str())
+}
+
+/// [`status_expr`] for a transition that enters or leaves the fulfilment queue.
+pub(crate) fn fulfilment_expr(
+    order_id: &str,
+    from: OrderStatus,
+    to: OrderStatus,
+    at: DateTime<Utc>,
+) -> Result<(&'static str, Expr)> {
+    let expr = status_expr(from, to, at)?
+        .name("#fpk", table::FULFILMENT_PK)
+        .name("#fsk", table::FULFILMENT_SK);
+    if to.is_in_fulfilment() {
+        Ok((
+            ORDER_INTO_FULFILMENT,
+            expr.value(":fpk", s(fulfilment_pk(to)))
+                .value(":fsk", s(order_id)),
+        ))
+    } else {
+        Ok((ORDER_OUT_OF_FULFILMENT, expr))
+    }
+}
+pub(crate) const ORDER_IN_STATUS: &str = "attribute_exists(#pk) AND #status = :from";
 
 #[async_trait]
 impl OrderStore for DynamoStore {
@@ -276,15 +308,18 @@ impl OrderStore for DynamoStore {
         let order_id = &completion.order_id;
         let attempt = &completion.attempt;
         let mut tx = TxItems::new(self);
+        // Paid: the order joins the fulfilment queue in the same write.
+        let (update, expr) = fulfilment_expr(
+            order_id,
+            OrderStatus::PendingPayment,
+            OrderStatus::Completed,
+            completion.at,
+        )?;
         tx.update(
             key(order_pk(order_id), ORDER_SK),
-            ORDER_TRANSITION,
+            update,
             Some(ORDER_IN_STATUS),
-            status_expr(
-                OrderStatus::PendingPayment,
-                OrderStatus::Completed,
-                completion.at,
-            )?,
+            expr,
         )?;
         let mut line_writes = Vec::new();
         for (item_id, quantity) in quantities(&completion.lines) {
@@ -402,15 +437,18 @@ impl OrderStore for DynamoStore {
     async fn cancel_completed_order(&self, cancellation: &CompletedCancellation) -> Result<()> {
         let order_id = &cancellation.order_id;
         let mut tx = TxItems::new(self);
+        // Cancelled before preparing: the order leaves the fulfilment queue.
+        let (update, expr) = fulfilment_expr(
+            order_id,
+            OrderStatus::Completed,
+            OrderStatus::Cancelled,
+            cancellation.at,
+        )?;
         tx.update(
             key(order_pk(order_id), ORDER_SK),
-            ORDER_TRANSITION,
+            update,
             Some(ORDER_IN_STATUS),
-            status_expr(
-                OrderStatus::Completed,
-                OrderStatus::Cancelled,
-                cancellation.at,
-            )?,
+            expr,
         )?;
         for (item_id, quantity) in quantities(&cancellation.lines) {
             tx.update(

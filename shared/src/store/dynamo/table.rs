@@ -33,6 +33,13 @@ pub const ATTEMPT_PK: &str = "apk";
 /// `<deadline RFC 3339 millis Z>#<attemptId>`.
 pub const ATTEMPT_SK: &str = "ask";
 /// Epoch seconds after which DynamoDB deletes the item.
+/// Sparse index of paid orders staff still work on (`COMPLETED`, `PREPARING`, `READY`), one
+/// partition per status, oldest order first: the fulfilment queue.
+pub const GSI_FULFILMENT: &str = "orders-by-fulfilment";
+/// `FULFIL#<status>` while the order is in a fulfilment status; removed after.
+pub const FULFILMENT_PK: &str = "fpk";
+/// The order id (a ULID: creation order).
+pub const FULFILMENT_SK: &str = "fsk";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 /// How an index copies attributes.
@@ -100,6 +107,12 @@ pub fn table_spec() -> TableSpec {
                 partition_key: string_key(ATTEMPT_PK),
                 sort_key: string_key(ATTEMPT_SK),
                 projection: ProjectionSpec::KeysOnly,
+            },
+            IndexSpec {
+                name: GSI_FULFILMENT,
+                partition_key: string_key(FULFILMENT_PK),
+                sort_key: string_key(FULFILMENT_SK),
+                projection: ProjectionSpec::All,
             },
         ],
         ttl_attribute: TTL_ATTRIBUTE,
