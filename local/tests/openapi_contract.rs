@@ -263,6 +263,8 @@ fn codes_from_the_error_enum() -> BTreeSet<String> {
         Error::GatewayFailed,
         Error::LockBusy,
         Error::IdempotencyConflict,
+        Error::ItemUnavailable("x".into()),
+        Error::VersionConflict,
     ]
     .iter()
     .map(|e| e.wire().code.to_owned())
