@@ -12,6 +12,8 @@ mod idempotency;
 mod items_orders;
 #[path = "store_suite/members.rs"]
 mod members;
+#[path = "store_suite/staff.rs"]
+mod staff;
 #[path = "store_suite/tokens.rs"]
 mod tokens;
 
@@ -73,4 +75,7 @@ suite!(
     idempotency::a_linked_attempt_holds_its_key_until_it_settles,
     idempotency::due_attempts_are_the_unsettled_ones_past_their_deadline,
     idempotency::concurrent_begins_start_exactly_once,
+    staff::roles_are_set_only_on_members_in_service,
+    staff::item_edits_need_the_version_they_read,
+    staff::paid_orders_queue_oldest_first_and_move_one_step_at_a_time,
 );

@@ -23,7 +23,7 @@ async fn run() -> cafe::Result<()> {
     } else {
         table::create_table(&client, &table_name).await?;
         println!(
-            "created table {table_name} at {where_} (on-demand, 2 GSIs, stream, TTL on `ttl`)"
+            "created table {table_name} at {where_} (on-demand, 4 GSIs, stream, TTL on `ttl`)"
         );
     }
     let store = DynamoStore::new(client, table_name, 400);

@@ -7,7 +7,7 @@ use cafe::domain::{EventType, Order, OrderStatus, Payment, PaymentStatus, Paymen
 use cafe::store::{CompletedCancellation, PaymentCompletion, Store};
 use chrono::Duration;
 
-fn payment(amount: i64, kind: PaymentType) -> Payment {
+pub fn payment(amount: i64, kind: PaymentType) -> Payment {
     Payment {
         payment_id: id(t0()),
         payment_type: kind,
@@ -19,7 +19,7 @@ fn payment(amount: i64, kind: PaymentType) -> Payment {
 
 /// The completion of `payments` for `order`: their attempt is written `CHARGED` first, as a
 /// payment does before it commits. The stored payments are the attempt's (ids derived from it).
-async fn completion(
+pub async fn completion(
     store: &dyn Store,
     order: &Order,
     payments: Vec<Payment>,
@@ -52,7 +52,7 @@ async fn completion(
 }
 
 /// The refund attempt a cancellation of `paid` writes.
-fn cancel_refund_of(paid: &Order, at: chrono::DateTime<chrono::Utc>) -> PaymentAttempt {
+pub fn cancel_refund_of(paid: &Order, at: chrono::DateTime<chrono::Utc>) -> PaymentAttempt {
     cafe::domain::attempt::cancel_refund(id(at), paid, at + Duration::seconds(60), at)
 }
 

@@ -263,7 +263,8 @@ mod tests {
             [
                 "orders-by-member",
                 "withdrawn-by-time",
-                "attempts-by-deadline"
+                "attempts-by-deadline",
+                "orders-by-fulfilment"
             ]
         );
         assert_eq!(spec.ttl_attribute, "ttl");
