@@ -262,7 +262,10 @@ pub async fn paid_orders_queue_oldest_first_and_move_one_step_at_a_time(b: Backe
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(queue(OrderStatus::Preparing).await, [o.order_id.clone()]);
+    assert_eq!(
+        queue(OrderStatus::Preparing).await,
+        std::slice::from_ref(&o.order_id)
+    );
     assert_eq!(queue(OrderStatus::Completed).await.len(), 2);
     for (from, to) in [
         (OrderStatus::Preparing, OrderStatus::Ready),
