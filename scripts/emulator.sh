@@ -132,7 +132,8 @@ echo "test build: $(elapsed "$TEST_BUILD_START") s"
 
 step "sam local generate-event: one event per function into $EMU_DIR/events"
 # The route table (method, path, function) from shared/src/routes.rs, the one source of truth.
-routes=$(sed -n 's/^ *route("\([A-Z]*\)", "\([^"]*\)", "\([a-z-]*\)"),$/\1 \2 \3/p' shared/src/routes.rs)
+# (rustfmt splits a long entry over several lines: read the file whole.)
+routes=$(perl -0777 -ne 'while (/\broute\(\s*"([A-Z]+)",\s*"([^"]*)",\s*"([a-z-]+)",?\s*\)/g) { print "$1 $2 $3\n" }' shared/src/routes.rs)
 route_count=$(printf '%s\n' "$routes" | grep -c .)
 if [ "$route_count" -ne 20 ]; then
   echo "expected 20 routes in shared/src/routes.rs, read $route_count" >&2

@@ -621,7 +621,8 @@ async fn make_twin(app: &App, index: usize, side: &'static str) -> Twin {
         app,
         testing::request("POST", "/admin/items")
             .bearer(&staff.access)
-            .json(&json!({"name": format!("Latte {side}"), "price": 4_500, "stock": 30}))
+            // Inactive: customers' `GET /items`, compared on both sides, never shows it.
+            .json(&json!({"name": format!("Latte {side}"), "price": 4_500, "stock": 30, "active": false}))
             .build(),
     )
     .await;
@@ -1609,6 +1610,7 @@ async fn staff(h: &mut Harness, twins: &[Twin; 2]) {
             Call::new()
                 .param("memberId", &t.promoted.member_id)
                 .bearer(&t.admin.access)
+                .body(sample_body(&sample))
         },
     )
     .await;
@@ -1635,7 +1637,11 @@ async fn staff(h: &mut Harness, twins: &[Twin; 2]) {
         201,
         twins,
         &sample,
-        |t| Call::new().bearer(&t.staff.access),
+        |t| {
+            Call::new()
+                .bearer(&t.staff.access)
+                .body(sample_body(&sample))
+        },
     )
     .await;
     h.http(create, "sam: a customer 403", 403, twins, &sam, |t| {
@@ -1653,7 +1659,12 @@ async fn staff(h: &mut Harness, twins: &[Twin; 2]) {
         200,
         twins,
         &sample,
-        |t| Call::new().param("itemId", &t.item).bearer(&t.staff.access),
+        |t| {
+            Call::new()
+                .param("itemId", &t.item)
+                .bearer(&t.staff.access)
+                .body(sample_body(&sample))
+        },
     )
     .await;
     h.http(
@@ -1719,6 +1730,7 @@ async fn staff(h: &mut Harness, twins: &[Twin; 2]) {
             Call::new()
                 .param("orderId", t.order("fulfil"))
                 .bearer(&t.staff.access)
+                .body(sample_body(&sample))
         },
     )
     .await;
