@@ -45,6 +45,32 @@ async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<B
     }
 }
 
+/// `SEED_STOCK`: the stock the seeded items start with on a fresh local store (the load test's
+/// rush sells far more than the original's 10 colas). Unset → the seed's own stock.
+pub fn seed_stock() -> Result<Option<i64>, String> {
+    match std::env::var("SEED_STOCK") {
+        Err(_) => Ok(None),
+        Ok(raw) if raw.trim().is_empty() => Ok(None),
+        Ok(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=cafe::domain::item::MAX_STOCK).contains(n))
+            .map(Some)
+            .ok_or_else(|| format!("SEED_STOCK must be 0–1000000, not {raw:?}")),
+    }
+}
+
+/// Gives each seeded item `stock` units (a fresh local store only: it replaces the item rows).
+pub async fn restock_seed_items(app: &App, stock: i64) -> cafe::Result<()> {
+    for item in cafe::domain::item::seed_items() {
+        app.store
+            .put_item(&cafe::domain::Item { stock, ..item })
+            .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! `cafe-local`: every function on `http://127.0.0.1:$PORT` (default 3000, or `--port N`),
 //! in memory, seeded with the original's two items. Its limits on slow, idle and too many
 //! clients (`HEADER_READ_TIMEOUT_MS`, `BODY_READ_TIMEOUT_MS`, `IDLE_TIMEOUT_MS`,
-//! `MAX_CONNECTIONS`, `SHUTDOWN_TIMEOUT_MS`) are described in `server.rs`.
+//! `MAX_CONNECTIONS`, `SHUTDOWN_TIMEOUT_MS`) are described in `server.rs`. `SEED_STOCK=N` gives
+//! the seeded items N units each on the embedded default (a load test sells more than 10 colas).
 
 use cafe_local::{Limits, serve_with};
 use std::sync::Arc;
@@ -12,6 +13,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = port()?;
     let limits = Limits::from_env()?;
     let app = cafe::App::from_env(cafe::config::TokenKey::SignsAndVerifies).await?;
+    if let Some(stock) = cafe_local::seed_stock()?
+        && app.config.backend == cafe::config::Backend::Memory
+    {
+        cafe_local::restock_seed_items(&app, stock).await?;
+        println!("seeded items stocked with {stock} each (SEED_STOCK)");
+    }
     if app.config.token_keys_generated {
         tracing::warn!(
             "TOKEN_SIGNING_KEYS is not set: signing with an Ed25519 keyset generated for this run; tokens die with the process"

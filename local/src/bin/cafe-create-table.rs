@@ -1,5 +1,6 @@
 //! Creates the DynamoDB table (from the same definition the code uses) if it is missing and
-//! seeds the two items if they are missing. Safe to run again: it never overwrites.
+//! seeds the two items if they are missing (with `SEED_STOCK` units each when set). Safe to run
+//! again: it never overwrites.
 //!
 //! `TABLE_NAME` (default `cafe`), `DYNAMODB_ENDPOINT` (e.g. moto's `http://127.0.0.1:5000`;
 //! unset = AWS), plus the usual AWS credentials and region variables.
@@ -27,7 +28,11 @@ async fn run() -> cafe::Result<()> {
         );
     }
     let store = DynamoStore::new(client, table_name, 400);
-    for item in cafe::domain::item::seed_items() {
+    let stock = cafe_local::seed_stock().map_err(cafe::Error::Internal)?;
+    for mut item in cafe::domain::item::seed_items() {
+        if let Some(stock) = stock {
+            item.stock = stock;
+        }
         if store.get_item(&item.item_id).await?.is_some() {
             println!("item {} ({}) already present", item.item_id, item.name);
         } else {
