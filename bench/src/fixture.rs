@@ -102,6 +102,7 @@ pub async fn aws_app(
         lock: Arc::new(lock),
         gateway: gateway.clone(),
         event_log: None,
+        metrics: cafe::metrics::Metrics::disabled(),
         login_throttle: std::sync::Arc::new(cafe::throttle::LocalThrottle::default()),
         config,
     };

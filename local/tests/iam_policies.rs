@@ -596,7 +596,8 @@ async fn publish_sample(stack: &Stack, template: &Yaml) -> CallRecorder {
         .with_recorder(recorder.clone());
     let publisher = cafe::events::EventBridgePublisher::from_aws(&aws, bus);
     let event = serde_json::from_value(sample(PUBLISHER)).expect("stream event");
-    let response = events_publisher::handle(event, &publisher).await;
+    let response =
+        events_publisher::handle(event, &publisher, &cafe::metrics::Metrics::disabled()).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "the publisher refused records: {:?}",

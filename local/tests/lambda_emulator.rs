@@ -889,7 +889,12 @@ impl Harness {
             "events-publisher" => {
                 let stream_event = serde_json::from_value(event.clone())
                     .expect("lambda_runtime would parse this DynamoDB stream event");
-                let response = events_publisher::handle(stream_event, &self.publisher).await;
+                let response = events_publisher::handle(
+                    stream_event,
+                    &self.publisher,
+                    &cafe::metrics::Metrics::disabled(),
+                )
+                .await;
                 json!({"invokeStatus": 200, "payload": response})
             }
             _ if NON_HTTP_FUNCTIONS.contains(&function) => {

@@ -10,9 +10,10 @@ use crate::config::{Backend, Config, KeySetting};
 use crate::domain::{Member, MemberStatus, Role};
 use crate::error::{Error, Result};
 use crate::events::MemoryEventLog;
-use crate::gateway::{HttpGateway, MockGateway, PaymentGateway};
+use crate::gateway::{HttpGateway, MockGateway, ObservedGateway, PaymentGateway};
 use crate::lock::redis::RedisLock;
-use crate::lock::{LocalLock, Lock};
+use crate::lock::{LocalLock, Lock, ObservedLock};
+use crate::metrics::Metrics;
 use crate::store::dynamo::DynamoStore;
 use crate::store::{MemoryStore, Store};
 use crate::throttle::{LocalThrottle, LoginThrottle, RedisThrottle};
@@ -31,6 +32,8 @@ pub struct App {
     pub passwords: PasswordHasher,
     /// Where committed events go on the embedded default (stands in for the stream publisher).
     pub event_log: Option<Arc<MemoryEventLog>>,
+    /// Operational metrics (EMF on Lambda). `lock` and `gateway` already report through it.
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -74,16 +77,32 @@ impl App {
         )?);
         let gateway = gateway_of(&config)?;
         let login_throttle = Arc::new(RedisThrottle::new(&url, config.dependency_timeout)?);
-        Ok(Self {
+        Self::assemble(Parts {
             login_throttle,
             tokens,
-            passwords: PasswordHasher::new(config.argon2)?,
             clock: Arc::new(SystemClock),
             store,
             lock,
             gateway,
             event_log: None,
             config,
+        })
+    }
+
+    /// The app over its parts, with the lock and the gateway reporting to its metrics.
+    fn assemble(parts: Parts) -> Result<Self> {
+        let metrics = Metrics::new(&parts.config.metrics);
+        Ok(Self {
+            login_throttle: parts.login_throttle,
+            tokens: parts.tokens,
+            passwords: PasswordHasher::new(parts.config.argon2)?,
+            clock: parts.clock,
+            store: parts.store,
+            lock: Arc::new(ObservedLock::new(parts.lock, metrics.clone())),
+            gateway: Arc::new(ObservedGateway::new(parts.gateway, metrics.clone())),
+            event_log: parts.event_log,
+            config: parts.config,
+            metrics,
         })
     }
 
@@ -108,10 +127,9 @@ impl App {
         lock: Arc<dyn Lock>,
         gateway: Arc<dyn PaymentGateway>,
     ) -> Result<Self> {
-        Ok(Self {
+        Self::assemble(Parts {
             login_throttle: Arc::new(LocalThrottle::default()),
             tokens: access_tokens(&config, None)?,
-            passwords: PasswordHasher::new(config.argon2)?,
             clock,
             store,
             lock,
@@ -134,10 +152,9 @@ impl App {
             Some(_) => gateway_of(&config)?,
             None => parts.gateway,
         };
-        Ok(Self {
+        Self::assemble(Parts {
             login_throttle: Arc::new(LocalThrottle::default()),
             tokens: access_tokens(&config, None)?,
-            passwords: PasswordHasher::new(config.argon2)?,
             clock,
             store: parts.store,
             lock: parts.lock,
@@ -184,6 +201,18 @@ impl App {
         member.check_role(required)?;
         Ok(member)
     }
+}
+
+/// What [`App::assemble`] puts together.
+struct Parts {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn Store>,
+    lock: Arc<dyn Lock>,
+    login_throttle: Arc<dyn LoginThrottle>,
+    gateway: Arc<dyn PaymentGateway>,
+    tokens: AccessTokens,
+    event_log: Option<Arc<MemoryEventLog>>,
 }
 
 /// The token signer and verifier the configuration names. A key in Secrets Manager needs `aws`;

@@ -198,6 +198,8 @@ pub struct Config {
     pub history_retention_days: i64,
     /// Timeout for one call to DynamoDB, Redis or EventBridge.
     pub dependency_timeout: Duration,
+    /// Where operational metrics go (EMF on Lambda; see [`crate::metrics`]).
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl Default for Config {
@@ -229,6 +231,7 @@ impl Default for Config {
             gateway_timeout: Duration::from_secs(3),
             history_retention_days: 400,
             dependency_timeout: Duration::from_secs(3),
+            metrics: crate::metrics::MetricsConfig::default(),
         }
     }
 }
@@ -438,6 +441,7 @@ impl Config {
                 .parse::<u64>("DEPENDENCY_TIMEOUT_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.dependency_timeout),
+            metrics: crate::metrics::MetricsConfig::from_vars(lookup).map_err(Error::Internal)?,
         })
     }
 }

@@ -6,6 +6,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tracing::Instrument;
 
 /// Bodies larger than this answer 413CO000.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -59,6 +60,41 @@ pub fn failure(error: &Error) -> Response<Body> {
             .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
     }
     response
+}
+
+/// Serves one request of `function`: `outcome` (the handler's work) answered in the contract's
+/// envelope, inside the request's span (so every line logged carries the API Gateway request
+/// id), then counted and timed into the `Requests` and `Latency` metrics.
+pub async fn serve(
+    function: &'static str,
+    req: &Request,
+    app: &crate::App,
+    outcome: impl std::future::Future<Output = Result<Response<Body>>>,
+) -> Response<Body> {
+    let request_id = api_request_id(req);
+    let started = std::time::Instant::now();
+    let span = crate::telemetry::request_span(function, &request_id);
+    let response = async { respond(outcome.await) }.instrument(span).await;
+    app.metrics.request(
+        function,
+        response.status().as_u16(),
+        started.elapsed(),
+        &request_id,
+    );
+    response
+}
+
+/// The id API Gateway gave the request (its `x-amzn-RequestId`), else the Lambda invocation's,
+/// else empty (a request made in process).
+pub fn api_request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+            context.request_id.clone()
+        }
+        _ => None,
+    }
+    .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+    .unwrap_or_default()
 }
 
 /// Turns a handler's outcome into a response.

@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod lock;
+pub mod metrics;
 pub mod routes;
 pub mod scheduled;
 pub mod secrets;

@@ -11,9 +11,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "admin-item-stock", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(restock(&req, app).await)
+    http::serve("admin-item-stock", &req, app, restock(&req, app)).await
 }
 
 async fn restock(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -11,9 +11,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "admin-item-update", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(update(&req, app).await)
+    http::serve("admin-item-update", &req, app, update(&req, app)).await
 }
 
 async fn update(req: &Request, app: &App) -> Result<Response<Body>> {

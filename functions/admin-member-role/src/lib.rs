@@ -11,9 +11,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "admin-member-role", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(grant(&req, app).await)
+    http::serve("admin-member-role", &req, app, grant(&req, app)).await
 }
 
 async fn grant(req: &Request, app: &App) -> Result<Response<Body>> {

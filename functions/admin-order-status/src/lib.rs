@@ -11,9 +11,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "admin-order-status", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(advance(&req, app).await)
+    http::serve("admin-order-status", &req, app, advance(&req, app)).await
 }
 
 async fn advance(req: &Request, app: &App) -> Result<Response<Body>> {

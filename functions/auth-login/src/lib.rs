@@ -36,9 +36,8 @@ fn source_ip(req: &Request) -> Option<String> {
     }
 }
 
-#[tracing::instrument(name = "auth-login", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(log_in(&req, app).await)
+    http::serve("auth-login", &req, app, log_in(&req, app)).await
 }
 
 async fn log_in(req: &Request, app: &App) -> Result<Response<Body>> {

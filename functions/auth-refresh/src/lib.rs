@@ -22,9 +22,8 @@ impl http::Validate for RefreshRequest {
 /// This function signs tokens.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
-#[tracing::instrument(name = "auth-refresh", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(refresh(&req, app).await)
+    http::serve("auth-refresh", &req, app, refresh(&req, app)).await
 }
 
 async fn refresh(req: &Request, app: &App) -> Result<Response<Body>> {

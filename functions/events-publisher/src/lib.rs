@@ -9,6 +9,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use cafe::domain::DomainEvent;
 use cafe::events::EventPublisher;
+use cafe::metrics::Metrics;
 use serde_dynamo::AttributeValue;
 
 /// Prefix of the outbox items' partition key.
@@ -60,7 +61,11 @@ fn decode(record: &EventRecord) -> Decoded {
 
 /// Publishes the batch's outbox events; the response names, in stream order, every record from
 /// the first one whose event could not be published onward (Lambda resumes from the lowest).
-pub async fn handle(event: Event, publisher: &dyn EventPublisher) -> DynamoDbEventResponse {
+pub async fn handle(
+    event: Event,
+    publisher: &dyn EventPublisher,
+    metrics: &Metrics,
+) -> DynamoDbEventResponse {
     let mut to_publish: Vec<(usize, DomainEvent)> = Vec::new();
     let mut skipped = 0usize;
     for (index, record) in event.records.iter().enumerate() {
@@ -101,6 +106,10 @@ pub async fn handle(event: Event, publisher: &dyn EventPublisher) -> DynamoDbEve
             })
             .collect();
     }
+    metrics.events_published(
+        (events.len().saturating_sub(failed_count)) as u64,
+        failed_count as u64,
+    );
     tracing::info!(
         records = event.records.len(),
         published = events.len().saturating_sub(failed_count),

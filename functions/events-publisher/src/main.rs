@@ -19,9 +19,12 @@ async fn main() -> Result<(), Error> {
         );
     let aws = cafe::aws::Aws::load(endpoint.as_deref(), timeout).await;
     let publisher = cafe::events::EventBridgePublisher::from_aws(&aws, bus);
+    let metrics = cafe::metrics::Metrics::new(&cafe::metrics::MetricsConfig::from_env()?);
     run(service_fn(|event: LambdaEvent<Event>| {
-        let publisher = &publisher;
-        async move { Ok::<_, Error>(events_publisher::handle(event.payload, publisher).await) }
+        let (publisher, metrics) = (&publisher, &metrics);
+        async move {
+            Ok::<_, Error>(events_publisher::handle(event.payload, publisher, metrics).await)
+        }
     }))
     .await
 }

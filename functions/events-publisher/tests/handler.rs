@@ -98,7 +98,8 @@ impl EventPublisher for Down {
 #[tokio::test]
 async fn the_sample_publishes_only_its_outbox_insert() {
     let log = MemoryEventLog::new();
-    let response = events_publisher::handle(sample(), &log).await;
+    let response =
+        events_publisher::handle(sample(), &log, &cafe::metrics::Metrics::disabled()).await;
     assert!(response.batch_item_failures.is_empty());
     let published = log.events();
     assert_eq!(published.len(), 1);
@@ -125,8 +126,11 @@ async fn a_refused_event_fails_its_record_and_every_later_one() {
         outbox_insert(104, &events[2]),
         other_record(105, "REMOVE", "ORDER#o"),
     ]);
-    let response = events_publisher::handle(stream, &publisher).await;
+    let (metrics, measured) = cafe::metrics::Metrics::recording();
+    let response = events_publisher::handle(stream, &publisher, &metrics).await;
     assert_eq!(failures(&response), ["103", "104", "105"]);
+    assert_eq!(measured.sum("EventsPublished", &[]), 2.0);
+    assert_eq!(measured.sum("EventsFailed", &[]), 1.0);
     let calls = publisher.calls.into_inner().expect("calls");
     let all: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     assert_eq!(
@@ -148,7 +152,8 @@ async fn an_undecodable_outbox_record_is_skipped_not_retried() {
         .remove("event");
     let log = MemoryEventLog::new();
     let stream = batch(vec![broken, missing, outbox_insert(203, &good)]);
-    let response = events_publisher::handle(stream, &log).await;
+    let response =
+        events_publisher::handle(stream, &log, &cafe::metrics::Metrics::disabled()).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(log.events(), [good]);
 }
@@ -160,8 +165,11 @@ async fn a_publisher_that_is_down_fails_from_the_first_outbox_record() {
         outbox_insert(302, &event(1)),
         outbox_insert(303, &event(2)),
     ]);
-    let response = events_publisher::handle(stream, &Down).await;
+    let (metrics, measured) = cafe::metrics::Metrics::recording();
+    let response = events_publisher::handle(stream, &Down, &metrics).await;
     assert_eq!(failures(&response), ["302", "303"]);
+    assert_eq!(measured.sum("EventsPublished", &[]), 0.0);
+    assert_eq!(measured.sum("EventsFailed", &[]), 2.0);
 }
 
 #[tokio::test]
@@ -171,7 +179,8 @@ async fn a_batch_without_outbox_inserts_publishes_nothing() {
         other_record(401, "INSERT", "MEMBER#m"),
         other_record(402, "REMOVE", "OUTBOX#01KFAX3M8Z6W1Q9P2R4T7V5Y0B"),
     ]);
-    let response = events_publisher::handle(stream, &publisher).await;
+    let response =
+        events_publisher::handle(stream, &publisher, &cafe::metrics::Metrics::disabled()).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(publisher.calls.into_inner().expect("calls").is_empty());
 }

@@ -141,7 +141,12 @@ async fn the_sample_stream_event_reaches_the_bus_with_its_event_id() {
     ))
     .expect("sample");
     let event: Event = serde_json::from_str(&text).expect("stream event");
-    let response = events_publisher::handle(event, &publisher(&bus).await).await;
+    let response = events_publisher::handle(
+        event,
+        &publisher(&bus).await,
+        &cafe::metrics::Metrics::disabled(),
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     let got = delivered(&queue, 1).await;
     assert_eq!(got.len(), 1, "{got:?}");
@@ -314,7 +319,12 @@ async fn a_store_write_flows_from_the_table_stream_to_the_bus() {
     );
     let event: Event =
         serde_json::from_value(json!({ "Records": records })).expect("a Lambda stream event");
-    let response = events_publisher::handle(event, &publisher(&bus).await).await;
+    let response = events_publisher::handle(
+        event,
+        &publisher(&bus).await,
+        &cafe::metrics::Metrics::disabled(),
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
 
     let got = delivered(&queue, 2).await;

@@ -38,6 +38,7 @@ pub async fn handle(
         ..ExpiryOptions::default()
     };
     let summary = run_expiry(app.store.clone(), now, &options).await?;
+    app.metrics.expiry_run(summary.expired, summary.failed);
     if summary.failed > 0 {
         return Err(Error::Unavailable("DynamoDB"));
     }

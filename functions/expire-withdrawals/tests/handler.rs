@@ -63,6 +63,7 @@ fn sample() -> Value {
 #[tokio::test]
 async fn the_sample_event_ends_members_due_at_its_now() {
     let (app, _clock) = app().await;
+    let measured = app.metrics.start_recording();
     // The sample's `now` is 2026-02-14T18:00:00Z: due means withdrawn by 2026-01-15T18:00:00Z.
     let due = withdrawn(&app, "2026-01-15T18:00:00Z".parse().expect("time")).await;
     let not_yet = withdrawn(&app, "2026-01-15T18:00:00.001Z".parse().expect("time")).await;
@@ -77,6 +78,8 @@ async fn the_sample_event_ends_members_due_at_its_now() {
     assert_eq!(wire["expired"], 1);
     assert_eq!(wire["cutoff"], "2026-01-15T18:00:00Z");
     assert!(wire["itemsRead"].is_u64() && wire["pages"].is_u64());
+    assert_eq!(measured.sum("MembersEnded", &[]), 1.0);
+    assert_eq!(measured.sum("ExpiryFailures", &[]), 0.0);
 }
 
 #[tokio::test]

@@ -6,9 +6,8 @@ use lambda_http::{Body, Request, Response};
 /// This function checks no token, so it never reads the token key.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::NotUsed;
 
-#[tracing::instrument(name = "items-get", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(get_item(&req, app).await)
+    http::serve("items-get", &req, app, get_item(&req, app)).await
 }
 
 async fn get_item(req: &Request, app: &App) -> Result<Response<Body>> {

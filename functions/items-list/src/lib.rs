@@ -7,9 +7,8 @@ use serde_json::json;
 /// This function checks no token, so it never reads the token key.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::NotUsed;
 
-#[tracing::instrument(name = "items-list", skip_all)]
-pub async fn handle(_req: Request, app: &App) -> Response<Body> {
-    http::respond(list_items(app).await)
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::serve("items-list", &req, app, list_items(app)).await
 }
 
 async fn list_items(app: &App) -> Result<Response<Body>> {

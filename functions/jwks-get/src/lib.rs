@@ -12,9 +12,8 @@ pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 /// As long as the functions cache the keys themselves.
 const CACHE_CONTROL: &str = "public, max-age=300";
 
-#[tracing::instrument(name = "jwks-get", skip_all)]
-pub async fn handle(_req: Request, app: &App) -> Response<Body> {
-    http::respond(jwks(app).await)
+pub async fn handle(req: Request, app: &App) -> Response<Body> {
+    http::serve("jwks-get", &req, app, jwks(app)).await
 }
 
 async fn jwks(app: &App) -> Result<Response<Body>> {

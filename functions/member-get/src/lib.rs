@@ -7,9 +7,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "member-get", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(get_profile(&req, app).await)
+    http::serve("member-get", &req, app, get_profile(&req, app)).await
 }
 
 async fn get_profile(req: &Request, app: &App) -> Result<Response<Body>> {

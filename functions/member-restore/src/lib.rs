@@ -8,9 +8,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "member-restore", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(restore(&req, app).await)
+    http::serve("member-restore", &req, app, restore(&req, app)).await
 }
 
 async fn restore(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -30,9 +30,8 @@ impl http::Validate for SignUpRequest {
 /// This function signs tokens.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
-#[tracing::instrument(name = "member-signup", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(sign_up(&req, app).await)
+    http::serve("member-signup", &req, app, sign_up(&req, app)).await
 }
 
 async fn sign_up(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -7,9 +7,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "member-withdraw", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(withdraw(&req, app).await)
+    http::serve("member-withdraw", &req, app, withdraw(&req, app)).await
 }
 
 async fn withdraw(req: &Request, app: &App) -> Result<Response<Body>> {

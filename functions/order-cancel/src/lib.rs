@@ -9,9 +9,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "order-cancel", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(cancel(&req, app).await)
+    http::serve("order-cancel", &req, app, cancel(&req, app)).await
 }
 
 async fn cancel(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -7,9 +7,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "order-get", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(get(&req, app).await)
+    http::serve("order-get", &req, app, get(&req, app)).await
 }
 
 async fn get(req: &Request, app: &App) -> Result<Response<Body>> {

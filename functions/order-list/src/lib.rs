@@ -7,9 +7,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "order-list", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(list(&req, app).await)
+    http::serve("order-list", &req, app, list(&req, app)).await
 }
 
 async fn list(req: &Request, app: &App) -> Result<Response<Body>> {

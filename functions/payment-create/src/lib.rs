@@ -8,9 +8,8 @@ use lambda_http::{Body, Request, Response};
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
-#[tracing::instrument(name = "payment-create", skip_all)]
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::respond(pay(&req, app).await)
+    http::serve("payment-create", &req, app, pay(&req, app)).await
 }
 
 async fn pay(req: &Request, app: &App) -> Result<Response<Body>> {

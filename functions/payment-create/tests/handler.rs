@@ -169,3 +169,98 @@ async fn pays_once_and_replays_the_same_answer_for_the_same_key() {
     let (status, again, _) = call(&app, request(Some(&token), &body, None)).await;
     assert_eq!((status, code(&again)), (400, "400OR001"));
 }
+
+async fn pending_order(app: &App, member: &Member) -> String {
+    orders::create_order(
+        app,
+        member,
+        &CreateOrderRequest {
+            items: vec![LineRequest {
+                item_id: "01JC0FFEE00000000000000C01".into(),
+                quantity: 2,
+            }],
+        },
+    )
+    .await
+    .expect("order")
+    .order_id
+}
+
+#[tokio::test]
+async fn every_payment_is_measured_in_emf() {
+    let app = app().await;
+    let measured = app.metrics.start_recording();
+    let (member, token) = member(&app, false).await;
+    let order_id = pending_order(&app, &member).await;
+    let body = json!({"orderId": order_id, "payments": [
+        {"amount": 1000, "type": "CARD"}, {"amount": 2000, "type": "POINT"}]})
+    .to_string();
+    let (status, _, _) = call(&app, request(Some(&token), &body, Some("m-1"))).await;
+    assert_eq!(status, 200);
+
+    let ok = [("Function", "payment-create"), ("CodeClass", "2xx")];
+    assert_eq!(measured.sum("Requests", &ok), 1.0);
+    let request_line = measured
+        .documents()
+        .into_iter()
+        .find(|d| d.get("Requests").is_some())
+        .expect("a request line");
+    assert_eq!(
+        request_line["requestId"], "Fz3kWiX5IE0EMbE=",
+        "the API Gateway request id"
+    );
+    assert_eq!(measured.sum("PaymentsCompleted", &[]), 1.0);
+    assert_eq!(measured.sum("PaymentsFailed", &[]), 0.0);
+    assert_eq!(measured.count("GatewayLatency"), 2, "one per part charged");
+    assert_eq!(
+        measured.sum("GatewayFailures", &[("Operation", "charge")]),
+        0.0
+    );
+    assert_eq!(measured.count("LockWait"), 1);
+    assert_eq!(measured.sum("LockBusy", &[]), 0.0);
+
+    // The order's lock held elsewhere: 409PA001 is a busy lock, not a failed payment.
+    let order_id = pending_order(&app, &member).await;
+    let lease = app
+        .lock
+        .acquire(&[cafe::lock::order_key(&order_id)])
+        .await
+        .expect("lock");
+    let body =
+        json!({"orderId": order_id, "payments": [{"amount": 3000, "type": "CARD"}]}).to_string();
+    let (status, busy, _) = call(&app, request(Some(&token), &body, None)).await;
+    assert_eq!((status, code(&busy)), (409, "409PA001"));
+    assert_eq!(measured.sum("LockBusy", &[]), 1.0);
+    assert_eq!(measured.sum("Requests", &[("CodeClass", "4xx")]), 1.0);
+    assert_eq!(measured.sum("PaymentsFailed", &[]), 0.0);
+    app.lock.release(&lease).await.expect("release");
+}
+
+#[tokio::test]
+async fn a_declined_payment_counts_as_failed_with_a_gateway_failure() {
+    let mut config = cafe::testing::test_config();
+    config.gateway.failure_rate = 1.0;
+    let (app, _) = App::in_memory(config, cafe::testing::manual_clock())
+        .await
+        .expect("app");
+    let measured = app.metrics.start_recording();
+    let (member, token) = member(&app, false).await;
+    let order_id = pending_order(&app, &member).await;
+    let body =
+        json!({"orderId": order_id, "payments": [{"amount": 3000, "type": "CARD"}]}).to_string();
+    let (status, declined, _) = call(&app, request(Some(&token), &body, None)).await;
+    assert_eq!((status, code(&declined)), (502, "502PA000"));
+    assert_eq!(measured.sum("PaymentsFailed", &[]), 1.0);
+    assert_eq!(measured.sum("PaymentsCompleted", &[]), 0.0);
+    assert_eq!(
+        measured.sum("GatewayFailures", &[("Operation", "charge")]),
+        1.0
+    );
+    assert_eq!(
+        measured.sum(
+            "Requests",
+            &[("Function", "payment-create"), ("CodeClass", "5xx")]
+        ),
+        1.0
+    );
+}

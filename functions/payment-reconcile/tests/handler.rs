@@ -137,8 +137,11 @@ async fn order_status(app: &App, order_id: &str) -> OrderStatus {
 #[tokio::test]
 async fn a_charge_whose_answer_was_lost_is_completed_and_its_key_answers_after() {
     let (app, parts, member, order_id, _clock) = losing_answers(false).await;
+    let measured = app.metrics.start_recording();
     let first = payments::pay_once(&app, &member, &card(&order_id), Some("key-1")).await;
     assert_eq!(status_of(&first), 503, "{:?}", first.to_stored());
+    assert_eq!(measured.sum("PaymentsLeftToReconciliation", &[]), 1.0);
+    assert_eq!(measured.sum("PaymentsFailed", &[]), 1.0);
     // Charged at the gateway, nothing kept in the order yet.
     assert_eq!(parts.gateway.ledger().charges.len(), 1);
     assert_eq!(
@@ -161,6 +164,8 @@ async fn a_charge_whose_answer_was_lost_is_completed_and_its_key_answers_after()
         (1, 0, 0)
     );
     assert!(summary.complete);
+    assert_eq!(measured.sum("AttemptsSettled", &[]), 1.0);
+    assert_eq!(measured.sum("ReconcileBacklog", &[]), 0.0);
     assert_eq!(order_status(&app, &order_id).await, OrderStatus::Completed);
     let ledger = parts.gateway.ledger();
     assert_eq!((ledger.charges.len(), ledger.refunds.len()), (1, 0));

@@ -6,7 +6,11 @@ pub mod local;
 pub mod redis;
 
 use crate::error::Result;
+use crate::metrics::Metrics;
 use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
 
 pub use self::redis::RedisLock;
 pub use local::LocalLock;
@@ -46,4 +50,42 @@ pub fn sorted_keys(keys: &[String]) -> Vec<String> {
     keys.sort_unstable();
     keys.dedup();
     keys
+}
+
+/// A lock whose every acquisition is timed into [`Metrics::lock_wait`] (409PA001 counted as
+/// `LockBusy`), each call in a `dependency` span.
+pub struct ObservedLock {
+    inner: Arc<dyn Lock>,
+    metrics: Metrics,
+}
+
+impl ObservedLock {
+    pub fn new(inner: Arc<dyn Lock>, metrics: Metrics) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl Lock for ObservedLock {
+    async fn acquire(&self, keys: &[String]) -> Result<LockLease> {
+        let started = Instant::now();
+        let outcome = self
+            .inner
+            .acquire(keys)
+            .instrument(crate::telemetry::dependency_span("lock", "acquire"))
+            .await;
+        let busy = matches!(outcome, Err(crate::Error::LockBusy));
+        // A lock service that did not answer is a dependency failure, not a wait.
+        if outcome.is_ok() || busy {
+            self.metrics.lock_wait(started.elapsed(), busy);
+        }
+        outcome
+    }
+
+    async fn release(&self, lease: &LockLease) -> Result<()> {
+        self.inner
+            .release(lease)
+            .instrument(crate::telemetry::dependency_span("lock", "release"))
+            .await
+    }
 }

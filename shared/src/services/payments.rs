@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::gateway::{Charge, bounded};
 use crate::http::Validate;
 use crate::lock::LockLease;
+use crate::metrics::PaymentOutcome;
 use crate::services::orders::{load_own_order, lock_keys};
 use crate::store::{IdempotencyBegin, IdempotencyOwner, PaymentCompletion, StoredResponse};
 use lambda_http::{Body, Response};
@@ -286,6 +287,11 @@ pub async fn pay_within(
 ) -> Paid {
     let mut charged = false;
     let result = pay_checked(app, member, request, idempotency, deadline, &mut charged).await;
+    app.metrics.payment(match &result {
+        Ok(_) => PaymentOutcome::Completed,
+        Err(error) if error.wire().status.is_server_error() => PaymentOutcome::Failed,
+        Err(_) => PaymentOutcome::Refused,
+    });
     Paid { result, charged }
 }
 
@@ -416,6 +422,7 @@ async fn pay_locked(
                 // the reconciler finds out by its idempotency key and settles it.
                 tracing::warn!(attempt_id = %attempt.attempt_id, part = n, %error,
                     "charge outcome unknown; left to reconciliation");
+                app.metrics.left_to_reconciliation(false);
                 return Err(Error::Unavailable("payment gateway"));
             }
         }
@@ -506,6 +513,7 @@ pub(crate) async fn commit_attempt(
         Err(error) => {
             tracing::warn!(attempt_id = %attempt.attempt_id, %error,
                 "payment commit not settled; left to reconciliation");
+            app.metrics.left_to_reconciliation(false);
             Err(error)
         }
     }
@@ -536,6 +544,14 @@ pub(crate) async fn refund_attempt(
     attempt: &mut PaymentAttempt,
     from: AttemptState,
 ) -> bool {
+    let settled = refund_now(app, attempt, from).await;
+    if !settled {
+        app.metrics.left_to_reconciliation(true);
+    }
+    settled
+}
+
+async fn refund_now(app: &App, attempt: &mut PaymentAttempt, from: AttemptState) -> bool {
     if from != AttemptState::Refunding {
         attempt.state = AttemptState::Refunding;
         match app.store.update_attempt(attempt, from).await {

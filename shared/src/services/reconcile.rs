@@ -60,6 +60,9 @@ pub struct ReconcileSummary {
     pub skipped: u64,
     /// Attempts that could not be settled now (gateway or store down); the next run retries.
     pub failed: u64,
+    /// Attempts due that this run saw but had no time or room for (at least: the rest of the
+    /// page it stopped in); with `failed`, the backlog the next run starts from.
+    pub left: u64,
     pub pages: u64,
     /// False when the run stopped early (limit, deadline) or some attempt failed.
     pub complete: bool,
@@ -93,11 +96,12 @@ pub async fn run_reconcile(
                 .due_attempts(shard, now, cursor.as_deref(), options.page_size.max(1))
                 .await?;
             summary.pages += 1;
-            for attempt_id in &page.attempt_ids {
+            for (index, attempt_id) in page.attempt_ids.iter().enumerate() {
                 let tried = summary.completed + summary.refunded + summary.skipped + summary.failed;
                 let late = options.stop_by.is_some_and(|stop| Instant::now() >= stop);
                 if tried >= options.max_attempts || late {
                     stopped_early = true;
+                    summary.left = (page.attempt_ids.len() - index) as u64;
                     break 'shards;
                 }
                 match settle(app, attempt_id).await {
@@ -119,10 +123,16 @@ pub async fn run_reconcile(
         refunded = summary.refunded,
         skipped = summary.skipped,
         failed = summary.failed,
+        left = summary.left,
         pages = summary.pages,
         complete = summary.complete,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "reconciliation run"
+    );
+    app.metrics.reconcile_run(
+        summary.completed + summary.refunded,
+        summary.failed,
+        summary.failed + summary.left,
     );
     Ok(summary)
 }

@@ -164,6 +164,7 @@ pub fn harness(store: Arc<dyn Store>, lock: Arc<dyn Lock>, gateway: GatewayConfi
         lock,
         gateway: scripted.clone(),
         event_log: None,
+        metrics: cafe::metrics::Metrics::disabled(),
         login_throttle: std::sync::Arc::new(cafe::throttle::LocalThrottle::default()),
         config,
     };
