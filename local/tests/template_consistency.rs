@@ -288,3 +288,98 @@ fn the_template_table_is_the_table_the_code_uses() {
         template::table_problems(&template::template()),
     );
 }
+
+/// The Cafe metrics `template.yaml` names: in alarms (plain or metric math) and in the
+/// dashboard's rows and SEARCH expressions.
+fn template_metric_names(template: &Value, text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let resources = get(template, &["Resources"])
+        .and_then(Value::as_mapping)
+        .cloned()
+        .unwrap_or_default();
+    for (_, resource) in resources {
+        if string_at(&resource, &["Type"]).as_deref() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        if string_at(&resource, &["Properties", "Namespace"]).as_deref() == Some("Cafe") {
+            names.extend(string_at(&resource, &["Properties", "MetricName"]));
+        }
+        let queries = get(&resource, &["Properties", "Metrics"])
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        for query in queries {
+            let metric = get(&query, &["MetricStat", "Metric"]);
+            if metric.and_then(|m| string_at(m, &["Namespace"])).as_deref() == Some("Cafe") {
+                names.extend(metric.and_then(|m| string_at(m, &["MetricName"])));
+            }
+        }
+    }
+    let word = |rest: &str| -> String {
+        rest.chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect()
+    };
+    for marker in ["[\"Cafe\", \"", "MetricName=\\\""] {
+        for (at, _) in text.match_indices(marker) {
+            names.insert(word(&text[at + marker.len()..]));
+        }
+    }
+    names
+}
+
+#[test]
+fn alarms_and_dashboard_name_only_metrics_the_code_writes_and_show_them_all() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    let named = template_metric_names(&template::template(), &text);
+    let written: BTreeSet<String> = cafe::metrics::CATALOGUE
+        .iter()
+        .map(|name| (*name).to_owned())
+        .collect();
+    let mut problems: Vec<String> = named
+        .difference(&written)
+        .map(|name| format!("{name}: in template.yaml but no function writes it"))
+        .collect();
+    // Every metric is on the dashboard: as a row (`[".", "Name"` continues a Cafe row) or a
+    // SEARCH expression.
+    for name in &written {
+        let shown = [
+            format!("\"Cafe\", \"{name}\""),
+            format!("[\".\", \"{name}\""),
+            format!("MetricName=\\\"{name}\\\""),
+        ]
+        .iter()
+        .any(|form| text.contains(form.as_str()));
+        if !shown {
+            problems.push(format!("{name}: written but not on the dashboard"));
+        }
+    }
+    // The dashboard body is JSON once CloudFormation has substituted it.
+    let body = string_at(
+        &template::template(),
+        &[
+            "Resources",
+            "Dashboard",
+            "Properties",
+            "DashboardBody",
+            "Fn::Sub",
+        ],
+    )
+    .unwrap_or_default();
+    let mut substituted = String::new();
+    let mut rest = body.as_str();
+    while let Some((before, after)) = rest.split_once("${") {
+        substituted.push_str(before);
+        substituted.push('x');
+        rest = after.split_once('}').map_or("", |(_, tail)| tail);
+    }
+    substituted.push_str(rest);
+    if let Err(error) = serde_json::from_str::<serde_json::Value>(&substituted) {
+        problems.push(format!("the dashboard body is not JSON: {error}"));
+    }
+    assert!(named.len() >= 4, "alarms on Cafe metrics found: {named:?}");
+    report(
+        "template.yaml's alarms and dashboard and the metrics catalogue",
+        problems,
+    );
+}

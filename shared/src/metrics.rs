@@ -18,6 +18,28 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Every metric this module writes, by name (`template.yaml`'s alarms and dashboard are held to
+/// it by `local/tests/template_consistency.rs`).
+pub const CATALOGUE: &[&str] = &[
+    "Requests",
+    "Latency",
+    "PaymentsCompleted",
+    "PaymentsFailed",
+    "GatewayLatency",
+    "GatewayFailures",
+    "LockWait",
+    "LockBusy",
+    "PaymentsLeftToReconciliation",
+    "RefundsLeftToReconciliation",
+    "AttemptsSettled",
+    "AttemptsFailed",
+    "ReconcileBacklog",
+    "MembersEnded",
+    "ExpiryFailures",
+    "EventsPublished",
+    "EventsFailed",
+];
+
 /// Where EMF lines go and under which names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
@@ -473,8 +495,10 @@ mod tests {
         metrics.reconcile_run(1, 0, 0);
         metrics.expiry_run(2, 0);
         metrics.events_published(3, 1);
+        metrics.left_to_reconciliation(false);
         let documents = sink.documents();
-        assert_eq!(documents.len(), 8, "a refusal writes nothing");
+        assert_eq!(documents.len(), 9, "a refusal writes nothing");
+        let mut written: Vec<&str> = Vec::new();
         for d in &documents {
             for directive in d["_aws"]["CloudWatchMetrics"]
                 .as_array()
@@ -490,9 +514,18 @@ mod tests {
                 for metric in directive["Metrics"].as_array().into_iter().flatten() {
                     let name = metric["Name"].as_str().unwrap_or_default();
                     assert!(d.get(name).is_some_and(Value::is_number), "{name} in {d}");
+                    assert!(CATALOGUE.contains(&name), "{name} is not in the catalogue");
+                    written.push(name);
                 }
             }
         }
+        written.sort_unstable();
+        written.dedup();
+        assert_eq!(
+            written.len(),
+            CATALOGUE.len(),
+            "every catalogued metric is written"
+        );
         assert_eq!(sink.sum("PaymentsFailed", &[]), 1.0);
         assert_eq!(sink.sum("GatewayFailures", &[("Operation", "charge")]), 1.0);
         assert_eq!(sink.sum("EventsFailed", &[]), 1.0);

@@ -5,6 +5,7 @@
 //! ARNs (`TOKEN_SIGNING_KEYS_ARN`, `TOKEN_VERIFYING_KEYS_ARN`), and `cafe-keys` writes the values.
 
 use crate::error::{Error, Result};
+use tracing::Instrument;
 
 /// The `SecretString` of `arn` (or its `SecretBinary` as UTF-8). Every call is a billed network
 /// request: callers cache the result. A secret with no value yet (created by the template,
@@ -17,6 +18,10 @@ pub async fn fetch_secret_string(
         .get_secret_value()
         .secret_id(arn)
         .send()
+        .instrument(crate::telemetry::dependency_span(
+            "secretsmanager",
+            "GetSecretValue",
+        ))
         .await
         .map_err(|err| {
             // The SDK error names the operation and the cause, never the secret value.
@@ -55,6 +60,10 @@ mod tests {
             .name(name)
             .secret_string(value)
             .send()
+            .instrument(crate::telemetry::dependency_span(
+                "secretsmanager",
+                "CreateSecret",
+            ))
             .await
             .expect("moto creates the secret");
         created.arn().expect("moto returns an ARN").to_owned()
@@ -86,6 +95,10 @@ mod tests {
             .create_secret()
             .name(name)
             .send()
+            .instrument(crate::telemetry::dependency_span(
+                "secretsmanager",
+                "CreateSecret",
+            ))
             .await
             .expect("moto creates an empty secret");
         let arn = created.arn().expect("an ARN");

@@ -7,21 +7,37 @@ pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok()
         || std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if json {
-        // Every line carries the spans it is in: the runtime's (Lambda request id, X-Ray trace
-        // id), the request's (function, API Gateway request id) and the dependency call's. A
-        // dependency span's close is a line of its own with its duration.
-        builder
-            .json()
-            .with_current_span(false)
-            .with_span_list(true)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-            .without_time()
-            .try_init()
+        tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stdout))
     } else {
-        builder.try_init()
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt().with_env_filter(filter).finish(),
+        )
     };
+}
+
+/// The Lambda log format, writing to `writer`. Every line carries the spans it is in: the
+/// runtime's (Lambda request id, X-Ray trace id), the request's (function, API Gateway request
+/// id) and the dependency call's; each span's close is a line of its own with its duration
+/// (`time.busy` + `time.idle`).
+pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    // Lambda stamps each line itself; the span timings stay (the builder's `without_time`
+    // would drop them too, so only the event format goes without a clock).
+    let format = tracing_subscriber::fmt::format()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .without_time();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .json()
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .event_format(format)
+        .finish()
 }
 
 /// The span every call to a dependency runs in. `system`: `dynamodb`, `redis`, `lock`,

@@ -27,6 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 /// One throttled dimension of a log-in, with its limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +253,10 @@ impl RedisThrottle {
         for key in keys {
             invocation.arg(key.limit);
         }
-        bounded(self.timeout, invocation.invoke_async(&mut connection)).await
+        let reserve = invocation
+            .invoke_async(&mut connection)
+            .instrument(crate::telemetry::dependency_span("redis", "EVALSHA"));
+        bounded(self.timeout, reserve).await
     }
 }
 
@@ -292,10 +296,10 @@ impl LoginThrottle for RedisThrottle {
                 .arg(&reservation.attempt)
                 .ignore();
         }
-        if bounded(self.timeout, command.query_async::<()>(&mut connection))
-            .await
-            .is_err()
-        {
+        let give_back = command
+            .query_async::<()>(&mut connection)
+            .instrument(crate::telemetry::dependency_span("redis", "ZREM"));
+        if bounded(self.timeout, give_back).await.is_err() {
             tracing::warn!("login throttle: giving back a successful attempt failed");
         }
     }

@@ -14,6 +14,7 @@
 use super::keys::{Jwks, SigningKeyset};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
+use tracing::Instrument;
 
 /// What a rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,10 @@ pub async fn read_signing_keyset(
         .get_secret_value()
         .secret_id(signing_arn)
         .send()
+        .instrument(crate::telemetry::dependency_span(
+            "secretsmanager",
+            "GetSecretValue",
+        ))
         .await;
     match output {
         Ok(output) => match output.secret_string() {
@@ -126,6 +131,10 @@ async fn put(client: &aws_sdk_secretsmanager::Client, arn: &str, value: &str) ->
         .secret_id(arn)
         .secret_string(value)
         .send()
+        .instrument(crate::telemetry::dependency_span(
+            "secretsmanager",
+            "PutSecretValue",
+        ))
         .await
         .map_err(|err| {
             let cause = aws_sdk_secretsmanager::error::DisplayErrorContext(&err);

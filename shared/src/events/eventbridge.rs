@@ -15,6 +15,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// PutEvents' limit of entries per call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
@@ -82,6 +83,10 @@ impl EventBridgePublisher {
             .put_events()
             .set_entries(Some(entries))
             .send()
+            .instrument(crate::telemetry::dependency_span(
+                "eventbridge",
+                "PutEvents",
+            ))
             .await
             .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
         let results = output.entries();

@@ -21,6 +21,7 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Deletes every key that still carries this holder's token; returns how many it deleted.
 const RELEASE_SCRIPT: &str = r"
@@ -91,7 +92,8 @@ impl RedisLock {
                 .arg("NX")
                 .arg("PX")
                 .arg(ttl_ms)
-                .query_async(&mut connection),
+                .query_async(&mut connection)
+                .instrument(crate::telemetry::dependency_span("redis", "SET")),
         )
         .await?;
         Ok(reply.is_some())
@@ -108,8 +110,10 @@ impl RedisLock {
             invocation.key(key);
         }
         invocation.arg(token);
-        let _released: i64 =
-            bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
+        let release = invocation
+            .invoke_async(&mut connection)
+            .instrument(crate::telemetry::dependency_span("redis", "EVALSHA"));
+        let _released: i64 = bounded(self.timeout, release).await?;
         Ok(())
     }
 
@@ -161,7 +165,8 @@ pub(crate) async fn shared_connection(
                 .set_max_delay(Duration::from_millis(200));
             bounded(
                 timeout,
-                ConnectionManager::new_with_config(client.clone(), config),
+                ConnectionManager::new_with_config(client.clone(), config)
+                    .instrument(crate::telemetry::dependency_span("redis", "connect")),
             )
             .await
         })

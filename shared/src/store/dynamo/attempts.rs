@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use tracing::Instrument;
 
 const ATTEMPT_SK: &str = "ATTEMPT";
 /// Settled attempts are kept this long (for support and audits), then TTL removes them.
@@ -90,6 +91,7 @@ impl PaymentAttemptStore for DynamoStore {
                 .condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", table::PK)
                 .send()
+                .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
                 .await;
             return match put {
                 Ok(_) => Ok(()),
@@ -144,6 +146,7 @@ impl PaymentAttemptStore for DynamoStore {
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
             .await;
         match put {
             Ok(_) => Ok(true),
@@ -200,6 +203,7 @@ impl PaymentAttemptStore for DynamoStore {
             .set_key(Some(attempt_key(attempt_id)))
             .consistent_read(true)
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "GetItem"))
             .await
             .map_err(sdk_error)?;
         out.item
@@ -245,6 +249,7 @@ impl PaymentAttemptStore for DynamoStore {
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         let mut attempt_ids = Vec::new();

@@ -11,6 +11,7 @@ use crate::store::{DuePage, DueWithdrawal, WithdrawalExpiryStore, cursor, withdr
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 /// The position after the last member of a page: its `wsk`.
 #[derive(Serialize, Deserialize)]
@@ -73,6 +74,7 @@ impl WithdrawalExpiryStore for DynamoStore {
             .limit(limit)
             .set_exclusive_start_key(start)
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         let mut members = Vec::new();

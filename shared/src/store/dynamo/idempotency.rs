@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_dynamo::aws_sdk_dynamodb_1::from_item;
+use tracing::Instrument;
 
 const SK: &str = "IDEMPOTENCY";
 pub(crate) const IN_PROGRESS: &str = "IN_PROGRESS";
@@ -109,6 +110,7 @@ impl IdempotencyStore for DynamoStore {
             .set_expression_attribute_values(expr.values())
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
             .await;
         let err = match put {
             Ok(_) => return Ok(IdempotencyBegin::Started(owner)),
@@ -160,6 +162,7 @@ impl IdempotencyStore for DynamoStore {
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "UpdateItem"))
             .await;
         match updated {
             Ok(_) => Ok(true),
@@ -191,6 +194,7 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":inProgress", s(IN_PROGRESS))
             .expression_attribute_values(":token", s(&owner.token))
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "DeleteItem"))
             .await;
         match deleted {
             Ok(_) => Ok(true),

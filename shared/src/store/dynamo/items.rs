@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use std::collections::HashMap;
+use tracing::Instrument;
 
 pub(crate) const ITEM_SK: &str = "ITEM";
 pub(crate) const CATALOG_PK: &str = "CATALOG";
@@ -43,6 +44,10 @@ impl DynamoStore {
                     .batch_get_item()
                     .set_request_items(Some(HashMap::from([(self.table.clone(), request)])))
                     .send()
+                    .instrument(crate::telemetry::dependency_span(
+                        "dynamodb",
+                        "BatchGetItem",
+                    ))
                     .await
                     .map_err(sdk_error)?;
                 if let Some(mut responses) = out.responses {

@@ -26,6 +26,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tracing::Instrument;
 
 pub(crate) use errors::{sdk_error, shape_error};
 pub(crate) use tx::{Reason, TxItems};
@@ -90,6 +91,7 @@ impl DynamoStore {
             .set_key(Some(key(pk, sk)))
             .consistent_read(true)
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "GetItem"))
             .await
             .map_err(sdk_error)?;
         Ok(out.item)
@@ -110,6 +112,7 @@ impl DynamoStore {
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
+                .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
                 .await
                 .map_err(sdk_error)?;
             items.extend(out.items.unwrap_or_default());
@@ -167,6 +170,7 @@ impl DynamoStore {
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
+                .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
                 .await
                 .map_err(sdk_error)?;
             for item in out.items.unwrap_or_default() {

@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 use std::collections::BTreeMap;
+use tracing::Instrument;
 
 pub(crate) const ORDER_SK: &str = "ORDER";
 /// Sorts after every `PAYMENT#<ulid>`; history rows (`HISTORY#…`) sort before `ORDER`.
@@ -115,6 +116,7 @@ impl DynamoStore {
             .expression_attribute_values(":to", s(PAYMENTS_END))
             .consistent_read(true)
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         assemble(out.items.unwrap_or_default())
@@ -276,6 +278,7 @@ impl OrderStore for DynamoStore {
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         let more_beyond = out.last_evaluated_key.is_some_and(|k| !k.is_empty());

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use tracing::Instrument;
 
 #[derive(Serialize, Deserialize)]
 struct FulfilmentCursor {
@@ -250,6 +251,7 @@ impl StaffStore for DynamoStore {
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         let mut orders: Vec<Order> = out

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
+use tracing::Instrument;
 
 /// Partition key of the table.
 pub const PK: &str = "pk";
@@ -191,6 +192,7 @@ pub async fn create_table_with(client: &Client, table_name: &str, stream: bool) 
         .set_global_secondary_indexes(Some(indexes))
         .set_stream_specification(stream)
         .send()
+        .instrument(crate::telemetry::dependency_span("dynamodb", "CreateTable"))
         .await
         .map_err(super::errors::sdk_error)?;
     wait_until_active(client, table_name).await?;
@@ -205,6 +207,10 @@ pub async fn create_table_with(client: &Client, table_name: &str, stream: bool) 
                 .map_err(build_error)?,
         )
         .send()
+        .instrument(crate::telemetry::dependency_span(
+            "dynamodb",
+            "UpdateTimeToLive",
+        ))
         .await
         .map_err(super::errors::sdk_error)?;
     Ok(())
@@ -217,6 +223,10 @@ async fn wait_until_active(client: &Client, table_name: &str) -> Result<()> {
             .describe_table()
             .table_name(table_name)
             .send()
+            .instrument(crate::telemetry::dependency_span(
+                "dynamodb",
+                "DescribeTable",
+            ))
             .await
             .map_err(super::errors::sdk_error)?;
         let status = described.table.and_then(|t| t.table_status);
@@ -232,7 +242,16 @@ async fn wait_until_active(client: &Client, table_name: &str) -> Result<()> {
 
 /// True if the table exists.
 pub async fn table_exists(client: &Client, table_name: &str) -> Result<bool> {
-    match client.describe_table().table_name(table_name).send().await {
+    match client
+        .describe_table()
+        .table_name(table_name)
+        .send()
+        .instrument(crate::telemetry::dependency_span(
+            "dynamodb",
+            "DescribeTable",
+        ))
+        .await
+    {
         Ok(_) => Ok(true),
         Err(e)
             if e.as_service_error()

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use tracing::Instrument;
 
 const TOKEN_SK: &str = "REFRESH";
 const FAMILY_SK: &str = "FAMILY";
@@ -134,6 +135,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
             .await
             .map_err(sdk_error)?;
         Ok(())
@@ -149,6 +151,7 @@ impl RefreshTokenStore for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
             .await
             .map_err(sdk_error)?;
         Ok(())

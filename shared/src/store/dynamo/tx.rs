@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use tracing::Instrument;
 
 /// A transaction cancelled by another transaction on the same items is tried again this many
 /// times (nothing was written), then answered 503.
@@ -258,6 +259,10 @@ impl<'a> TxItems<'a> {
                 .set_transact_items(Some(self.items.clone()))
                 .client_request_token(request_token)
                 .send()
+                .instrument(crate::telemetry::dependency_span(
+                    "dynamodb",
+                    "TransactWriteItems",
+                ))
                 .await;
             if let (Some(_), Err(err)) = (token, &sent)
                 && outcome_unknown(err)
