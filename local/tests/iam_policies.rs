@@ -95,6 +95,8 @@ impl Stack {
                     return match logical.as_str() {
                         "HistoryRetentionDays" => Ok("400".into()),
                         "LogLevel" => Ok("info".into()),
+                        // The metrics' `Service` dimension.
+                        "AWS::StackName" => Ok("cafe-iam".into()),
                         _ => {
                             self.names.get(&logical).cloned().ok_or_else(|| {
                                 format!("{name}: !Ref {logical} is not in the stack")

@@ -305,16 +305,33 @@ async fn pay_checked(
 ) -> Result<PaymentReceipt> {
     request.validate()?;
     member.check_in_service()?;
-    let order = load_own_order(app.store.as_ref(), &request.order_id, member).await?;
     let parts = request.parts();
-    check_payment_parts(&parts, order.total_price)?;
     let keys = match app.config.lock_scope {
-        LockScope::Order => vec![crate::lock::order_key(&order.order_id)],
-        LockScope::OrderAndItems => lock_keys(&order),
+        // The order's key is in the request: lock it, then read the order once, under the lock
+        // (a non-owner's or an unknown id holds the lock only for that one read).
+        LockScope::Order if crate::ids::is_well_formed(&request.order_id) => {
+            vec![crate::lock::order_key(&request.order_id)]
+        }
+        LockScope::Order => return Err(Error::NotFound("order")),
+        // The item keys come from the order: read it first (and again under the lock).
+        LockScope::OrderAndItems => {
+            let order = load_own_order(app.store.as_ref(), &request.order_id, member).await?;
+            check_payment_parts(&parts, order.total_price)?;
+            lock_keys(&order)
+        }
     };
     let lease = app.lock.acquire(&keys).await?;
     crate::testing::pause_point("payment:locked");
-    let outcome = pay_locked(app, &order.order_id, &parts, idempotency, deadline, charged).await;
+    let outcome = pay_locked(
+        app,
+        member,
+        &request.order_id,
+        &parts,
+        idempotency,
+        deadline,
+        charged,
+    )
+    .await;
     release_logged(app, &lease).await;
     outcome
 }
@@ -343,17 +360,16 @@ pub fn charge_budget(config: &crate::config::Config, parts: usize) -> std::time:
 
 async fn pay_locked(
     app: &App,
+    member: &Member,
     order_id: &str,
     parts: &[RequestedPayment],
     idempotency: Option<&IdempotencyOwner>,
     deadline: Deadline,
     charged: &mut bool,
 ) -> Result<PaymentReceipt> {
-    let order = app
-        .store
-        .get_order(order_id)
-        .await?
-        .ok_or(Error::NotFound("order"))?;
+    // Read under the lock: a payment or cancellation that held it before us is visible.
+    let order = load_own_order(app.store.as_ref(), order_id, member).await?;
+    check_payment_parts(parts, order.total_price)?;
     order.check_payable()?;
     check_stock(app, &order).await?;
     if !deadline.allows(charge_budget(&app.config, parts.len())) {
