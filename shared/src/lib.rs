@@ -27,6 +27,7 @@ pub mod store;
 pub mod telemetry;
 pub mod testing;
 pub mod throttle;
+pub mod xray;
 
 pub use app::App;
 pub use error::{Error, Result};
