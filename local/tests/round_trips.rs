@@ -15,7 +15,6 @@ use cafe_local::testing::{SignedUp, call, request, sign_up, staff};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
@@ -23,30 +22,11 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 #[derive(Clone, Default)]
 struct Calls(Arc<Mutex<Vec<(String, String)>>>);
 
-#[derive(Default)]
-struct Named {
-    system: String,
-    operation: String,
-}
-
-impl Visit for Named {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "system" => self.system = value.to_owned(),
-            "operation" => self.operation = value.to_owned(),
-            _ => {}
-        }
-    }
-    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-}
-
 impl<S: tracing::Subscriber> Layer<S> for Calls {
     fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
-        if attrs.metadata().name() != "dependency" {
+        let Some(named) = cafe::telemetry::DependencyFields::of(attrs) else {
             return;
-        }
-        let mut named = Named::default();
-        attrs.record(&mut named);
+        };
         if let Ok(mut calls) = self.0.lock() {
             calls.push((named.system, named.operation));
         }
@@ -102,8 +82,8 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("POST /payment (2 parts)", 7, 2),
     ("DELETE /order/{id}/cancel (pending)", 3, 0),
     ("DELETE /order/{id}/cancel (paid)", 5, 2),
-    ("DELETE /member/{id}/withdraw", 3, 0),
-    ("POST /member/{id}/restore", 3, 0),
+    ("DELETE /member/{id}/withdraw", 2, 0),
+    ("POST /member/{id}/restore", 2, 0),
     ("GET /.well-known/jwks.json", 0, 0),
     ("PUT /admin/members/{id}/role", 2, 0),
     ("POST /admin/items", 2, 0),

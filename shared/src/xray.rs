@@ -14,7 +14,6 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -66,23 +65,6 @@ struct Open {
     system: String,
     operation: String,
     start: f64,
-}
-
-#[derive(Default)]
-struct Named {
-    system: String,
-    operation: String,
-}
-
-impl Visit for Named {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "system" => self.system = value.to_owned(),
-            "operation" => self.operation = value.to_owned(),
-            _ => {}
-        }
-    }
-    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
 }
 
 fn epoch_seconds() -> f64 {
@@ -154,11 +136,9 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs.metadata().name() != "dependency" {
+        let Some(named) = crate::telemetry::DependencyFields::of(attrs) else {
             return;
-        }
-        let mut named = Named::default();
-        attrs.record(&mut named);
+        };
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(Open {
                 id: new_id(),

@@ -45,6 +45,7 @@ suite!(
     members::refuses_a_taken_email_and_writes_nothing,
     members::concurrent_signups_with_one_email_make_exactly_one_member,
     members::withdraw_and_restore_follow_the_life_cycle,
+    members::a_read_member_withdraws_and_restores_with_the_same_answers,
     members::restore_is_refused_after_the_window,
     members::due_withdrawals_page_oldest_first_and_end_members,
     members::end_member_is_refused_for_another_withdrawal,

@@ -17,6 +17,6 @@ async fn restore(req: &Request, app: &App) -> Result<Response<Body>> {
     if http::path_param(req, "memberId")? != member.member_id {
         return Err(Error::Forbidden);
     }
-    let change = members::restore(app, &member.member_id).await?;
+    let change = members::restore(app, &member).await?;
     Ok(http::success(200, &change))
 }

@@ -16,6 +16,6 @@ async fn withdraw(req: &Request, app: &App) -> Result<Response<Body>> {
     if http::path_param(req, "memberId")? != member.member_id {
         return Err(Error::Forbidden);
     }
-    let change = members::withdraw(app, &member.member_id).await?;
+    let change = members::withdraw(app, &member).await?;
     Ok(http::success(200, &change))
 }

@@ -3,11 +3,13 @@
 //! with its duration.
 
 use cafe::App;
-use cafe::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
 use cafe::services::orders::{self, CreateOrderRequest, LineRequest};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+
+mod support;
+use support::member;
 
 const SAMPLE: &str = include_str!("../../../events/payment-create.json");
 
@@ -51,7 +53,7 @@ async fn every_line_of_a_declined_payment_carries_its_request_id() {
     let (app, _) = App::in_memory(config, cafe::testing::manual_clock())
         .await
         .expect("app");
-    let (member, token) = member(&app).await;
+    let (member, token) = member(&app, false).await;
     let order = orders::create_order(
         &app,
         &member,
@@ -111,37 +113,4 @@ async fn every_line_of_a_declined_payment_carries_its_request_id() {
             .any(|line| line.to_string().contains(&token)),
         "no line carries the bearer token"
     );
-}
-
-async fn member(app: &App) -> (Member, String) {
-    let now = app.clock.now();
-    let member = Member {
-        member_id: cafe::ids::new_id(now),
-        email: "logs@pay.test".into(),
-        name: "Logged".into(),
-        phone_number: "010-1234-5678".into(),
-        gender: Some(Gender::Female),
-        birth: None,
-        password_hash: "x".into(),
-        status: MemberStatus::Service,
-        role: Default::default(),
-        withdrawn_at: None,
-        created_at: now,
-    };
-    let event = DomainEvent::member(
-        EventType::MemberRegistered,
-        &member.member_id,
-        "SERVICE",
-        now,
-    );
-    app.store
-        .create_member(&member, &event)
-        .await
-        .expect("member");
-    let token = app
-        .tokens
-        .issue(&member.member_id, cafe::domain::Role::Customer, now)
-        .await
-        .expect("token");
-    (member, token)
 }

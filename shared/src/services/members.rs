@@ -223,7 +223,9 @@ pub async fn profile(app: &App, member: &Member) -> Result<Profile> {
 }
 
 /// `SERVICE` → `WITHDRAWN`; anything else → 400ME001.
-pub async fn withdraw(app: &App, member_id: &str) -> Result<StatusChange> {
+/// `member` is the one the request authenticated as: it serves as the store's read.
+pub async fn withdraw(app: &App, member: &Member) -> Result<StatusChange> {
+    let member_id = member.member_id.as_str();
     let now = app.clock.now();
     let event = DomainEvent::member(
         EventType::MemberWithdrawn,
@@ -231,13 +233,15 @@ pub async fn withdraw(app: &App, member_id: &str) -> Result<StatusChange> {
         MemberStatus::Withdrawn.as_str(),
         now,
     );
-    let member = app.store.withdraw_member(member_id, now, &event).await?;
+    let member = app.store.withdraw_read_member(member, now, &event).await?;
     tracing::info!(member_id, "member withdrawn");
     Ok(StatusChange::from(&member))
 }
 
 /// `WITHDRAWN` less than 30 days ago → `SERVICE`; anything else → 400ME002.
-pub async fn restore(app: &App, member_id: &str) -> Result<StatusChange> {
+/// `member` is the one the request authenticated as: it serves as the store's read.
+pub async fn restore(app: &App, member: &Member) -> Result<StatusChange> {
+    let member_id = member.member_id.as_str();
     let now = app.clock.now();
     let event = DomainEvent::member(
         EventType::MemberRestored,
@@ -245,7 +249,7 @@ pub async fn restore(app: &App, member_id: &str) -> Result<StatusChange> {
         MemberStatus::Service.as_str(),
         now,
     );
-    let member = app.store.restore_member(member_id, now, &event).await?;
+    let member = app.store.restore_read_member(member, now, &event).await?;
     tracing::info!(member_id, "member restored");
     Ok(StatusChange::from(&member))
 }

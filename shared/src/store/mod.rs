@@ -53,6 +53,27 @@ pub trait MemberStore: Send + Sync {
         at: DateTime<Utc>,
         event: &DomainEvent,
     ) -> Result<Member>;
+    /// [`MemberStore::withdraw_member`] for a member the caller has just read (the
+    /// authenticated one): a store may take it as its own read, since the write's condition is
+    /// the fence. The same answers.
+    async fn withdraw_read_member(
+        &self,
+        member: &Member,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<Member> {
+        self.withdraw_member(&member.member_id, at, event).await
+    }
+    /// [`MemberStore::restore_member`] for a member the caller has just read; as
+    /// [`MemberStore::withdraw_read_member`].
+    async fn restore_read_member(
+        &self,
+        member: &Member,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<Member> {
+        self.restore_member(&member.member_id, at, event).await
+    }
     /// Oldest first.
     async fn member_history(&self, member_id: &str) -> Result<Vec<HistoryEntry>>;
 }

@@ -164,6 +164,79 @@ pub async fn withdraw_and_restore_follow_the_life_cycle(b: Backend) {
     );
 }
 
+/// The request's own read (the authenticated member) stands in for the store's: the answers are
+/// those of the by-id calls, and a stale read is refused by the write's condition.
+pub async fn a_read_member_withdraws_and_restores_with_the_same_answers(b: Backend) {
+    let m = signed_up(&b, "lee@example.com", t0()).await;
+    let read = b
+        .store
+        .get_member(&m.member_id)
+        .await
+        .expect("read")
+        .expect("member");
+    let at = t0() + Duration::hours(2);
+    let withdrawn = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", at);
+    let after = b
+        .store
+        .withdraw_read_member(&read, at, &withdrawn)
+        .await
+        .expect("withdrawn");
+    assert_eq!(
+        (after.status, after.withdrawn_at),
+        (MemberStatus::Withdrawn, Some(at))
+    );
+    assert_eq!(
+        b.store.get_member(&m.member_id).await.expect("read"),
+        Some(after.clone())
+    );
+    assert!(b.committed(&withdrawn).await);
+
+    // The same stale read again (it still says SERVICE): the stored state decides.
+    let again = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", at);
+    assert_eq!(
+        b.store.withdraw_read_member(&read, at, &again).await,
+        Err(Error::NotInService)
+    );
+    assert!(!b.committed(&again).await);
+
+    let restored_at = at + DAY;
+    let restored = member_event(
+        EventType::MemberRestored,
+        &m.member_id,
+        "SERVICE",
+        restored_at,
+    );
+    let back = b
+        .store
+        .restore_read_member(&after, restored_at, &restored)
+        .await
+        .expect("restored");
+    assert_eq!(
+        (back.status, back.withdrawn_at),
+        (MemberStatus::Service, None)
+    );
+    assert_eq!(
+        b.store.get_member(&m.member_id).await.expect("read"),
+        Some(back)
+    );
+    // A stale WITHDRAWN read of a member restored since: refused, nothing written.
+    let twice = member_event(
+        EventType::MemberRestored,
+        &m.member_id,
+        "SERVICE",
+        restored_at,
+    );
+    assert_eq!(
+        b.store
+            .restore_read_member(&after, restored_at, &twice)
+            .await,
+        Err(Error::NotRestorable)
+    );
+    assert!(!b.committed(&twice).await);
+    let history = b.store.member_history(&m.member_id).await.expect("history");
+    assert_eq!(statuses(&history), ["SERVICE", "WITHDRAWN", "SERVICE"]);
+}
+
 pub async fn restore_is_refused_after_the_window(b: Backend) {
     let m = signed_up(&b, "kim@example.com", t0()).await;
     let event = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", t0());

@@ -104,10 +104,21 @@ impl MemberStore for DynamoStore {
         at: DateTime<Utc>,
         event: &DomainEvent,
     ) -> Result<Member> {
-        let mut member = self
+        let member = self
             .get_member(member_id)
             .await?
             .ok_or(Error::NotFound("member"))?;
+        self.withdraw_read_member(&member, at, event).await
+    }
+
+    async fn withdraw_read_member(
+        &self,
+        member: &Member,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<Member> {
+        let member_id = member.member_id.as_str();
+        let mut member = member.clone();
         member.check_can_withdraw()?;
         let mut tx = TxItems::new(self);
         tx.update(
@@ -147,10 +158,21 @@ impl MemberStore for DynamoStore {
         at: DateTime<Utc>,
         event: &DomainEvent,
     ) -> Result<Member> {
-        let mut member = self
+        let member = self
             .get_member(member_id)
             .await?
             .ok_or(Error::NotFound("member"))?;
+        self.restore_read_member(&member, at, event).await
+    }
+
+    async fn restore_read_member(
+        &self,
+        member: &Member,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<Member> {
+        let member_id = member.member_id.as_str();
+        let mut member = member.clone();
         member.check_can_restore(at)?;
         let withdrawn_at = member.withdrawn_at.ok_or(Error::NotRestorable)?;
         let mut tx = TxItems::new(self);
