@@ -14,6 +14,14 @@ pub struct ColdStart {
     pub failures: usize,
 }
 
+/// Whether a start counts only when its first invocation succeeds (our functions), or as soon
+/// as it polls (a peer's binary, whose first call cannot reach the local emulators).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    WhenAnswered,
+    AtFirstPoll,
+}
+
 /// Starts `binary` `runs` times with `event` as its first invocation.
 pub async fn measure(
     function: &str,
@@ -21,6 +29,7 @@ pub async fn measure(
     event: &str,
     env: &[(String, String)],
     runs: usize,
+    counted: Counted,
 ) -> std::io::Result<ColdStart> {
     let binary_bytes = std::fs::metadata(binary)?.len();
     let mut init = Vec::with_capacity(runs);
@@ -52,6 +61,7 @@ pub async fn measure(
                 init.push(poll - started);
                 first.push(answered - started);
             }
+            (Some(poll), _) if counted == Counted::AtFirstPoll => init.push(poll - started),
             _ => failures += 1,
         }
     }

@@ -114,6 +114,18 @@ fn function_env() -> Vec<(String, String)> {
     env
 }
 
+/// The sample event as EventBridge sends it in production: the scheduled samples carry a `now`
+/// override for tests, which production refuses (`CAFE_ENV`), so it is taken out here.
+fn as_deployed(sample: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(sample) {
+        Ok(serde_json::Value::Object(mut event)) if event.contains_key("now") => {
+            event.remove("now");
+            serde_json::Value::Object(event).to_string()
+        }
+        _ => sample.to_owned(),
+    }
+}
+
 async fn coldstart(root: &Path, runs: usize, report: &mut String) -> std::io::Result<()> {
     let release = root.join("target/release");
     let env = function_env();
@@ -124,6 +136,7 @@ async fn coldstart(root: &Path, runs: usize, report: &mut String) -> std::io::Re
         &floor_event,
         &[],
         runs,
+        coldstart::Counted::WhenAnswered,
     )
     .await?;
     let floor_init = floor.init.median.as_secs_f64().max(1e-9);
@@ -141,6 +154,7 @@ async fn coldstart(root: &Path, runs: usize, report: &mut String) -> std::io::Re
     let mut rows = vec![floor];
     for name in function_names(root) {
         let event = std::fs::read_to_string(root.join(format!("events/{name}.json")))
+            .map(|sample| as_deployed(&sample))
             .unwrap_or_else(|_| "{}".to_owned());
         let binary = release.join(&name);
         if !binary.exists() {
@@ -148,7 +162,38 @@ async fn coldstart(root: &Path, runs: usize, report: &mut String) -> std::io::Re
             continue;
         }
         eprintln!("cold start: {name}");
-        rows.push(coldstart::measure(&name, &binary, &event, &env, runs).await?);
+        rows.push(
+            coldstart::measure(
+                &name,
+                &binary,
+                &event,
+                &env,
+                runs,
+                coldstart::Counted::WhenAnswered,
+            )
+            .await?,
+        );
+    }
+    // Peers built elsewhere (`CAFE_BENCH_PEERS=name=/path/to/binary,…`), started in the same run
+    // with the same environment. Their first call goes to real AWS endpoints and cannot succeed
+    // here, so only their init counts.
+    for (name, binary) in std::env::var("CAFE_BENCH_PEERS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|peer| peer.split_once('='))
+    {
+        eprintln!("cold start: {name} (peer)");
+        let mut row = coldstart::measure(
+            name,
+            Path::new(binary),
+            &floor_event,
+            &env,
+            runs,
+            coldstart::Counted::AtFirstPoll,
+        )
+        .await?;
+        row.function = format!("{name} (peer, init only)");
+        rows.push(row);
     }
     for row in &rows {
         let _ = writeln!(

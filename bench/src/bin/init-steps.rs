@@ -1,6 +1,7 @@
 //! Where a function's init time goes: runs the steps of `App::from_env` on the AWS backend one
 //! by one, in a fresh process, and prints each step's duration in microseconds (one line,
-//! `step=µs …`). Run it with the environment of a function (see `scripts/bench.sh`).
+//! `step=µs …`). Run it with the environment of a function (see `docs/benchmarks.md`);
+//! `init-steps chain` first times the SDK's default provider chains, for comparison.
 
 use std::time::Instant;
 
@@ -18,19 +19,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     lap("telemetry");
     let config = cafe::config::Config::from_env(cafe::config::TokenKey::Verifies)?;
     lap("config");
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(config.dynamodb_endpoint.clone().unwrap_or_default())
-        .load()
-        .await;
-    lap("aws_config_load");
-    let _client = aws_sdk_dynamodb::Client::new(&shared);
-    lap("dynamodb_client");
-    let _second = cafe::store::dynamo::build_client(
+    // What every function does: region and credentials from the Lambda environment when it
+    // holds them (`cafe::store::dynamo::environment_identity`). `init-steps chain` times the
+    // SDK's full provider chains first instead, as the functions did before.
+    let chain_first = std::env::args().nth(1).as_deref() == Some("chain");
+    if chain_first {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = &config.dynamodb_endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let _chain = loader.load().await;
+        lap("aws_config_provider_chains");
+    }
+    let shared = cafe::store::dynamo::sdk_config(
         config.dynamodb_endpoint.as_deref(),
         config.dependency_timeout,
     )
     .await;
-    lap("build_client_again");
+    lap("sdk_config");
+    let _client = aws_sdk_dynamodb::Client::new(&shared);
+    lap("dynamodb_client");
     let _lock = cafe::lock::RedisLock::new(
         config
             .redis_url
@@ -43,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _passwords = cafe::auth::PasswordHasher::new(config.argon2)?;
     lap("password_hasher");
     let _app = cafe::App::from_env(cafe::config::TokenKey::Verifies).await?;
-    lap("app_from_env_again");
+    lap("app_from_env_whole");
     println!("{} total={}", out.join(" "), start.elapsed().as_micros());
     Ok(())
 }
