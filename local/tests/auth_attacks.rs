@@ -525,9 +525,11 @@ async fn login_answers_unknown_email_wrong_password_and_ended_member_the_same() 
     }
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+/// The fastest of the samples: what the work itself costs. A busy machine (parallel tests, a
+/// build beside them) only adds time, and a median of 15 can still catch it on one side only
+/// (CI once saw 5.6 ms against 2.6 ms that way); a skipped verification lowers the minimum.
+fn fastest(samples: Vec<Duration>) -> Duration {
+    samples.into_iter().min().unwrap_or_default()
 }
 
 #[tokio::test]
@@ -563,7 +565,7 @@ async fn login_takes_about_as_long_for_an_unknown_email_as_for_a_wrong_password(
         assert_eq!(status, 400);
         invalid.push(took);
     }
-    let (unknown, wrong, invalid) = (median(unknown), median(wrong), median(invalid));
+    let (unknown, wrong, invalid) = (fastest(unknown), fastest(wrong), fastest(invalid));
     let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
     assert!(
         (0.5..=2.0).contains(&ratio),
