@@ -328,6 +328,15 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         200,
     )
     .await;
+    // Another member's profile: 403 once the caller is authenticated, the one GetItem member-get
+    // makes (its own profile comes with its history, in one Query).
+    cafe.expect(
+        request("GET", "/member/01JC0FFEE0000000000000NONE")
+            .bearer(&access)
+            .build(),
+        403,
+    )
+    .await;
     cafe.expect(request("GET", "/items").build(), 200).await;
     let jwks = cafe
         .expect(request("GET", "/.well-known/jwks.json").build(), 200)
@@ -340,6 +349,20 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
     let missing = cafe.expect(request("GET", &long).build(), 404).await;
     assert_eq!(missing["error"]["code"], "404CO000");
 
+    // A refused body reads the member on its own (401/403 come before 400): the only GetItem
+    // order-create and payment-create make, as the member is otherwise read with the items.
+    for path in ["/order", "/payment"] {
+        let refused = cafe
+            .expect(
+                request("POST", path)
+                    .bearer(&access)
+                    .json(&json!({"unknown": true}))
+                    .build(),
+                400,
+            )
+            .await;
+        assert_eq!(refused["error"]["code"], "400CO000");
+    }
     let paid_with_key = cafe.order(&access, COLA).await;
     let paid_without_key = cafe.order(&access, BOOK).await;
     let to_cancel_pending = cafe.order(&access, COLA).await;
@@ -398,18 +421,37 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         200,
     )
     .await;
-    // Paid and cancelled orders in the list: their payments are read too.
+    // Paid and cancelled orders in the list, their payments with them. One is made as an order
+    // paid before the order row kept a copy of its payments: its partition is read (the Query
+    // on the table order-list is granted for).
+    fixtures
+        .client()
+        .update_item()
+        .table_name(fixtures.table_name())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("ORDER#{paid_with_key}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ORDER".into()),
+        )
+        .update_expression("REMOVE payments")
+        .send()
+        .await
+        .expect("the copy taken away");
     let listed = cafe
         .expect(request("GET", "/orders").bearer(&access).build(), 200)
         .await;
     let orders = listed["result"]["orders"].as_array().expect("orders");
     assert_eq!(orders.len(), 4, "{listed}");
-    assert!(
-        orders
-            .iter()
-            .any(|o| o["payments"].as_array().is_some_and(|p| !p.is_empty())),
-        "{listed}"
-    );
+    for paid in [&paid_with_key, &paid_without_key] {
+        assert!(
+            orders.iter().any(|o| o["orderId"] == paid.as_str()
+                && o["payments"].as_array().is_some_and(|p| p.len() == 1)),
+            "{paid}: {listed}"
+        );
+    }
 
     // Answers lost at the gateway: a charge the reconciler completes (storing the key's answer),
     // and a split payment cut after its first part that it refunds (releasing the key).

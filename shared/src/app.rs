@@ -167,17 +167,26 @@ impl App {
     /// The member behind the request's bearer token. Missing/invalid/expired token, unknown
     /// member or an `END` member → 401CO000. `WITHDRAWN` members pass (they may restore).
     pub async fn authenticate(&self, req: &Request) -> Result<Member> {
-        let token = crate::http::bearer_token(req)?;
-        let member_id = self.tokens.verify(token, self.clock.now()).await?;
-        let member = self
-            .store
-            .get_member(&member_id)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        if member.status == MemberStatus::End {
-            return Err(Error::Unauthorized);
-        }
+        let member_id = self.verified_member_id(req).await?;
+        admit(self.store.get_member(&member_id).await?)
+    }
+
+    /// The stored member of a verified token's id, in `SERVICE`: unknown or `END` → 401CO000,
+    /// any other status → 403CO000. For the answers that must judge the caller before
+    /// anything else, when the read that would have carried the member never happens (a body
+    /// refused with 400 still answers 401 or 403 first).
+    pub async fn member_in_service(&self, member_id: &str) -> Result<Member> {
+        let member = admit(self.store.get_member(member_id).await?)?;
+        member.check_in_service()?;
         Ok(member)
+    }
+
+    /// The member id of the request's valid bearer token (401CO000 otherwise), before the
+    /// member is read: endpoints that read other rows anyway read the member with them (one
+    /// request) and then [`admit`] it.
+    pub async fn verified_member_id(&self, req: &Request) -> Result<String> {
+        let token = crate::http::bearer_token(req)?;
+        self.tokens.verify(token, self.clock.now()).await
     }
 
     /// The caller of a staff endpoint: a valid token (401CO000) whose role claim and whose
@@ -187,19 +196,21 @@ impl App {
     pub async fn authenticate_staff(&self, req: &Request, required: Role) -> Result<Member> {
         let token = crate::http::bearer_token(req)?;
         let verified = self.tokens.verify_claims(token, self.clock.now()).await?;
-        let member = self
-            .store
-            .get_member(&verified.member_id)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        if member.status == MemberStatus::End {
-            return Err(Error::Unauthorized);
-        }
+        let member = admit(self.store.get_member(&verified.member_id).await?)?;
         if verified.role < required {
             return Err(Error::Forbidden);
         }
         member.check_role(required)?;
         Ok(member)
+    }
+}
+
+/// The stored member behind a verified token: an unknown member or an `END` one → 401CO000
+/// (their tokens outlive them by at most the access token's lifetime).
+pub fn admit(member: Option<Member>) -> Result<Member> {
+    match member {
+        Some(member) if member.status != MemberStatus::End => Ok(member),
+        _ => Err(Error::Unauthorized),
     }
 }
 

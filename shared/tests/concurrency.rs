@@ -74,7 +74,7 @@ async fn pay_retrying_busy(
     request: &payments::PaymentRequest,
 ) -> cafe::Result<payments::PaymentReceipt> {
     loop {
-        match payments::pay(&h.app, member, request).await {
+        match payments::pay(&h.app, &member.member_id, request).await {
             Err(Error::LockBusy) => tokio::time::sleep(Duration::from_millis(5)).await,
             other => return other,
         }
@@ -107,7 +107,7 @@ async fn fifty_payers_of_one_order(h: Arc<Harness>) {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (h, member, request) = (h.clone(), member.clone(), request.clone());
-            tokio::spawn(async move { payments::pay(&h.app, &member, &request).await })
+            tokio::spawn(async move { payments::pay(&h.app, &member.member_id, &request).await })
         })
         .collect();
     let mut successes = 0;
@@ -341,7 +341,7 @@ async fn cancelling_a_paid_order_refunds_once(h: Arc<Harness>) {
             (1_000, cafe::domain::PaymentType::Point),
         ],
     );
-    payments::pay(&h.app, &member, &request)
+    payments::pay(&h.app, &member.member_id, &request)
         .await
         .expect("paid");
     assert_eq!(h.stock(&item.item_id).await, 7);
@@ -409,7 +409,7 @@ async fn one_idempotency_key_charges_once(h: Arc<Harness>) {
         .map(|_| {
             let (h, member, request) = (h.clone(), member.clone(), request.clone());
             tokio::spawn(async move {
-                payments::pay_once(&h.app, &member, &request, Some(key))
+                payments::pay_once(&h.app, &member.member_id, &request, Some(key))
                     .await
                     .to_stored()
             })
@@ -431,7 +431,7 @@ async fn one_idempotency_key_charges_once(h: Arc<Harness>) {
         }
     }
     for _ in 0..20 {
-        let later = payments::pay_once(&h.app, &member, &request, Some(key))
+        let later = payments::pay_once(&h.app, &member.member_id, &request, Some(key))
             .await
             .to_stored();
         assert_eq!(later, first);
@@ -483,7 +483,7 @@ async fn a_taken_over_key_charges_once_and_keeps_the_successor_s_answer(h: Arc<H
     let first = {
         let (h, member, request) = (h.clone(), member.clone(), request.clone());
         tokio::spawn(async move {
-            payments::pay_once(&h.app, &member, &request, Some(key))
+            payments::pay_once(&h.app, &member.member_id, &request, Some(key))
                 .await
                 .to_stored()
         })
@@ -492,7 +492,7 @@ async fn a_taken_over_key_charges_once_and_keeps_the_successor_s_answer(h: Arc<H
     let second = {
         let (later, member, request) = (later.clone(), member.clone(), request.clone());
         tokio::spawn(async move {
-            payments::pay_once(&later, &member, &request, Some(key))
+            payments::pay_once(&later, &member.member_id, &request, Some(key))
                 .await
                 .to_stored()
         })
@@ -509,7 +509,7 @@ async fn a_taken_over_key_charges_once_and_keeps_the_successor_s_answer(h: Arc<H
     );
     assert_eq!(h.gateway.counts(&order_id), (1, 0, 1), "one charge");
     // The record holds the successor's answer, not the stalled request's late one.
-    let replay = payments::pay_once(&later, &member, &request, Some(key))
+    let replay = payments::pay_once(&later, &member.member_id, &request, Some(key))
         .await
         .to_stored();
     assert_eq!(replay, second);

@@ -47,7 +47,7 @@ async fn create_order_copies_prices_totals_and_records_the_event() {
         cola.item_id, book.item_id
     ))
     .expect("valid body");
-    let order = orders::create_order(&h.app, &member, &request)
+    let order = orders::create_order(&h.app, &member.member_id, &request)
         .await
         .expect("order");
     assert_eq!(order.status, OrderStatus::PendingPayment);
@@ -137,16 +137,21 @@ async fn create_order_refuses_unknown_items_short_stock_and_members_not_in_servi
         }],
     };
     assert_eq!(
-        orders::create_order(&h.app, &member, &request("01JC0FFEE0000000000000NONE", 1)).await,
+        orders::create_order(
+            &h.app,
+            &member.member_id,
+            &request("01JC0FFEE0000000000000NONE", 1)
+        )
+        .await,
         Err(Error::NotFound("item"))
     );
     assert_eq!(
-        orders::create_order(&h.app, &member, &request(&item.item_id, 4)).await,
+        orders::create_order(&h.app, &member.member_id, &request(&item.item_id, 4)).await,
         Err(Error::OutOfStock(item.item_id.clone()))
     );
     let withdrawn = h.withdrawn_member().await;
     assert_eq!(
-        orders::create_order(&h.app, &withdrawn, &request(&item.item_id, 1)).await,
+        orders::create_order(&h.app, &withdrawn.member_id, &request(&item.item_id, 1)).await,
         Err(Error::Forbidden)
     );
     let page = orders::list_orders(&h.app, &member, &ListQuery::parse(None, None).expect("q"))
@@ -161,7 +166,7 @@ async fn get_order_shows_payments_and_history_to_its_owner_only() {
     let (owner, stranger) = (h.member().await, h.member().await);
     let item = h.item(3_000, 5).await;
     let (order_id, total) = h.order(&owner, &[(&item.item_id, 1)]).await;
-    payments::pay(&h.app, &owner, &card(&order_id, total))
+    payments::pay(&h.app, &owner.member_id, &card(&order_id, total))
         .await
         .expect("paid");
 
@@ -295,7 +300,7 @@ async fn paying_takes_stock_stores_payments_and_history_and_records_events() {
     let (order_id, total) = h.order(&member, &[(&item.item_id, 3)]).await;
     let receipt = payments::pay(
         &h.app,
-        &member,
+        &member.member_id,
         &parts(
             &order_id,
             &[(10_000, PaymentType::Card), (5_000, PaymentType::KakaoPay)],
@@ -342,36 +347,41 @@ async fn payment_refusals_charge_nothing() {
 
     let withdrawn = h.withdrawn_member().await;
     assert_eq!(
-        payments::pay(&h.app, &withdrawn, &card(&order_id, total)).await,
+        payments::pay(&h.app, &withdrawn.member_id, &card(&order_id, total)).await,
         Err(Error::Forbidden)
     );
     assert_eq!(
-        payments::pay(&h.app, &stranger, &card(&order_id, total)).await,
+        payments::pay(&h.app, &stranger.member_id, &card(&order_id, total)).await,
         Err(Error::Forbidden)
     );
     assert_eq!(
-        payments::pay(&h.app, &member, &card("01KF0Q7W3N5X8R2T4V6Y9ZA1BC", total)).await,
+        payments::pay(
+            &h.app,
+            &member.member_id,
+            &card("01KF0Q7W3N5X8R2T4V6Y9ZA1BC", total)
+        )
+        .await,
         Err(Error::NotFound("order"))
     );
     assert_eq!(
-        payments::pay(&h.app, &member, &card(&order_id, total - 1)).await,
+        payments::pay(&h.app, &member.member_id, &card(&order_id, total - 1)).await,
         Err(Error::PaymentMismatch)
     );
     // Stock sold elsewhere after the order was placed: refused before any charge.
     h.set_stock(&item, 1).await;
     assert_eq!(
-        payments::pay(&h.app, &member, &card(&order_id, total)).await,
+        payments::pay(&h.app, &member.member_id, &card(&order_id, total)).await,
         Err(Error::OutOfStock(item.item_id.clone()))
     );
     assert_eq!(h.gateway.ledger().charges.len(), 0);
     assert_eq!(h.order_status(&order_id).await, OrderStatus::PendingPayment);
 
     h.set_stock(&item, 5).await;
-    payments::pay(&h.app, &member, &card(&order_id, total))
+    payments::pay(&h.app, &member.member_id, &card(&order_id, total))
         .await
         .expect("paid");
     assert_eq!(
-        payments::pay(&h.app, &member, &card(&order_id, total)).await,
+        payments::pay(&h.app, &member.member_id, &card(&order_id, total)).await,
         Err(Error::OrderStatusConflict)
     );
     let (cancel_id, cancel_total) = h.order(&member, &[(&item.item_id, 1)]).await;
@@ -379,7 +389,7 @@ async fn payment_refusals_charge_nothing() {
         .await
         .expect("cancelled");
     assert_eq!(
-        payments::pay(&h.app, &member, &card(&cancel_id, cancel_total)).await,
+        payments::pay(&h.app, &member.member_id, &card(&cancel_id, cancel_total)).await,
         Err(Error::OrderStatusConflict)
     );
     assert_eq!(h.gateway.ledger().charges.len(), 1);
@@ -398,7 +408,7 @@ async fn a_failed_charge_refunds_the_parts_already_charged_and_changes_nothing()
         &[(2_000, PaymentType::Card), (1_000, PaymentType::Point)],
     );
     assert_eq!(
-        payments::pay(&h.app, &member, &request).await,
+        payments::pay(&h.app, &member.member_id, &request).await,
         Err(Error::GatewayFailed)
     );
     assert_eq!(
@@ -412,7 +422,7 @@ async fn a_failed_charge_refunds_the_parts_already_charged_and_changes_nothing()
     let answer = cafe::http::failure(&Error::GatewayFailed);
     assert_eq!(answer.status(), 502);
 
-    payments::pay(&h.app, &member, &request)
+    payments::pay(&h.app, &member.member_id, &request)
         .await
         .expect("the retry succeeds");
     assert_eq!(h.gateway.counts(&order_id), (3, 1, 2));
@@ -464,7 +474,7 @@ async fn a_failed_refund_leaves_the_order_cancelled_and_the_reconciler_refunds_e
         &order_id,
         &[(6_000, PaymentType::Card), (2_000, PaymentType::NaverPay)],
     );
-    payments::pay(&h.app, &member, &request)
+    payments::pay(&h.app, &member.member_id, &request)
         .await
         .expect("paid");
     assert_eq!(h.stock(&item.item_id).await, 3);
@@ -538,30 +548,30 @@ async fn idempotency_keys_replay_final_answers_and_retry_transient_ones() {
 
     // A final 4xx is stored and replayed verbatim.
     let wrong = card(&order_id, total + 1);
-    let first = stored(payments::pay_once(&h.app, &member, &wrong, Some("k-1")).await);
+    let first = stored(payments::pay_once(&h.app, &member.member_id, &wrong, Some("k-1")).await);
     assert_eq!(first.status, 400);
     assert!(first.body.contains("400PA000"));
-    let again = payments::pay_once(&h.app, &member, &wrong, Some("k-1")).await;
+    let again = payments::pay_once(&h.app, &member.member_id, &wrong, Some("k-1")).await;
     assert!(matches!(again, PaymentAnswer::Replay(_)));
     assert_eq!(stored(again), first);
 
     // The same key with another body → 409PA002.
     let right = card(&order_id, total);
     assert_eq!(
-        payments::pay_once(&h.app, &member, &right, Some("k-1")).await,
+        payments::pay_once(&h.app, &member.member_id, &right, Some("k-1")).await,
         PaymentAnswer::Fresh(Err(Error::IdempotencyConflict))
     );
 
     // A gateway failure is not stored: the same key runs again and succeeds.
     h.gateway.fail_charge_call(1);
     assert_eq!(
-        payments::pay_once(&h.app, &member, &right, Some("k-2")).await,
+        payments::pay_once(&h.app, &member.member_id, &right, Some("k-2")).await,
         PaymentAnswer::Fresh(Err(Error::GatewayFailed))
     );
-    let paid = stored(payments::pay_once(&h.app, &member, &right, Some("k-2")).await);
+    let paid = stored(payments::pay_once(&h.app, &member.member_id, &right, Some("k-2")).await);
     assert_eq!(paid.status, 200);
     assert_eq!(
-        stored(payments::pay_once(&h.app, &member, &right, Some("k-2")).await),
+        stored(payments::pay_once(&h.app, &member.member_id, &right, Some("k-2")).await),
         paid
     );
     assert_eq!(h.gateway.counts(&order_id), (1, 0, 1));
@@ -571,7 +581,7 @@ async fn idempotency_keys_replay_final_answers_and_retry_transient_ones() {
     let theirs = stored(
         payments::pay_once(
             &h.app,
-            &other,
+            &other.member_id,
             &card(&their_order, their_total),
             Some("k-2"),
         )
@@ -579,6 +589,31 @@ async fn idempotency_keys_replay_final_answers_and_retry_transient_ones() {
     );
     assert_eq!(theirs.status, 200);
     assert_ne!(theirs.body, paid.body);
+
+    // The payer is judged after the key is taken (with the stock, in one read): a withdrawn
+    // member's 403 is not stored, so once restored the same key pays.
+    let (leaving_order, leaving_total) = h.order(&other, &[(&item.item_id, 1)]).await;
+    cafe::services::members::withdraw(&h.app, &other)
+        .await
+        .expect("withdrawn");
+    let leaving = card(&leaving_order, leaving_total);
+    assert_eq!(
+        payments::pay_once(&h.app, &other.member_id, &leaving, Some("k-3")).await,
+        PaymentAnswer::Fresh(Err(Error::Forbidden))
+    );
+    let withdrawn = h
+        .app
+        .store
+        .get_member(&other.member_id)
+        .await
+        .expect("read")
+        .expect("member");
+    cafe::services::members::restore(&h.app, &withdrawn)
+        .await
+        .expect("restored");
+    let after = stored(payments::pay_once(&h.app, &other.member_id, &leaving, Some("k-3")).await);
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(h.gateway.counts(&leaving_order), (1, 0, 1));
 
     assert_eq!(
         payments::idempotency_key(Some(b"bad key")),

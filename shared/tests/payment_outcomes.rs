@@ -156,7 +156,7 @@ async fn a_lost_commit_answer_then_transaction_in_progress_completes_exactly_onc
     let item = h.item(1_500, 10).await;
     let (order_id, total) = h.order(&member, &[(&item.item_id, 2)]).await;
 
-    let receipt = payments::pay(&h.app, &member, &card(&order_id, total))
+    let receipt = payments::pay(&h.app, &member.member_id, &card(&order_id, total))
         .await
         .expect("the commit went through, so the payment succeeded");
     assert_eq!(receipt.status, OrderStatus::Completed);

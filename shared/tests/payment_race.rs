@@ -58,7 +58,8 @@ async fn race(h: Arc<Harness>, items: usize, payments_per_item: usize, stock: i6
             let key = format!("race-{n}");
             let request = card(&order_id, total);
             for _ in 0..TRIES {
-                let answer = payments::pay_once(&h.app, &member, &request, Some(&key)).await;
+                let answer =
+                    payments::pay_once(&h.app, &member.member_id, &request, Some(&key)).await;
                 let status = match &answer {
                     PaymentAnswer::Replay(stored) => stored.status,
                     PaymentAnswer::Fresh(Ok(_)) => 200,

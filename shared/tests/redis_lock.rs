@@ -313,7 +313,8 @@ async fn redis_stopped_during_a_run_answers_503_keeps_everything_consistent_and_
             let (h, member) = (h.clone(), member.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(5 * i as u64)).await;
-                let outcome = payments::pay(&h.app, &member, &card(&order_id, total)).await;
+                let outcome =
+                    payments::pay(&h.app, &member.member_id, &card(&order_id, total)).await;
                 (order_id, total, outcome)
             })
         })
@@ -355,7 +356,7 @@ async fn redis_stopped_during_a_run_answers_503_keeps_everything_consistent_and_
     for (order_id, total) in &pending {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match payments::pay(&h.app, &member, &card(order_id, *total)).await {
+            match payments::pay(&h.app, &member.member_id, &card(order_id, *total)).await {
                 Ok(_) => break,
                 Err(Error::Unavailable(_) | Error::LockBusy) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;

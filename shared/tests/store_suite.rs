@@ -43,6 +43,7 @@ macro_rules! suite {
 suite!(
     members::creates_and_finds_members,
     members::refuses_a_taken_email_and_writes_nothing,
+    members::sign_up_writes_the_member_and_its_first_refresh_token_together,
     members::concurrent_signups_with_one_email_make_exactly_one_member,
     members::withdraw_and_restore_follow_the_life_cycle,
     members::a_read_member_withdraws_and_restores_with_the_same_answers,

@@ -15,15 +15,23 @@ pub async fn handle(req: Request, app: &App) -> Response<Body> {
 async fn pay(req: &Request, app: &App) -> Result<Response<Body>> {
     // The invocation's deadline: no charge is started that could not be finished before it.
     let deadline = cafe::deadline::Deadline::of_request(req, app.clock.now());
-    // Auth first (401, then 403 for a member not in SERVICE), then the body and the key.
-    let member = app.authenticate(req).await?;
-    member.check_in_service()?;
-    let request: PaymentRequest = http::parse_body(req)?;
-    let key = payments::idempotency_key(
-        req.headers()
-            .get(IDEMPOTENCY_KEY_HEADER)
-            .map(|value| value.as_bytes()),
-    )?;
-    let answer = payments::pay_once_within(app, &member, &request, key.as_deref(), deadline).await;
+    // Auth first (401, then 403 for a member not in SERVICE), then the body and the key. The
+    // member is read with the stock, under the lock (one `BatchGetItem`), and judged there; only
+    // a refused body or key reads the member on its own, to answer 401/403 before 400.
+    let member_id = app.verified_member_id(req).await?;
+    let parsed = http::parse_body::<PaymentRequest>(req).and_then(|request| {
+        let header = req.headers().get(IDEMPOTENCY_KEY_HEADER);
+        let key = payments::idempotency_key(header.map(|value| value.as_bytes()))?;
+        Ok((request, key))
+    });
+    let (request, key) = match parsed {
+        Ok(parsed) => parsed,
+        Err(refused) => {
+            app.member_in_service(&member_id).await?;
+            return Err(refused);
+        }
+    };
+    let answer =
+        payments::pay_once_within(app, &member_id, &request, key.as_deref(), deadline).await;
     Ok(answer.into_response())
 }

@@ -101,7 +101,7 @@ async fn pays_once_and_replays_the_same_answer_for_the_same_key() {
     let (member, token) = member(&app, false).await;
     let order = orders::create_order(
         &app,
-        &member,
+        &member.member_id,
         &CreateOrderRequest {
             items: vec![LineRequest {
                 item_id: "01JC0FFEE00000000000000C01".into(),
@@ -130,7 +130,7 @@ async fn pays_once_and_replays_the_same_answer_for_the_same_key() {
 async fn pending_order(app: &App, member: &Member) -> String {
     orders::create_order(
         app,
-        member,
+        &member.member_id,
         &CreateOrderRequest {
             items: vec![LineRequest {
                 item_id: "01JC0FFEE00000000000000C01".into(),

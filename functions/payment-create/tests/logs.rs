@@ -56,7 +56,7 @@ async fn every_line_of_a_declined_payment_carries_its_request_id() {
     let (member, token) = member(&app, false).await;
     let order = orders::create_order(
         &app,
-        &member,
+        &member.member_id,
         &CreateOrderRequest {
             items: vec![LineRequest {
                 item_id: "01JC0FFEE00000000000000C01".into(),

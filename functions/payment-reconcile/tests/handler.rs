@@ -75,7 +75,7 @@ async fn losing_answers(
     app.store.put_item(&item).await.expect("item");
     let order = orders::create_order(
         &app,
-        &member,
+        &member.member_id,
         &CreateOrderRequest {
             items: vec![LineRequest {
                 item_id: item.item_id.clone(),
@@ -138,7 +138,7 @@ async fn order_status(app: &App, order_id: &str) -> OrderStatus {
 async fn a_charge_whose_answer_was_lost_is_completed_and_its_key_answers_after() {
     let (app, parts, member, order_id, _clock) = losing_answers(false).await;
     let measured = app.metrics.start_recording();
-    let first = payments::pay_once(&app, &member, &card(&order_id), Some("key-1")).await;
+    let first = payments::pay_once(&app, &member.member_id, &card(&order_id), Some("key-1")).await;
     assert_eq!(status_of(&first), 503, "{:?}", first.to_stored());
     assert_eq!(measured.sum("PaymentsLeftToReconciliation", &[]), 1.0);
     assert_eq!(measured.sum("PaymentsFailed", &[]), 1.0);
@@ -149,7 +149,8 @@ async fn a_charge_whose_answer_was_lost_is_completed_and_its_key_answers_after()
         OrderStatus::PendingPayment
     );
     // The retry under the same key waits for the attempt: 409PA002 with Retry-After.
-    let waiting = payments::pay_once(&app, &member, &card(&order_id), Some("key-1")).await;
+    let waiting =
+        payments::pay_once(&app, &member.member_id, &card(&order_id), Some("key-1")).await;
     assert_eq!(waiting, PaymentAnswer::Fresh(Err(Error::PaymentSettling)));
     let wire = Error::PaymentSettling.wire();
     assert_eq!((wire.code, wire.retry_after.is_some()), ("409PA002", true));
@@ -184,7 +185,7 @@ async fn a_charge_whose_answer_was_lost_is_completed_and_its_key_answers_after()
     assert_eq!(item.map(|i| i.stock), Some(3), "stock taken once");
 
     // The key now answers the settled payment, verbatim, without charging.
-    let replay = payments::pay_once(&app, &member, &card(&order_id), Some("key-1")).await;
+    let replay = payments::pay_once(&app, &member.member_id, &card(&order_id), Some("key-1")).await;
     let PaymentAnswer::Replay(stored) = replay else {
         panic!("expected the stored answer, got {replay:?}");
     };
@@ -206,7 +207,7 @@ async fn a_charge_whose_answer_was_lost_is_completed_and_its_key_answers_after()
 #[tokio::test]
 async fn a_split_payment_cut_after_its_first_part_is_refunded_and_the_key_released() {
     let (app, parts, member, order_id, _clock) = losing_answers(false).await;
-    let first = payments::pay_once(&app, &member, &split(&order_id), Some("key-2")).await;
+    let first = payments::pay_once(&app, &member.member_id, &split(&order_id), Some("key-2")).await;
     assert_eq!(status_of(&first), 503);
     // The first part was charged (answer lost); the second never was. The reconciler never
     // charges: it refunds the first.
@@ -222,7 +223,7 @@ async fn a_split_payment_cut_after_its_first_part_is_refunded_and_the_key_releas
     assert_eq!(parts.gateway.ledger().net_for_order(&order_id), 0);
 
     // Released: the retry with the same key really runs, and pays.
-    let retry = payments::pay_once(&app, &member, &split(&order_id), Some("key-2")).await;
+    let retry = payments::pay_once(&app, &member.member_id, &split(&order_id), Some("key-2")).await;
     assert_eq!(status_of(&retry), 200, "{:?}", retry.to_stored());
     assert_eq!(order_status(&app, &order_id).await, OrderStatus::Completed);
     let ledger = parts.gateway.ledger();
@@ -233,7 +234,7 @@ async fn a_split_payment_cut_after_its_first_part_is_refunded_and_the_key_releas
 #[tokio::test]
 async fn an_order_cancelled_meanwhile_gets_its_lost_charge_back() {
     let (app, parts, member, order_id, _clock) = losing_answers(false).await;
-    let first = payments::pay_once(&app, &member, &card(&order_id), None).await;
+    let first = payments::pay_once(&app, &member.member_id, &card(&order_id), None).await;
     assert_eq!(status_of(&first), 503);
     orders::cancel_order(&app, &member, &order_id)
         .await
@@ -251,7 +252,7 @@ async fn an_order_cancelled_meanwhile_gets_its_lost_charge_back() {
 #[tokio::test]
 async fn production_refuses_the_now_override_and_settles_nothing() {
     let (app, parts, member, order_id, clock) = losing_answers(true).await;
-    let first = payments::pay_once(&app, &member, &card(&order_id), None).await;
+    let first = payments::pay_once(&app, &member.member_id, &card(&order_id), None).await;
     assert_eq!(status_of(&first), 503);
     answering(&parts);
     let refused = payment_reconcile::handle(sample(), None, &app).await;

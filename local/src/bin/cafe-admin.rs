@@ -1,35 +1,64 @@
-//! Grants a role from outside the API: how the first admin is made (no endpoint can), and how
-//! an admin locked out is recovered. Writes the same role change and `MemberRoleChanged` event an
-//! admin's `PUT /admin/members/{memberId}/role` does, straight to the table.
+//! Operator commands that no endpoint offers, straight to the table.
 //!
 //!   cafe-admin grant <email or member id> <CUSTOMER|STAFF|ADMIN>
+//!   cafe-admin backfill-catalog
+//!
+//! `grant` is how the first admin is made (no endpoint can), and how an admin locked out is
+//! recovered: it writes the same role change and `MemberRoleChanged` event an admin's
+//! `PUT /admin/members/{memberId}/role` does. The member must have signed up and be in service;
+//! they log in again (or refresh) to get a token carrying the role.
+//!
+//! `backfill-catalog` gives the item rows of a table from before the `items-catalog` index its
+//! keys, so that `GET /items` (one `Query` of that index) lists them: run it once after the
+//! deploy that adds the index (`docs/deploy.md`). Safe to rerun.
 //!
 //! `TABLE_NAME` (default `cafe`), `DYNAMODB_ENDPOINT` (unset = AWS), plus the usual AWS
 //! credentials and region variables (the caller needs GetItem, Query, UpdateItem and PutItem on
-//! the table). The member must have signed up and be in service; they log in again (or refresh)
-//! to get a token carrying the role.
+//! the table).
 
 use cafe::domain::Role;
 use cafe::store::dynamo::{DynamoStore, build_client};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cafe-admin grant <email or member id> <CUSTOMER|STAFF|ADMIN>";
+const USAGE: &str = "usage: cafe-admin grant <email or member id> <CUSTOMER|STAFF|ADMIN>\n       cafe-admin backfill-catalog";
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-async fn run(args: &[String]) -> Result<String, String> {
-    let (member, role) = match args {
-        [command, member, role] if command == "grant" => (member, role),
-        _ => return Err(USAGE.into()),
-    };
-    let role = Role::parse(role).ok_or_else(|| format!("unknown role {role:?}\n{USAGE}"))?;
+async fn store() -> (DynamoStore, String) {
     let table_name = var("TABLE_NAME").unwrap_or_else(|| "cafe".into());
     let endpoint = var("DYNAMODB_ENDPOINT");
     let client = build_client(endpoint.as_deref(), Duration::from_secs(10)).await;
-    let store = DynamoStore::new(client, table_name.clone(), 400);
+    (
+        DynamoStore::new(client, table_name.clone(), 400),
+        table_name,
+    )
+}
+
+async fn run(args: &[String]) -> Result<String, String> {
+    match args {
+        [command, member, role] if command == "grant" => grant(member, role).await,
+        [command] if command == "backfill-catalog" => backfill_catalog().await,
+        _ => Err(USAGE.into()),
+    }
+}
+
+async fn backfill_catalog() -> Result<String, String> {
+    let (store, table_name) = store().await;
+    let updated = store
+        .backfill_catalog_index()
+        .await
+        .map_err(|e| format!("{e}"))?;
+    Ok(format!(
+        "{updated} item row(s) given the items-catalog keys (table {table_name})"
+    ))
+}
+
+async fn grant(member: &str, role: &str) -> Result<String, String> {
+    let role = Role::parse(role).ok_or_else(|| format!("unknown role {role:?}\n{USAGE}"))?;
+    let (store, table_name) = store().await;
     let granted =
         cafe::services::staff::grant_role_offline(&store, member, role, chrono::Utc::now())
             .await

@@ -93,9 +93,18 @@ pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
         MemberStatus::Service.as_str(),
         now,
     );
-    app.store.create_member(&member, &event).await?;
+    // The member and its first refresh token in one write.
+    let (refresh_token, record) = new_session(app, &member.member_id, now);
+    app.store.sign_up_member(&member, &event, &record).await?;
     tracing::info!(member_id = %member.member_id, "member registered");
-    start_session(app, &member.member_id, member.role, now).await
+    Ok(TokenPair {
+        access_token: app
+            .tokens
+            .issue(&member.member_id, member.role, now)
+            .await?,
+        member_id: member.member_id,
+        refresh_token,
+    })
 }
 
 /// Checks credentials and starts a new refresh-token family. Unknown email, wrong password and
@@ -201,8 +210,17 @@ pub async fn refresh(app: &App, refresh_token: &str) -> Result<TokenPair> {
 }
 
 /// The member's profile with their status timeline (oldest first).
-pub async fn profile(app: &App, member: &Member) -> Result<Profile> {
-    let history = app.store.member_history(&member.member_id).await?;
+/// The caller's own profile with its history, for the member id of a verified token: one read
+/// (`get_member_with_history`), which also authenticates (unknown or `END` → 401CO000).
+pub async fn own_profile(app: &App, member_id: &str) -> Result<Profile> {
+    let (member, history) = match app.store.get_member_with_history(member_id).await? {
+        Some((member, history)) => (crate::app::admit(Some(member))?, history),
+        None => return Err(Error::Unauthorized),
+    };
+    profile_of(&member, history)
+}
+
+fn profile_of(member: &Member, history: Vec<crate::domain::HistoryEntry>) -> Result<Profile> {
     Ok(Profile {
         member_id: member.member_id.clone(),
         name: member.name.clone(),
@@ -254,13 +272,8 @@ pub async fn restore(app: &App, member: &Member) -> Result<StatusChange> {
     Ok(StatusChange::from(&member))
 }
 
-/// An access token and the first refresh token of a new family.
-async fn start_session(
-    app: &App,
-    member_id: &str,
-    role: Role,
-    now: DateTime<Utc>,
-) -> Result<TokenPair> {
+/// The first refresh token of a new family, and the record that stores it (its hash).
+fn new_session(app: &App, member_id: &str, now: DateTime<Utc>) -> (String, RefreshTokenRecord) {
     let refresh_token = new_refresh_token();
     let record = RefreshTokenRecord {
         token_hash: hash_refresh_token(&refresh_token),
@@ -269,6 +282,17 @@ async fn start_session(
         issued_at: now,
         expires_at: now + app.config.refresh_token_ttl,
     };
+    (refresh_token, record)
+}
+
+/// An access token and the first refresh token of a new family.
+async fn start_session(
+    app: &App,
+    member_id: &str,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<TokenPair> {
+    let (refresh_token, record) = new_session(app, member_id, now);
     app.store.store_refresh_token(&record).await?;
     Ok(TokenPair {
         member_id: member_id.to_owned(),

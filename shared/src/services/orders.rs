@@ -163,23 +163,25 @@ pub(crate) fn lock_keys(order: &Order) -> Vec<String> {
         .collect()
 }
 
-/// Places a `PENDING_PAYMENT` order priced from the current items. `SERVICE` members only
-/// (403CO000); an unknown item → 404CO000; stock below a line's quantity → 400OR000.
+/// Places a `PENDING_PAYMENT` order priced from the current items, for the member of a verified
+/// token. The lines are checked first (400CO000); then the member and the items are read
+/// together (one `BatchGetItem`): unknown or `END` member → 401CO000, not in `SERVICE` →
+/// 403CO000; an unknown item → 404CO000; stock below a line's quantity → 400OR000.
 pub async fn create_order(
     app: &App,
-    member: &Member,
+    member_id: &str,
     request: &CreateOrderRequest,
 ) -> Result<OrderSummary> {
-    member.check_in_service()?;
     let lines = request.lines();
     check_order_lines(&lines)?;
     let ids: Vec<String> = lines.iter().map(|l| l.item_id.clone()).collect();
-    let items = app.store.get_items(&ids).await?;
+    let (member, items) = app.store.get_member_and_items(member_id, &ids).await?;
+    crate::app::admit(member)?.check_in_service()?;
     let (priced, total_price) = price_order(&lines, &items)?;
     let now = app.clock.now();
     let order = Order {
         order_id: crate::ids::new_id(now),
-        member_id: member.member_id.clone(),
+        member_id: member_id.to_owned(),
         status: OrderStatus::PendingPayment,
         total_price,
         items: priced,
@@ -200,9 +202,17 @@ pub async fn create_order(
 }
 
 /// The member's own order with its payments and status timeline.
+/// The order, its payments and its history come in one read (`get_order_with_history`).
 pub async fn get_order(app: &App, member: &Member, order_id: &str) -> Result<OrderDetail> {
-    let order = load_own_order(app.store.as_ref(), order_id, member).await?;
-    let history = app.store.order_history(&order.order_id).await?;
+    if !crate::ids::is_well_formed(order_id) {
+        return Err(Error::NotFound("order"));
+    }
+    let (order, history) = app
+        .store
+        .get_order_with_history(order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    order.check_owner(&member.member_id)?;
     Ok(OrderDetail {
         order_id: order.order_id,
         status: order.status,
@@ -272,7 +282,7 @@ pub async fn cancel_order_within(
             .await?;
     } else {
         let lease = app.lock.acquire(&[order_key(&order.order_id)]).await?;
-        let outcome = cancel_completed_locked(app, &order.order_id, deadline).await;
+        let outcome = cancel_completed_locked(app, &order, deadline).await;
         crate::services::payments::release_logged(app, &lease).await;
         outcome?;
     }
@@ -282,16 +292,11 @@ pub async fn cancel_order_within(
     })
 }
 
-async fn cancel_completed_locked(app: &App, order_id: &str, deadline: Deadline) -> Result<()> {
-    // Re-read under the lock: a concurrent cancel may have finished while we waited.
-    let order = app
-        .store
-        .get_order(order_id)
-        .await?
-        .ok_or(Error::NotFound("order"))?;
-    if order.status != OrderStatus::Completed {
-        return Err(Error::OrderStatusConflict);
-    }
+/// `order` as read before the lock, not again under it: the payments of a `COMPLETED` order
+/// never change, and the cancelling write is conditioned on the order still being `COMPLETED`,
+/// so a cancellation that finished while this one waited (or an order moved on to `PREPARING`)
+/// makes it 400OR001 there, before anything is refunded.
+async fn cancel_completed_locked(app: &App, order: &Order, deadline: Deadline) -> Result<()> {
     let paid: Vec<&Payment> = order
         .payments
         .iter()
@@ -320,14 +325,20 @@ async fn cancel_completed_locked(app: &App, order_id: &str, deadline: Deadline) 
     }
     let refund = cancel_refund(
         crate::ids::new_id(at),
-        &order,
+        order,
         deadline.wall() + crate::services::payments::RECONCILE_GRACE,
         at,
     );
     let cancellation = CompletedCancellation {
         order_id: order.order_id.clone(),
         lines: order.items.clone(),
-        payment_ids: paid.iter().map(|p| p.payment_id.clone()).collect(),
+        payments: paid
+            .iter()
+            .map(|p| Payment {
+                status: PaymentStatus::Canceled,
+                ..(*p).clone()
+            })
+            .collect(),
         at,
         events,
         refund: refund.clone(),
@@ -336,7 +347,7 @@ async fn cancel_completed_locked(app: &App, order_id: &str, deadline: Deadline) 
     crate::testing::pause_point("cancel:committed");
     let mut refund = refund;
     if !crate::services::payments::refund_attempt(app, &mut refund, AttemptState::Refunding).await {
-        tracing::warn!(order_id, attempt_id = %refund.attempt_id,
+        tracing::warn!(order_id = %order.order_id, attempt_id = %refund.attempt_id,
             "cancelled; the refund is left to reconciliation");
     }
     Ok(())

@@ -1,9 +1,11 @@
 //! Paying an order, at most once, without ever losing a charge.
 //!
-//! The flow: validate the body → the member must be `SERVICE` → load the order (404/403) → the
-//! parts must add up to its total (400PA000) → take the lock (the order's key; with
-//! `LOCK_SCOPE=order-and-items` also each item's) → re-read the order (must be
-//! `PENDING_PAYMENT`, else 400OR001) and the stock (400OR000 before anything is charged) → refuse
+//! The flow: validate the body → take the lock (the order's key, from the request; with
+//! `LOCK_SCOPE=order-and-items` also each item's, read from the order first) → read the order
+//! (one `Query`), then the payer's profile and the stock together (one `BatchGetItem`) → the payer
+//! must be a member in `SERVICE` (401/403), the order theirs (404/403), the parts must add up to
+//! its total (400PA000), the order `PENDING_PAYMENT` (400OR001) and the stock enough (400OR000,
+//! before anything is charged) → refuse
 //! (503) unless the deadline leaves time for every charge and the commit → write the payment
 //! attempt (`CHARGING`, linked to the `Idempotency-Key`) → charge each part under the key
 //! `<attemptId>:<n>` → mark the attempt `CHARGED` → one atomic `complete_payment` (stock taken
@@ -25,13 +27,13 @@ use crate::config::LockScope;
 use crate::deadline::Deadline;
 use crate::domain::attempt::{AttemptKind, AttemptPart, AttemptState, PaymentAttempt};
 use crate::domain::order::{MAX_PAYMENT_PARTS, RequestedPayment, check_payment_parts};
-use crate::domain::{Member, Order, OrderStatus, Payment};
+use crate::domain::{Item, Order, OrderStatus, Payment};
 use crate::error::{Error, Result};
 use crate::gateway::{Charge, bounded};
 use crate::http::Validate;
 use crate::lock::LockLease;
 use crate::metrics::PaymentOutcome;
-use crate::services::orders::{load_own_order, lock_keys};
+use crate::services::orders::lock_keys;
 use crate::store::{IdempotencyBegin, IdempotencyOwner, PaymentCompletion, StoredResponse};
 use lambda_http::{Body, Response};
 use serde::{Deserialize, Serialize};
@@ -168,9 +170,13 @@ fn stored_of(response: &Response<Body>) -> StoredResponse {
 /// 500) are not stored: the key is abandoned, so the client's retry with the same key really
 /// runs instead of replaying a failure forever. Everything else (200, and 4xx answers that the
 /// same request will always get) is stored, so a repeat never charges again.
+///
+/// Refusals of the payer (401CO000, 403CO000) are not stored either: they are judged with the
+/// stock, after the key is taken, and a member who restores their membership may retry.
 fn is_final(outcome: &Result<PaymentReceipt>) -> bool {
     match outcome {
         Ok(_) => true,
+        Err(Error::Unauthorized | Error::Forbidden) => false,
         Err(error) => !error.is_transient(),
     }
 }
@@ -178,12 +184,12 @@ fn is_final(outcome: &Result<PaymentReceipt>) -> bool {
 /// Pays with an optional `Idempotency-Key` (scoped to the member), within the default budget.
 pub async fn pay_once(
     app: &App,
-    member: &Member,
+    member_id: &str,
     request: &PaymentRequest,
     key: Option<&str>,
 ) -> PaymentAnswer {
     let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, app.clock.now());
-    pay_once_within(app, member, request, key, deadline).await
+    pay_once_within(app, member_id, request, key, deadline).await
 }
 
 /// Pays with an optional `Idempotency-Key` (scoped to the member): the first request records the
@@ -192,30 +198,29 @@ pub async fn pay_once(
 /// repeat while the first still runs → 409PA002. Once the first request has charged, its key is
 /// answered or released only by the settlement of its payment attempt (the request's own, or
 /// the reconciler's): until then a repeat gets 409PA002 with `Retry-After`.
+///
+/// `member_id` is the verified token's: the member itself is read with the stock, under the lock.
 pub async fn pay_once_within(
     app: &App,
-    member: &Member,
+    member_id: &str,
     request: &PaymentRequest,
     key: Option<&str>,
     deadline: Deadline,
 ) -> PaymentAnswer {
     let Some(key) = key else {
         return PaymentAnswer::Fresh(
-            pay_within(app, member, request, None, deadline)
+            pay_within(app, member_id, request, None, deadline)
                 .await
                 .result,
         );
     };
-    if let Err(error) = member.check_in_service() {
-        return PaymentAnswer::Fresh(Err(error));
-    }
     let hash = match request.canonical_hash() {
         Ok(hash) => hash,
         Err(error) => return PaymentAnswer::Fresh(Err(error)),
     };
     let begun = app
         .store
-        .begin_idempotent(&member.member_id, key, &hash, app.clock.now())
+        .begin_idempotent(member_id, key, &hash, app.clock.now())
         .await;
     let token = match begun {
         Err(error) => return PaymentAnswer::Fresh(Err(error)),
@@ -227,11 +232,11 @@ pub async fn pay_once_within(
         Ok(IdempotencyBegin::Started(token)) => token,
     };
     let owner = IdempotencyOwner {
-        member_id: member.member_id.clone(),
+        member_id: member_id.to_owned(),
         key: key.to_owned(),
         token,
     };
-    let paid = pay_within(app, member, request, Some(&owner), deadline).await;
+    let paid = pay_within(app, member_id, request, Some(&owner), deadline).await;
     let answer = PaymentAnswer::Fresh(paid.result);
     if paid.charged {
         // The attempt owns the key now: its settlement stores the answer (done already if it
@@ -269,9 +274,9 @@ pub struct Paid {
 }
 
 /// Pays the member's own pending order within the default budget (see [`pay_within`]).
-pub async fn pay(app: &App, member: &Member, request: &PaymentRequest) -> Result<PaymentReceipt> {
+pub async fn pay(app: &App, member_id: &str, request: &PaymentRequest) -> Result<PaymentReceipt> {
     let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, app.clock.now());
-    pay_within(app, member, request, None, deadline)
+    pay_within(app, member_id, request, None, deadline)
         .await
         .result
 }
@@ -280,13 +285,13 @@ pub async fn pay(app: &App, member: &Member, request: &PaymentRequest) -> Result
 /// flow), refusing to start charging when `deadline` leaves too little time to finish.
 pub async fn pay_within(
     app: &App,
-    member: &Member,
+    member_id: &str,
     request: &PaymentRequest,
     idempotency: Option<&IdempotencyOwner>,
     deadline: Deadline,
 ) -> Paid {
     let mut charged = false;
-    let result = pay_checked(app, member, request, idempotency, deadline, &mut charged).await;
+    let result = pay_checked(app, member_id, request, idempotency, deadline, &mut charged).await;
     app.metrics.payment(match &result {
         Ok(_) => PaymentOutcome::Completed,
         Err(error) if error.wire().status.is_server_error() => PaymentOutcome::Failed,
@@ -297,25 +302,24 @@ pub async fn pay_within(
 
 async fn pay_checked(
     app: &App,
-    member: &Member,
+    member_id: &str,
     request: &PaymentRequest,
     idempotency: Option<&IdempotencyOwner>,
     deadline: Deadline,
     charged: &mut bool,
 ) -> Result<PaymentReceipt> {
     request.validate()?;
-    member.check_in_service()?;
     let parts = request.parts();
     let keys = match app.config.lock_scope {
         // The order's key is in the request: lock it, then read the order once, under the lock
-        // (a non-owner's or an unknown id holds the lock only for that one read).
+        // (a non-owner's or an unknown id holds the lock only for those reads).
         LockScope::Order if crate::ids::is_well_formed(&request.order_id) => {
             vec![crate::lock::order_key(&request.order_id)]
         }
-        LockScope::Order => return Err(Error::NotFound("order")),
-        // The item keys come from the order: read it first (and again under the lock).
-        LockScope::OrderAndItems => {
-            let order = load_own_order(app.store.as_ref(), &request.order_id, member).await?;
+        // The item keys come from the order: read it first (and again under the lock). An
+        // ill-formed id is refused here too, after the payer is judged.
+        LockScope::Order | LockScope::OrderAndItems => {
+            let (order, _) = read_payment(app, member_id, &request.order_id).await?;
             check_payment_parts(&parts, order.total_price)?;
             lock_keys(&order)
         }
@@ -324,7 +328,7 @@ async fn pay_checked(
     crate::testing::pause_point("payment:locked");
     let outcome = pay_locked(
         app,
-        member,
+        member_id,
         &request.order_id,
         &parts,
         idempotency,
@@ -358,9 +362,30 @@ pub fn charge_budget(config: &crate::config::Config, parts: usize) -> std::time:
         + std::time::Duration::from_secs(1)
 }
 
+/// What a payment reads before it charges, in two requests: the order (`Query` of its
+/// partition), then the payer's profile and the stock of the order's items together (one
+/// `BatchGetItem`). The payer is judged first: unknown or `END` → 401CO000, not in `SERVICE` →
+/// 403CO000; then the order: unknown → 404CO000, another member's → 403CO000.
+async fn read_payment(app: &App, member_id: &str, order_id: &str) -> Result<(Order, Vec<Item>)> {
+    let order = if crate::ids::is_well_formed(order_id) {
+        app.store.get_order(order_id).await?
+    } else {
+        None
+    };
+    let item_ids: Vec<String> = order
+        .iter()
+        .flat_map(|o| o.items.iter().map(|line| line.item_id.clone()))
+        .collect();
+    let (member, items) = app.store.get_member_and_items(member_id, &item_ids).await?;
+    crate::app::admit(member)?.check_in_service()?;
+    let order = order.ok_or(Error::NotFound("order"))?;
+    order.check_owner(member_id)?;
+    Ok((order, items))
+}
+
 async fn pay_locked(
     app: &App,
-    member: &Member,
+    member_id: &str,
     order_id: &str,
     parts: &[RequestedPayment],
     idempotency: Option<&IdempotencyOwner>,
@@ -368,10 +393,10 @@ async fn pay_locked(
     charged: &mut bool,
 ) -> Result<PaymentReceipt> {
     // Read under the lock: a payment or cancellation that held it before us is visible.
-    let order = load_own_order(app.store.as_ref(), order_id, member).await?;
+    let (order, items) = read_payment(app, member_id, order_id).await?;
     check_payment_parts(parts, order.total_price)?;
     order.check_payable()?;
-    check_stock(app, &order).await?;
+    check_stock(&order, &items)?;
     if !deadline.allows(charge_budget(&app.config, parts.len())) {
         tracing::warn!(remaining = ?deadline.remaining(), "too little time left to charge; refused before charging");
         return Err(Error::Unavailable("time budget"));
@@ -537,9 +562,7 @@ pub(crate) async fn commit_attempt(
 
 /// Stock must cover every line before a card is charged (400OR000 early); the atomic write checks
 /// it again.
-async fn check_stock(app: &App, order: &Order) -> Result<()> {
-    let ids: Vec<String> = order.items.iter().map(|l| l.item_id.clone()).collect();
-    let items = app.store.get_items(&ids).await?;
+fn check_stock(order: &Order, items: &[Item]) -> Result<()> {
     for line in &order.items {
         let stock = items
             .iter()
@@ -700,21 +723,23 @@ mod tests {
     }
 
     #[test]
-    fn only_transient_failures_are_retried_under_the_same_key() {
-        for transient in [
+    fn only_transient_failures_and_refused_payers_are_retried_under_the_same_key() {
+        for retried in [
             Error::GatewayFailed,
             Error::LockBusy,
             Error::Unavailable("redis"),
             Error::Internal("x".into()),
+            // Judged after the key is taken: a member restored may retry with it.
+            Error::Unauthorized,
+            Error::Forbidden,
         ] {
-            assert!(!is_final(&Err(transient)));
+            assert!(!is_final(&Err(retried)));
         }
         for final_error in [
             Error::OrderStatusConflict,
             Error::OutOfStock("i".into()),
             Error::PaymentMismatch,
             Error::NotFound("order"),
-            Error::Forbidden,
         ] {
             assert!(is_final(&Err(final_error)));
         }

@@ -69,6 +69,27 @@ struct State {
 }
 
 impl State {
+    /// A new member with its email guard and first history row.
+    fn add_member(&mut self, member: &Member) -> Result<()> {
+        if self.member_by_email.contains_key(&member.email) {
+            return Err(Error::EmailTaken);
+        }
+        if self.members.contains_key(&member.member_id) {
+            return Err(Error::Internal("member id collision".into()));
+        }
+        self.member_by_email
+            .insert(member.email.clone(), member.member_id.clone());
+        self.members
+            .insert(member.member_id.clone(), member.clone());
+        self.add_history(
+            EntityKind::Member,
+            &member.member_id,
+            member.status.as_str(),
+            member.created_at,
+        );
+        Ok(())
+    }
+
     fn add_history(&mut self, kind: EntityKind, id: &str, status: &str, at: DateTime<Utc>) {
         self.history
             .entry((kind, id.to_owned()))
@@ -131,21 +152,20 @@ impl MemoryStore {
 #[async_trait]
 impl MemberStore for MemoryStore {
     async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()> {
+        self.commit(std::slice::from_ref(event), |s| s.add_member(member))
+    }
+
+    async fn sign_up_member(
+        &self,
+        member: &Member,
+        event: &DomainEvent,
+        first_refresh_token: &RefreshTokenRecord,
+    ) -> Result<()> {
         self.commit(std::slice::from_ref(event), |s| {
-            if s.member_by_email.contains_key(&member.email) {
-                return Err(Error::EmailTaken);
-            }
-            if s.members.contains_key(&member.member_id) {
-                return Err(Error::Internal("member id collision".into()));
-            }
-            s.member_by_email
-                .insert(member.email.clone(), member.member_id.clone());
-            s.members.insert(member.member_id.clone(), member.clone());
-            s.add_history(
-                EntityKind::Member,
-                &member.member_id,
-                member.status.as_str(),
-                member.created_at,
+            s.add_member(member)?;
+            s.refresh_tokens.insert(
+                first_refresh_token.token_hash.clone(),
+                RefreshState::fresh(first_refresh_token.clone()),
             );
             Ok(())
         })
@@ -400,6 +420,20 @@ impl ItemStore for MemoryStore {
         }))
     }
 
+    async fn get_member_and_items(
+        &self,
+        member_id: &str,
+        item_ids: &[String],
+    ) -> Result<(Option<Member>, Vec<Item>)> {
+        Ok(self.read(|s| {
+            let items = item_ids
+                .iter()
+                .filter_map(|id| s.items.get(id).cloned())
+                .collect();
+            (s.members.get(member_id).cloned(), items)
+        }))
+    }
+
     async fn put_item(&self, item: &Item) -> Result<()> {
         self.commit(&[], |s| {
             s.items.insert(item.item_id.clone(), item.clone());
@@ -588,7 +622,11 @@ impl OrderStore for MemoryStore {
             order.status = OrderStatus::Cancelled;
             order.updated_at = cancellation.at;
             for payment in order.payments.iter_mut() {
-                if cancellation.payment_ids.contains(&payment.payment_id) {
+                if cancellation
+                    .payments
+                    .iter()
+                    .any(|cancelled| cancelled.payment_id == payment.payment_id)
+                {
                     payment.status = PaymentStatus::Canceled;
                 }
             }
@@ -603,8 +641,13 @@ impl OrderStore for MemoryStore {
                 "CANCELLED",
                 cancellation.at,
             );
-            for payment_id in &cancellation.payment_ids {
-                s.add_history(EntityKind::Payment, payment_id, "CANCELED", cancellation.at);
+            for payment in &cancellation.payments {
+                s.add_history(
+                    EntityKind::Payment,
+                    &payment.payment_id,
+                    "CANCELED",
+                    cancellation.at,
+                );
             }
             s.attempts.insert(
                 cancellation.refund.attempt_id.clone(),

@@ -36,6 +36,14 @@ pub fn withdrawn_shard(member_id: &str) -> u32 {
 pub trait MemberStore: Send + Sync {
     /// Creates a `SERVICE` member; the (lowercased) email must be free → else 400ME000.
     async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()>;
+    /// [`MemberStore::create_member`] with the member's first refresh token in the same write
+    /// (sign-up): one `TransactWriteItems` on DynamoDB, and never a member without its session.
+    async fn sign_up_member(
+        &self,
+        member: &Member,
+        event: &DomainEvent,
+        first_refresh_token: &RefreshTokenRecord,
+    ) -> Result<()>;
     async fn get_member(&self, member_id: &str) -> Result<Option<Member>>;
     /// `email` is already normalised (lowercase).
     async fn find_member_by_email(&self, email: &str) -> Result<Option<Member>>;
@@ -76,6 +84,17 @@ pub trait MemberStore: Send + Sync {
     }
     /// Oldest first.
     async fn member_history(&self, member_id: &str) -> Result<Vec<HistoryEntry>>;
+    /// The member with its history (oldest first): one `Query` of the member's partition on
+    /// DynamoDB, where the profile and its history rows live together.
+    async fn get_member_with_history(
+        &self,
+        member_id: &str,
+    ) -> Result<Option<(Member, Vec<HistoryEntry>)>> {
+        match self.get_member(member_id).await? {
+            Some(member) => Ok(Some((member, self.member_history(member_id).await?))),
+            None => Ok(None),
+        }
+    }
 }
 
 /// A member found in the withdrawn index.
@@ -208,6 +227,14 @@ pub trait ItemStore: Send + Sync {
     async fn get_item(&self, item_id: &str) -> Result<Option<Item>>;
     /// The items that exist among `item_ids`, in any order.
     async fn get_items(&self, item_ids: &[String]) -> Result<Vec<Item>>;
+    /// The member's profile and the items that exist among `item_ids`, read together: one
+    /// `BatchGetItem` on DynamoDB, so the authenticating read of an order or a payment joins
+    /// the item read it needs anyway instead of being a round trip of its own.
+    async fn get_member_and_items(
+        &self,
+        member_id: &str,
+        item_ids: &[String],
+    ) -> Result<(Option<Member>, Vec<Item>)>;
     /// Creates or replaces an item (seeding and tests).
     async fn put_item(&self, item: &Item) -> Result<()>;
 }
@@ -264,8 +291,10 @@ pub struct CompletedCancellation {
     pub order_id: String,
     /// Stock given back.
     pub lines: Vec<OrderLine>,
-    /// Marked `CANCELED`, each with a history row.
-    pub payment_ids: Vec<String>,
+    /// The order's payments (all `PAID` while it was `COMPLETED`), now `CANCELED`: each row is
+    /// marked, each gets a history row, and the order row keeps the list (what `GET /orders`
+    /// shows without reading the order's partition).
+    pub payments: Vec<Payment>,
     pub at: DateTime<Utc>,
     pub events: Vec<DomainEvent>,
     /// The refund attempt (`REFUNDING`) that guarantees the money goes back, written in the
@@ -288,6 +317,17 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<OrderPage>;
     /// Oldest first.
     async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>>;
+    /// The order with its payments and its history (oldest first): one `Query` of the order's
+    /// partition on DynamoDB, where all three live.
+    async fn get_order_with_history(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<(Order, Vec<HistoryEntry>)>> {
+        match self.get_order(order_id).await? {
+            Some(order) => Ok(Some((order, self.order_history(order_id).await?))),
+            None => Ok(None),
+        }
+    }
     /// `PENDING_PAYMENT` → `COMPLETED` with stock taken, payments stored, the attempt
     /// `CHARGED` → `COMPLETED` and its idempotency answer stored, atomically. Not pending →
     /// 400OR001; a line short of stock → 400OR000; the attempt no longer `CHARGED` (the

@@ -268,7 +268,7 @@ impl Harness {
                 })
                 .collect(),
         };
-        let order = orders::create_order(&self.app, member, &request)
+        let order = orders::create_order(&self.app, &member.member_id, &request)
             .await
             .expect("order");
         (order.order_id, order.total_price)

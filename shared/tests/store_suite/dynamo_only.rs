@@ -261,3 +261,126 @@ async fn an_unreachable_endpoint_answers_503_in_bounded_time() {
         started.elapsed()
     );
 }
+
+/// Orders paid before the order row kept a copy of its payments still list them: the page reads
+/// such an order's partition. Orders paid since need no read beyond the index `Query`.
+#[tokio::test]
+async fn orders_paid_before_the_payments_copy_still_list_their_payments() {
+    use crate::items_orders::{completion, listed, payment};
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use cafe::domain::{OrderStatus, PaymentType};
+    let b = Backend::dynamo().await;
+    let dynamo = b.dynamo.clone().expect("dynamo");
+    let cola = stocked(&b, "Cola", 1_500, 10).await;
+    let order = placed(&b, "member-old", vec![line(&cola, 2)], t0()).await;
+    let paid = completion(
+        b.store.as_ref(),
+        &order,
+        vec![payment(3_000, PaymentType::Card)],
+        t0(),
+    )
+    .await;
+    b.store.complete_payment(&paid).await.expect("paid");
+    let pk = format!("ORDER#{}", order.order_id);
+    let row = dynamo.raw_item(&pk, "ORDER").await.expect("read");
+    assert!(
+        row.is_some_and(|r| r.contains_key("payments")),
+        "the order row keeps a copy of its payments"
+    );
+    // As written before the copy existed.
+    dynamo
+        .client()
+        .update_item()
+        .table_name(dynamo.table_name())
+        .key("pk", AttributeValue::S(pk.clone()))
+        .key("sk", AttributeValue::S("ORDER".into()))
+        .update_expression("REMOVE payments")
+        .send()
+        .await
+        .expect("copy removed");
+    assert_eq!(
+        listed(&b, "member-old").await,
+        vec![(OrderStatus::Completed, paid.payments.clone())]
+    );
+}
+
+/// A table from before the `items-catalog` index: its item rows lack the index keys and the
+/// `CATALOG` partition lists them. The backfill gives every listed row the keys, once.
+#[tokio::test]
+async fn the_catalog_backfill_brings_items_from_before_the_index_into_the_list() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let b = Backend::dynamo().await;
+    let dynamo = b.dynamo.clone().expect("dynamo");
+    let listed_ids = || async {
+        b.store
+            .list_items()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|item| item.item_id)
+            .collect::<Vec<_>>()
+    };
+    let new = stocked(&b, "Cola", 1_500, 10).await;
+    let old_id = id(t0());
+    let put = |attributes: Vec<(&str, AttributeValue)>| {
+        let mut request = dynamo.client().put_item().table_name(dynamo.table_name());
+        for (name, value) in attributes {
+            request = request.item(name, value);
+        }
+        request.send()
+    };
+    let text = |v: &str| AttributeValue::S(v.to_owned());
+    put(vec![
+        ("pk", text(&format!("ITEM#{old_id}"))),
+        ("sk", text("ITEM")),
+        ("itemId", text(&old_id)),
+        ("name", text("Old tea")),
+        ("price", AttributeValue::N("2000".into())),
+        ("stock", AttributeValue::N("5".into())),
+    ])
+    .await
+    .expect("an item row as written before the index");
+    put(vec![
+        ("pk", text("CATALOG")),
+        ("sk", text(&format!("ITEM#{old_id}"))),
+        ("itemId", text(&old_id)),
+    ])
+    .await
+    .expect("its catalog row");
+    // A catalog row whose item is gone is skipped, not recreated.
+    put(vec![
+        ("pk", text("CATALOG")),
+        ("sk", text("ITEM#gone")),
+        ("itemId", text("gone")),
+    ])
+    .await
+    .expect("a dangling catalog row");
+    assert_eq!(listed_ids().await, vec![new.item_id.clone()]);
+
+    assert_eq!(dynamo.backfill_catalog_index().await, Ok(1));
+    let mut expected = vec![new.item_id.clone(), old_id.clone()];
+    expected.sort();
+    assert_eq!(listed_ids().await, expected);
+    let old = b
+        .store
+        .get_item(&old_id)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(
+        (old.name.as_str(), old.stock, old.active),
+        ("Old tea", 5, true)
+    );
+    assert_eq!(
+        dynamo.backfill_catalog_index().await,
+        Ok(0),
+        "a rerun changes nothing"
+    );
+    assert!(
+        dynamo
+            .raw_item("ITEM#gone", "ITEM")
+            .await
+            .expect("read")
+            .is_none()
+    );
+}

@@ -447,7 +447,13 @@ pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
         CompletedCancellation {
             order_id: o.order_id.clone(),
             lines: o.items.clone(),
-            payment_ids: payments.iter().map(|p| p.payment_id.clone()).collect(),
+            payments: payments
+                .iter()
+                .map(|p| Payment {
+                    status: PaymentStatus::Canceled,
+                    ..p.clone()
+                })
+                .collect(),
             at,
             events: vec![order_event(EventType::OrderCancelled, &o, "CANCELLED", at)],
             refund: cancel_refund_of(&paid, at),
@@ -472,6 +478,11 @@ pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
     b.store.complete_payment(&paid).await.expect("paid");
     let payments = paid.payments.clone();
     assert_eq!(stock_of(&b, &cola.item_id).await, 6);
+    assert_eq!(
+        listed(&b, "member-1").await,
+        vec![(OrderStatus::Completed, payments.clone())],
+        "a page shows the payments, in the order they were made"
+    );
     let pending_cancel = order_event(EventType::OrderCancelled, &o, "CANCELLED", t0());
     assert_eq!(
         b.store
@@ -501,6 +512,29 @@ pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
             .all(|p| p.status == PaymentStatus::Canceled)
     );
     assert_eq!(stored.payments.len(), 2);
+    assert_eq!(
+        listed(&b, "member-1").await,
+        vec![(OrderStatus::Cancelled, stored.payments.clone())],
+        "a page shows the payments cancelled"
+    );
+    let (with_history, history) = b
+        .store
+        .get_order_with_history(&o.order_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(with_history, stored, "the same order as get_order");
+    assert_eq!(
+        statuses(&history),
+        ["PENDING_PAYMENT", "COMPLETED", "CANCELLED"]
+    );
+    assert_eq!(
+        b.store
+            .get_order_with_history(&id(t0()))
+            .await
+            .expect("read"),
+        None
+    );
     assert!(b.committed(&done.events[0]).await);
     assert_eq!(
         statuses(&b.store.order_history(&o.order_id).await.expect("history")),
@@ -527,4 +561,16 @@ pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
             .collect();
         assert_eq!(kinds, ["PAID", "CANCELED"]);
     }
+}
+
+/// Each order of the member's first page: its status and payments.
+pub async fn listed(b: &Backend, member_id: &str) -> Vec<(OrderStatus, Vec<Payment>)> {
+    b.store
+        .list_orders(member_id, 10, None)
+        .await
+        .expect("a page")
+        .orders
+        .into_iter()
+        .map(|o| (o.status, o.payments))
+        .collect()
 }

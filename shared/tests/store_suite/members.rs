@@ -72,6 +72,89 @@ pub async fn refuses_a_taken_email_and_writes_nothing(b: Backend) {
     );
 }
 
+/// Sign-up writes the member and its first refresh token together: both, or (email taken)
+/// neither.
+pub async fn sign_up_writes_the_member_and_its_first_refresh_token_together(b: Backend) {
+    use cafe::auth::refresh::{hash_refresh_token, new_refresh_token};
+    use cafe::store::RefreshTokenRecord;
+    let token_of = |member_id: &str| RefreshTokenRecord {
+        token_hash: hash_refresh_token(&new_refresh_token()),
+        member_id: member_id.into(),
+        family_id: id(t0()),
+        issued_at: t0(),
+        expires_at: t0() + DAY * 14,
+    };
+    let rotates = |hash: String| {
+        let store = b.store.clone();
+        async move {
+            store
+                .rotate_refresh_token(
+                    &hash,
+                    &hash_refresh_token(&new_refresh_token()),
+                    t0(),
+                    t0() + DAY,
+                )
+                .await
+        }
+    };
+    let m = member("lee@example.com", t0());
+    let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
+    let first = token_of(&m.member_id);
+    b.store
+        .sign_up_member(&m, &event, &first)
+        .await
+        .expect("signed up");
+    assert_eq!(
+        b.store.get_member(&m.member_id).await.expect("read"),
+        Some(m.clone())
+    );
+    let (with_history, history) = b
+        .store
+        .get_member_with_history(&m.member_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(with_history, m);
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| h.status.as_str())
+            .collect::<Vec<_>>(),
+        ["SERVICE"]
+    );
+    assert!(b.committed(&event).await);
+    assert_eq!(
+        rotates(first.token_hash.clone())
+            .await
+            .expect("the first refresh token is stored")
+            .family_id,
+        first.family_id
+    );
+
+    let taken = member("lee@example.com", t0());
+    let again = member_event(
+        EventType::MemberRegistered,
+        &taken.member_id,
+        "SERVICE",
+        t0(),
+    );
+    let refused = token_of(&taken.member_id);
+    assert_eq!(
+        b.store.sign_up_member(&taken, &again, &refused).await,
+        Err(Error::EmailTaken)
+    );
+    assert_eq!(
+        b.store.get_member(&taken.member_id).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        rotates(refused.token_hash.clone()).await,
+        Err(Error::Unauthorized),
+        "no token without its member"
+    );
+    assert!(!b.committed(&again).await);
+}
+
 pub async fn concurrent_signups_with_one_email_make_exactly_one_member(b: Backend) {
     let mut tasks = Vec::new();
     for _ in 0..20 {

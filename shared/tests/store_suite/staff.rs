@@ -4,7 +4,10 @@ use crate::harness::*;
 use crate::items_orders::{cancel_refund_of, completion, payment};
 use cafe::Error;
 use cafe::domain::item::StockMode;
-use cafe::domain::{DomainEvent, EventType, Item, MemberStatus, OrderStatus, PaymentType, Role};
+use cafe::domain::{
+    DomainEvent, EventType, Item, MemberStatus, OrderStatus, Payment, PaymentStatus, PaymentType,
+    Role,
+};
 use cafe::store::{CompletedCancellation, StockChange};
 use chrono::Duration;
 
@@ -308,10 +311,13 @@ pub async fn paid_orders_queue_oldest_first_and_move_one_step_at_a_time(b: Backe
         .cancel_completed_order(&CompletedCancellation {
             order_id: cancelled.order_id.clone(),
             lines: cancelled.items.clone(),
-            payment_ids: stored_order
+            payments: stored_order
                 .payments
                 .iter()
-                .map(|p| p.payment_id.clone())
+                .map(|p| Payment {
+                    status: PaymentStatus::Canceled,
+                    ..p.clone()
+                })
                 .collect(),
             at,
             events: vec![order_event(

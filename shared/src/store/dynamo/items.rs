@@ -1,8 +1,13 @@
-//! Items for sale: `ITEM#<id>` / `ITEM`, plus one `CATALOG` / `ITEM#<id>` row each so the list
-//! is one Query and one batch read instead of a table scan.
+//! Items for sale: `ITEM#<id>` / `ITEM`, each carrying the `items-catalog` index's keys, so the
+//! list is one `Query` of that index (projected whole) instead of a table scan.
+//!
+//! Tables from before the index also hold one `CATALOG` / `ITEM#<id>` row per item, and their
+//! item rows lack the index keys: [`DynamoStore::backfill_catalog_index`] (`cafe-admin
+//! backfill-catalog`) gives them the keys once the index exists (`docs/deploy.md`).
 
-use super::{Attrs, DynamoStore, TxItems, attr_str, key, s, sdk_error, shape_error, table};
-use crate::domain::Item;
+use super::members::PROFILE;
+use super::{Attrs, DynamoStore, attr_str, key, member_pk, s, sdk_error, shape_error, table};
+use crate::domain::{Item, Member};
 use crate::error::{Error, Result};
 use crate::store::ItemStore;
 use async_trait::async_trait;
@@ -12,6 +17,8 @@ use std::collections::HashMap;
 use tracing::Instrument;
 
 pub(crate) const ITEM_SK: &str = "ITEM";
+/// The `items-catalog` partition of every item; before the index, the partition of the rows
+/// listing the item ids.
 pub(crate) const CATALOG_PK: &str = "CATALOG";
 /// BatchGetItem takes at most 100 keys.
 const BATCH: usize = 100;
@@ -23,6 +30,43 @@ pub(crate) fn item_pk(item_id: &str) -> String {
 }
 
 impl DynamoStore {
+    /// Gives the item rows of a table from before the `items-catalog` index its keys: every
+    /// item the old `CATALOG` partition lists, whose row lacks them, is updated (only if the
+    /// row exists and still lacks them, so a rerun, or an item written meanwhile, is left
+    /// alone). Returns how many rows it updated. Run once after the deploy that adds the index.
+    pub async fn backfill_catalog_index(&self) -> Result<usize> {
+        let mut updated = 0;
+        for entry in self.raw_partition(CATALOG_PK).await? {
+            let Some(item_id) = attr_str(&entry, "itemId") else {
+                continue;
+            };
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(item_pk(item_id), ITEM_SK)))
+                .update_expression("SET #cpk = :cpk, #csk = :csk")
+                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#cpk)")
+                .expression_attribute_names("#pk", table::PK)
+                .expression_attribute_names("#cpk", table::CATALOG_PK)
+                .expression_attribute_names("#csk", table::CATALOG_SK)
+                .expression_attribute_values(":cpk", s(CATALOG_PK))
+                .expression_attribute_values(":csk", s(item_id))
+                .send()
+                .instrument(crate::telemetry::dependency_span("dynamodb", "UpdateItem"))
+                .await;
+            match result {
+                Ok(_) => updated += 1,
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(error) => return Err(sdk_error(error)),
+            }
+        }
+        Ok(updated)
+    }
+
     async fn batch_get(&self, keys: Vec<Attrs>) -> Result<Vec<Attrs>> {
         let mut found = Vec::new();
         for chunk in keys.chunks(BATCH) {
@@ -66,6 +110,26 @@ impl DynamoStore {
     }
 }
 
+/// The keys of the distinct ids among `item_ids`.
+fn item_keys(item_ids: &[String]) -> Vec<Attrs> {
+    let mut ids: Vec<&String> = item_ids.iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| key(item_pk(id), ITEM_SK))
+        .collect()
+}
+
+/// The stored row of `item`: its keys and the `items-catalog` index's.
+pub(crate) fn item_row(item: &Item) -> Result<Attrs> {
+    let mut row: Attrs = to_item(item).map_err(shape_error)?;
+    row.insert(table::PK.into(), s(item_pk(&item.item_id)));
+    row.insert(table::SK.into(), s(ITEM_SK));
+    row.insert(table::CATALOG_PK.into(), s(CATALOG_PK));
+    row.insert(table::CATALOG_SK.into(), s(&item.item_id));
+    Ok(row)
+}
+
 fn to_items(raw: Vec<Attrs>) -> Result<Vec<Item>> {
     raw.into_iter()
         .map(|item| from_item(item).map_err(shape_error))
@@ -74,16 +138,32 @@ fn to_items(raw: Vec<Attrs>) -> Result<Vec<Item>> {
 
 #[async_trait]
 impl ItemStore for DynamoStore {
+    /// One `Query` of the `items-catalog` index (item id order). An index read is eventually
+    /// consistent: a sale or an edit shows here within about a second; ordering and paying
+    /// read the stock strongly consistent, and the stock conditions decide.
     async fn list_items(&self) -> Result<Vec<Item>> {
-        let ids: Vec<String> = self
-            .raw_partition(CATALOG_PK)
-            .await?
-            .iter()
-            .filter_map(|row| attr_str(row, "itemId").map(str::to_owned))
-            .collect();
-        let mut items = self.get_items(&ids).await?;
-        items.sort_by(|a, b| a.item_id.cmp(&b.item_id));
-        Ok(items)
+        let mut items = Vec::new();
+        let mut start: Option<Attrs> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(table::GSI_CATALOG)
+                .key_condition_expression("#cpk = :cpk")
+                .expression_attribute_names("#cpk", table::CATALOG_PK)
+                .expression_attribute_values(":cpk", s(CATALOG_PK))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
+                .await
+                .map_err(sdk_error)?;
+            items.extend(to_items(out.items.unwrap_or_default())?);
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(items),
+            }
+        }
     }
 
     async fn get_item(&self, item_id: &str) -> Result<Option<Item>> {
@@ -94,28 +174,37 @@ impl ItemStore for DynamoStore {
     }
 
     async fn get_items(&self, item_ids: &[String]) -> Result<Vec<Item>> {
-        let mut ids: Vec<&String> = item_ids.iter().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let keys = ids
-            .into_iter()
-            .map(|id| key(item_pk(id), ITEM_SK))
-            .collect();
-        to_items(self.batch_get(keys).await?)
+        to_items(self.batch_get(item_keys(item_ids)).await?)
+    }
+
+    async fn get_member_and_items(
+        &self,
+        member_id: &str,
+        item_ids: &[String],
+    ) -> Result<(Option<Member>, Vec<Item>)> {
+        let mut keys = vec![key(member_pk(member_id), PROFILE)];
+        keys.extend(item_keys(item_ids));
+        let mut member = None;
+        let mut items = Vec::new();
+        for row in self.batch_get(keys).await? {
+            if attr_str(&row, table::SK) == Some(PROFILE) {
+                member = Some(from_item(row).map_err(shape_error)?);
+            } else {
+                items.push(from_item(row).map_err(shape_error)?);
+            }
+        }
+        Ok((member, items))
     }
 
     async fn put_item(&self, item: &Item) -> Result<()> {
-        let mut row: Attrs = to_item(item).map_err(shape_error)?;
-        row.insert(table::PK.into(), s(item_pk(&item.item_id)));
-        row.insert(table::SK.into(), s(ITEM_SK));
-        let mut entry = key(CATALOG_PK, item_pk(&item.item_id));
-        entry.insert("itemId".into(), s(&item.item_id));
-        let mut tx = TxItems::new(self);
-        tx.put(row)?;
-        tx.put(entry)?;
-        match tx.commit().await? {
-            Ok(()) => Ok(()),
-            Err(_) => Err(Error::Internal("item write cancelled".into())),
-        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item_row(item)?))
+            .send()
+            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
     }
 }

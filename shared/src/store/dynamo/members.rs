@@ -5,7 +5,7 @@ use super::tx::Expr;
 use super::{Attrs, DynamoStore, TxItems, attr_str, key, member_pk, s, shape_error, table};
 use crate::domain::{DomainEvent, EntityKind, HistoryEntry, Member, MemberStatus};
 use crate::error::{Error, Result};
-use crate::store::{MemberStore, withdrawn_shard};
+use crate::store::{MemberStore, RefreshTokenRecord, withdrawn_shard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
@@ -54,9 +54,15 @@ fn is_missing(old: &Option<Attrs>) -> bool {
         .is_none_or(|item| attr_str(item, "status").is_none())
 }
 
-#[async_trait]
-impl MemberStore for DynamoStore {
-    async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()> {
+impl DynamoStore {
+    /// The sign-up transaction: the email guard, the profile, the first history row and the
+    /// event; with `first_refresh_token`, its row too.
+    async fn create_member_with(
+        &self,
+        member: &Member,
+        event: &DomainEvent,
+        first_refresh_token: Option<&RefreshTokenRecord>,
+    ) -> Result<()> {
         let mut tx = TxItems::new(self);
         let mut guard = key(email_pk(&member.email), EMAIL_SK);
         guard.insert("memberId".into(), s(&member.member_id));
@@ -69,6 +75,9 @@ impl MemberStore for DynamoStore {
             member.created_at,
         )?;
         tx.outbox(std::slice::from_ref(event))?;
+        if let Some(record) = first_refresh_token {
+            tx.put_new(super::tokens::token_row(record)?)?;
+        }
         match tx.commit().await? {
             Ok(()) => Ok(()),
             Err(reasons) if reasons.get(guard_index).is_some_and(|r| r.failed) => {
@@ -80,12 +89,45 @@ impl MemberStore for DynamoStore {
             Err(_) => Err(Error::Internal("member creation cancelled".into())),
         }
     }
+}
+
+#[async_trait]
+impl MemberStore for DynamoStore {
+    async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()> {
+        self.create_member_with(member, event, None).await
+    }
+
+    async fn sign_up_member(
+        &self,
+        member: &Member,
+        event: &DomainEvent,
+        first_refresh_token: &RefreshTokenRecord,
+    ) -> Result<()> {
+        self.create_member_with(member, event, Some(first_refresh_token))
+            .await
+    }
 
     async fn get_member(&self, member_id: &str) -> Result<Option<Member>> {
         match self.raw_item(&member_pk(member_id), PROFILE).await? {
             Some(item) => from_item(item).map(Some).map_err(shape_error),
             None => Ok(None),
         }
+    }
+
+    async fn get_member_with_history(
+        &self,
+        member_id: &str,
+    ) -> Result<Option<(Member, Vec<HistoryEntry>)>> {
+        let mut member = None;
+        let mut history = Vec::new();
+        for row in self.raw_partition(&member_pk(member_id)).await? {
+            if super::is_history_row(&row) {
+                history.push(super::history_entry(row)?);
+            } else if attr_str(&row, table::SK) == Some(PROFILE) {
+                member = Some(from_item(row).map_err(shape_error)?);
+            }
+        }
+        Ok(member.map(|member| (member, history)))
     }
 
     async fn find_member_by_email(&self, email: &str) -> Result<Option<Member>> {

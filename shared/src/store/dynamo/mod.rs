@@ -174,12 +174,7 @@ impl DynamoStore {
                 .await
                 .map_err(sdk_error)?;
             for item in out.items.unwrap_or_default() {
-                let row: HistoryRow =
-                    serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(shape_error)?;
-                entries.push(HistoryEntry {
-                    status: row.status,
-                    at: row.at,
-                });
+                entries.push(history_entry(item)?);
             }
             match out.last_evaluated_key {
                 Some(next) if !next.is_empty() => start = Some(next),
@@ -187,6 +182,20 @@ impl DynamoStore {
             }
         }
     }
+}
+
+/// True for a history row (`HISTORY#…` sort key) among the rows of an entity's partition.
+pub(crate) fn is_history_row(row: &Attrs) -> bool {
+    attr_str(row, table::SK).is_some_and(|sk| sk.starts_with("HISTORY#"))
+}
+
+/// The entry of one history row.
+pub(crate) fn history_entry(row: Attrs) -> Result<HistoryEntry> {
+    let row: HistoryRow = serde_dynamo::aws_sdk_dynamodb_1::from_item(row).map_err(shape_error)?;
+    Ok(HistoryEntry {
+        status: row.status,
+        at: row.at,
+    })
 }
 
 /// Builds a DynamoDB client: standard retry mode (3 attempts), each attempt and the whole

@@ -38,9 +38,11 @@ fn member_orders_pk(member_id: &str) -> String {
     format!("MEMBER#{member_id}")
 }
 
+/// A new order's row. Its `payments` copy starts empty: every order written since the copy
+/// exists carries the attribute, so a page tells an order with no payments from one paid
+/// before the copy (which lacks it, and has its partition read).
 fn order_item(order: &Order) -> Result<Attrs> {
     let mut item: Attrs = to_item(order).map_err(shape_error)?;
-    item.remove("payments");
     item.insert(table::PK.into(), s(order_pk(&order.order_id)));
     item.insert(table::SK.into(), s(ORDER_SK));
     item.insert(table::GSI1_PK.into(), s(member_orders_pk(&order.member_id)));
@@ -122,15 +124,16 @@ impl DynamoStore {
         assemble(out.items.unwrap_or_default())
     }
 
-    /// Attaches payments to the orders of a page (pending orders have none to read).
-    async fn with_payments(&self, orders: Vec<Order>) -> Result<Vec<Order>> {
+    /// Attaches payments to the orders of a page whose row has no copy of them (`copied` is
+    /// false): orders written before the copy existed, unless still pending (no payments yet).
+    async fn with_payments(&self, orders: Vec<Order>, copied: Vec<bool>) -> Result<Vec<Order>> {
         let mut result = orders;
         let mut reads = tokio::task::JoinSet::new();
         let mut next = 0;
         let mut running = 0;
         loop {
             while running < PARALLEL_READS && next < result.len() {
-                if result[next].status != OrderStatus::PendingPayment {
+                if result[next].status != OrderStatus::PendingPayment && !copied[next] {
                     let store = self.clone();
                     let order_id = result[next].order_id.clone();
                     let index = next;
@@ -182,6 +185,22 @@ pub(crate) const ORDER_OUT_OF_FULFILMENT: &str =
 /// The fulfilment queue's partition of `status`.
 pub(crate) fn fulfilment_pk(status: OrderStatus) -> String {
     format!("FULFIL#{}", status.as_str())
+}
+
+/// `update` (a `SET …` expression, with or without a `REMOVE` clause) also setting the order
+/// row's copy of its payments to `payments`: the payment rows stay the record (history, staff,
+/// `GET /order`), the copy lets a page of `GET /orders` come whole from the index `Query`.
+fn with_payments_copy(update: &str, expr: Expr, payments: &[Payment]) -> Result<(String, Expr)> {
+    let set = ", #payments = :payments";
+    let update = match update.split_once(" REMOVE ") {
+        Some((sets, removes)) => format!("{sets}{set} REMOVE {removes}"),
+        None => format!("{update}{set}"),
+    };
+    let copy = to_attribute_value(payments).map_err(shape_error)?;
+    Ok((
+        update,
+        expr.name("#payments", "payments").value(":payments", copy),
+    ))
 }
 
 /// [`status_expr`] for a transition that enters or leaves the fulfilment queue.
@@ -282,14 +301,18 @@ impl OrderStore for DynamoStore {
             .await
             .map_err(sdk_error)?;
         let more_beyond = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
-        let mut orders: Vec<Order> = out
-            .items
-            .unwrap_or_default()
+        let rows = out.items.unwrap_or_default();
+        let mut copied: Vec<bool> = rows
+            .iter()
+            .map(|row| row.contains_key("payments"))
+            .collect();
+        let mut orders: Vec<Order> = rows
             .into_iter()
             .map(|item| from_item(item).map_err(shape_error))
             .collect::<Result<_>>()?;
         let has_next = orders.len() > limit || (more_beyond && orders.len() == limit);
         orders.truncate(limit);
+        copied.truncate(limit);
         let next_cursor = match orders.last() {
             Some(last) if has_next => Some(cursor::encode(&OrderCursor {
                 member: member_id.to_owned(),
@@ -298,13 +321,29 @@ impl OrderStore for DynamoStore {
             _ => None,
         };
         Ok(OrderPage {
-            orders: self.with_payments(orders).await?,
+            orders: self.with_payments(orders, copied).await?,
             next_cursor,
         })
     }
 
     async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>> {
         self.history(EntityKind::Order, order_id).await
+    }
+
+    async fn get_order_with_history(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<(Order, Vec<HistoryEntry>)>> {
+        let (history, rows): (Vec<Attrs>, Vec<Attrs>) = self
+            .raw_partition(&order_pk(order_id))
+            .await?
+            .into_iter()
+            .partition(super::is_history_row);
+        let history = history
+            .into_iter()
+            .map(super::history_entry)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(assemble(rows)?.map(|order| (order, history)))
     }
 
     async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()> {
@@ -318,9 +357,10 @@ impl OrderStore for DynamoStore {
             OrderStatus::Completed,
             completion.at,
         )?;
+        let (update, expr) = with_payments_copy(update, expr, &completion.payments)?;
         tx.update(
             key(order_pk(order_id), ORDER_SK),
-            update,
+            &update,
             Some(ORDER_IN_STATUS),
             expr,
         )?;
@@ -447,9 +487,10 @@ impl OrderStore for DynamoStore {
             OrderStatus::Cancelled,
             cancellation.at,
         )?;
+        let (update, expr) = with_payments_copy(update, expr, &cancellation.payments)?;
         tx.update(
             key(order_pk(order_id), ORDER_SK),
-            update,
+            &update,
             Some(ORDER_IN_STATUS),
             expr,
         )?;
@@ -464,9 +505,9 @@ impl OrderStore for DynamoStore {
                     .value(":qty", n(quantity)),
             )?;
         }
-        for payment_id in &cancellation.payment_ids {
+        for payment in &cancellation.payments {
             tx.update(
-                key(order_pk(order_id), payment_sk(payment_id)),
+                key(order_pk(order_id), payment_sk(&payment.payment_id)),
                 "SET #status = :canceled",
                 Some("attribute_exists(#pk)"),
                 Expr::new()
@@ -476,8 +517,13 @@ impl OrderStore for DynamoStore {
             )?;
         }
         tx.history(EntityKind::Order, order_id, "CANCELLED", cancellation.at)?;
-        for payment_id in &cancellation.payment_ids {
-            tx.history(EntityKind::Payment, payment_id, "CANCELED", cancellation.at)?;
+        for payment in &cancellation.payments {
+            tx.history(
+                EntityKind::Payment,
+                &payment.payment_id,
+                "CANCELED",
+                cancellation.at,
+            )?;
         }
         tx.outbox(&cancellation.events)?;
         // The refund the cancellation owes, durable before any money moves.

@@ -2,15 +2,15 @@
 //! item row (plus its `CATALOG` entry), fulfilment steps on the order row and its place in the
 //! sparse `orders-by-fulfilment` index. Each is one transaction with its history and outbox rows.
 
-use super::items::{CATALOG_PK, ITEM_SK, item_pk};
+use super::items::{ITEM_SK, item_pk, item_row};
 use super::members::PROFILE;
 use super::orders::{
     ORDER_IN_STATUS, ORDER_SK, fulfilment_expr, fulfilment_pk, order_condition_error,
 };
 use super::tx::Expr;
 use super::{
-    Attrs, DynamoStore, Reason, TxItems, attr_str, key, member_pk, n, order_pk, s, sdk_error,
-    shape_error, table,
+    DynamoStore, Reason, TxItems, attr_str, key, member_pk, n, order_pk, s, sdk_error, shape_error,
+    table,
 };
 use crate::domain::item::StockMode;
 use crate::domain::{DomainEvent, EntityKind, Item, MemberStatus, Order, OrderStatus, Role};
@@ -19,7 +19,7 @@ use crate::store::{OrderPage, StaffStore, StockChange, cursor};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 use tracing::Instrument;
 
 #[derive(Serialize, Deserialize)]
@@ -88,14 +88,8 @@ impl StaffStore for DynamoStore {
     }
 
     async fn create_item(&self, item: &Item, at: DateTime<Utc>, event: &DomainEvent) -> Result<()> {
-        let mut row: Attrs = to_item(item).map_err(shape_error)?;
-        row.insert(table::PK.into(), s(item_pk(&item.item_id)));
-        row.insert(table::SK.into(), s(ITEM_SK));
-        let mut entry = key(CATALOG_PK, item_pk(&item.item_id));
-        entry.insert("itemId".into(), s(&item.item_id));
         let mut tx = TxItems::new(self);
-        tx.put_new(row)?;
-        tx.put(entry)?;
+        tx.put_new(item_row(item)?)?;
         tx.history(EntityKind::Item, &item.item_id, "CREATED", at)?;
         tx.outbox(std::slice::from_ref(event))?;
         match tx.commit().await? {

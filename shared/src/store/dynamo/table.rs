@@ -41,6 +41,12 @@ pub const GSI_FULFILMENT: &str = "orders-by-fulfilment";
 pub const FULFILMENT_PK: &str = "fpk";
 /// The order id (a ULID: creation order).
 pub const FULFILMENT_SK: &str = "fsk";
+/// The items for sale, whole (projected): `GET /items` is one `Query` of it.
+pub const GSI_CATALOG: &str = "items-catalog";
+/// `CATALOG`, on every item row.
+pub const CATALOG_PK: &str = "cpk";
+/// The item id.
+pub const CATALOG_SK: &str = "csk";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 /// How an index copies attributes.
@@ -113,6 +119,12 @@ pub fn table_spec() -> TableSpec {
                 name: GSI_FULFILMENT,
                 partition_key: string_key(FULFILMENT_PK),
                 sort_key: string_key(FULFILMENT_SK),
+                projection: ProjectionSpec::All,
+            },
+            IndexSpec {
+                name: GSI_CATALOG,
+                partition_key: string_key(CATALOG_PK),
+                sort_key: string_key(CATALOG_SK),
                 projection: ProjectionSpec::All,
             },
         ],
@@ -283,7 +295,8 @@ mod tests {
                 "orders-by-member",
                 "withdrawn-by-time",
                 "attempts-by-deadline",
-                "orders-by-fulfilment"
+                "orders-by-fulfilment",
+                "items-catalog"
             ]
         );
         assert_eq!(spec.ttl_attribute, "ttl");

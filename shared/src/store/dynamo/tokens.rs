@@ -5,6 +5,7 @@
 use super::tx::Expr;
 use super::{DynamoStore, TxItems, key, sdk_error, shape_error, table};
 use crate::error::{Error, Result};
+use crate::store::dynamo::Attrs;
 use crate::store::{
     RefreshRotation, RefreshTokenRecord, RefreshTokenStore, RotationMark, replay_allowed,
 };
@@ -45,6 +46,11 @@ struct TokenRow {
     signing_kid: Option<String>,
     /// DynamoDB deletes the row once the token can no longer be used.
     ttl: i64,
+}
+
+/// The stored row of a refresh token.
+pub(crate) fn token_row(record: &RefreshTokenRecord) -> Result<Attrs> {
+    to_item(TokenRow::new(record)).map_err(shape_error)
 }
 
 impl TokenRow {
@@ -145,7 +151,7 @@ impl DynamoStore {
 #[async_trait]
 impl RefreshTokenStore for DynamoStore {
     async fn store_refresh_token(&self, record: &RefreshTokenRecord) -> Result<()> {
-        let item = to_item(TokenRow::new(record)).map_err(shape_error)?;
+        let item = token_row(record)?;
         self.client
             .put_item()
             .table_name(&self.table)
