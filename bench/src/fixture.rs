@@ -209,7 +209,7 @@ pub async fn order(
             quantity,
         }],
     };
-    let summary = create_order(app, &payer.member, &request).await?;
+    let summary = create_order(app, &payer.member.member_id, &request).await?;
     Ok((summary.order_id, summary.total_price))
 }
 

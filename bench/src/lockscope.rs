@@ -166,7 +166,7 @@ async fn pay_until_final(
     let mut lock_busy = 0;
     let mut outcome = Outcome::GaveUp;
     for _ in 0..MAX_ATTEMPTS {
-        match payments::pay(&app, &order.member, &request).await {
+        match payments::pay(&app, &order.member.member_id, &request).await {
             Ok(_) => outcome = Outcome::Paid,
             Err(Error::OutOfStock(_)) => outcome = Outcome::OutOfStock,
             Err(Error::LockBusy) => {

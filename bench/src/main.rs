@@ -152,7 +152,10 @@ async fn coldstart(root: &Path, runs: usize, report: &mut String) -> std::io::Re
         "| function | binary (MB) | starts | init median (ms) | init p99 (ms) | init ÷ floor | first invocation median (ms) | failed starts |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut rows = vec![floor];
-    for name in function_names(root) {
+    // `CAFE_BENCH_ONLY=name,…` starts only those functions (the floor and peers still run).
+    let only = std::env::var("CAFE_BENCH_ONLY").unwrap_or_default();
+    let chosen = |name: &str| only.is_empty() || only.split(',').any(|n| n.trim() == name);
+    for name in function_names(root).into_iter().filter(|n| chosen(n)) {
         let event = std::fs::read_to_string(root.join(format!("events/{name}.json")))
             .map(|sample| as_deployed(&sample))
             .unwrap_or_else(|_| "{}".to_owned());

@@ -39,6 +39,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     lap("sdk_config");
     let _client = aws_sdk_dynamodb::Client::new(&shared);
     lap("dynamodb_client");
+    // The first and a second EventBridge client (events-publisher builds one): the first pays
+    // for what the EventBridge crate sets up once per process, the second for the client alone.
+    let _events = aws_sdk_eventbridge::Client::new(&shared);
+    lap("eventbridge_client");
+    let _events_again = aws_sdk_eventbridge::Client::new(&shared);
+    lap("eventbridge_client_again");
     let _lock = cafe::lock::RedisLock::new(
         config
             .redis_url
