@@ -142,28 +142,18 @@ impl ItemStore for DynamoStore {
     /// consistent: a sale or an edit shows here within about a second; ordering and paying
     /// read the stock strongly consistent, and the stock conditions decide.
     async fn list_items(&self) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start: Option<Attrs> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(table::GSI_CATALOG)
-                .key_condition_expression("#cpk = :cpk")
-                .expression_attribute_names("#cpk", table::CATALOG_PK)
-                .expression_attribute_values(":cpk", s(CATALOG_PK))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
-                .await
-                .map_err(sdk_error)?;
-            items.extend(to_items(out.items.unwrap_or_default())?);
-            match out.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(items),
-            }
-        }
+        to_items(
+            self.query_all(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(table::GSI_CATALOG)
+                    .key_condition_expression("#cpk = :cpk")
+                    .expression_attribute_names("#cpk", table::CATALOG_PK)
+                    .expression_attribute_values(":cpk", s(CATALOG_PK)),
+            )
+            .await?,
+        )
     }
 
     async fn get_item(&self, item_id: &str) -> Result<Option<Item>> {

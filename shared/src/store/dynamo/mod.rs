@@ -99,17 +99,28 @@ impl DynamoStore {
 
     /// All raw items of one partition (strongly consistent), sort key order.
     pub async fn raw_partition(&self, pk: &str) -> Result<Vec<Attrs>> {
-        let mut items = Vec::new();
-        let mut start: Option<Attrs> = None;
-        loop {
-            let out = self
-                .client
+        self.query_all(
+            self.client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", table::PK)
                 .expression_attribute_values(":pk", s(pk))
-                .consistent_read(true)
+                .consistent_read(true),
+        )
+        .await
+    }
+
+    /// Every item `query` matches, page after page (one request each).
+    pub(crate) async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Attrs>> {
+        let mut items = Vec::new();
+        let mut start: Option<Attrs> = None;
+        loop {
+            let out = query
+                .clone()
                 .set_exclusive_start_key(start.take())
                 .send()
                 .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
@@ -155,11 +166,8 @@ impl DynamoStore {
 
     /// A timeline, oldest first.
     pub(crate) async fn history(&self, kind: EntityKind, id: &str) -> Result<Vec<HistoryEntry>> {
-        let mut entries = Vec::new();
-        let mut start: Option<Attrs> = None;
-        loop {
-            let out = self
-                .client
+        self.query_all(
+            self.client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :history)")
@@ -167,20 +175,12 @@ impl DynamoStore {
                 .expression_attribute_names("#sk", table::SK)
                 .expression_attribute_values(":pk", s(entity_pk(kind, id)))
                 .expression_attribute_values(":history", s("HISTORY#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
-                .await
-                .map_err(sdk_error)?;
-            for item in out.items.unwrap_or_default() {
-                entries.push(history_entry(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(entries),
-            }
-        }
+                .consistent_read(true),
+        )
+        .await?
+        .into_iter()
+        .map(history_entry)
+        .collect()
     }
 }
 
