@@ -5,7 +5,7 @@
 
 use cafe::app::MemoryParts;
 use cafe::config::GatewayConfig;
-use cafe::domain::{Gender, Item, Member, MemberStatus, OrderStatus, PaymentType};
+use cafe::domain::{Item, Member, OrderStatus, PaymentType};
 use cafe::services::orders::{self, CreateOrderRequest, LineRequest};
 use cafe::services::payments::{self, PaymentAnswer, PaymentPart, PaymentRequest};
 use cafe::{App, Error, testing};
@@ -41,27 +41,7 @@ async fn losing_answers(
     let clock = testing::manual_clock();
     let (app, parts) = App::in_memory(config, clock.clone()).await.expect("app");
     let now = app.clock.now();
-    let member = Member {
-        member_id: cafe::ids::new_id(now),
-        name: "Reconciled".into(),
-        email: "reconciled@cafe.example".into(),
-        phone_number: "010-1234-5678".into(),
-        gender: Some(Gender::Male),
-        birth: chrono::NaiveDate::from_ymd_opt(1991, 2, 3),
-        password_hash: "not-a-real-hash".into(),
-        status: MemberStatus::Service,
-        role: Default::default(),
-        withdrawn_at: None,
-        created_at: now,
-    };
-    let event = cafe::domain::DomainEvent::member(
-        cafe::domain::EventType::MemberRegistered,
-        &member.member_id,
-        "SERVICE",
-        now,
-    );
-    app.store
-        .create_member(&member, &event)
+    let member = cafe::testing::stored_member(app.store.as_ref(), "reconcile.test", false, now)
         .await
         .expect("member");
     let item = Item {

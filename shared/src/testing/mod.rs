@@ -32,6 +32,50 @@ fn required_env(name: &str) -> String {
     })
 }
 
+/// A member in `SERVICE` with placeholder personal data (email `<id>@<email_domain>`), stored
+/// as sign-up stores it (`create_member` with its `MemberRegistered` event); withdrawn too when
+/// `withdrawn` (the store's withdrawal, with its event). What a test that needs "a member" starts
+/// from.
+pub async fn stored_member(
+    store: &dyn crate::store::Store,
+    email_domain: &str,
+    withdrawn: bool,
+    now: DateTime<Utc>,
+) -> crate::Result<crate::domain::Member> {
+    use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus};
+    let member_id = crate::ids::new_id(now);
+    let member = Member {
+        email: format!("{}@{email_domain}", member_id.to_lowercase()),
+        member_id,
+        name: "Tester".into(),
+        phone_number: "010-1234-5678".into(),
+        gender: Some(Gender::Female),
+        birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 17),
+        password_hash: "not-a-real-hash".into(),
+        status: MemberStatus::Service,
+        role: Default::default(),
+        withdrawn_at: None,
+        created_at: now,
+    };
+    let registered = DomainEvent::member(
+        EventType::MemberRegistered,
+        &member.member_id,
+        "SERVICE",
+        now,
+    );
+    store.create_member(&member, &registered).await?;
+    if !withdrawn {
+        return Ok(member);
+    }
+    let event = DomainEvent::member(
+        EventType::MemberWithdrawn,
+        &member.member_id,
+        "WITHDRAWN",
+        now,
+    );
+    store.withdraw_member(&member.member_id, now, &event).await
+}
+
 /// The Redis server started by `scripts/test.sh`.
 pub fn redis_url() -> String {
     required_env("CAFE_TEST_REDIS_URL")

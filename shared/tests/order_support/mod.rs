@@ -11,7 +11,7 @@ use cafe::App;
 use cafe::auth::PasswordHasher;
 use cafe::clock::SystemClock;
 use cafe::config::{GatewayConfig, LockConfig};
-use cafe::domain::{DomainEvent, EventType, Gender, Item, Member, MemberStatus, PaymentType};
+use cafe::domain::{Item, Member, PaymentType};
 use cafe::gateway::{Charge, Ledger, MockGateway, PaymentGateway};
 use cafe::lock::{LocalLock, Lock, RedisLock};
 use cafe::services::orders::{self, CreateOrderRequest, LineRequest};
@@ -178,49 +178,17 @@ impl Harness {
     /// A new `SERVICE` member.
     pub async fn member(&self) -> Member {
         let now = self.app.clock.now();
-        let member_id = cafe::ids::new_id(now);
-        let member = Member {
-            email: format!("{}@orders.test", member_id.to_lowercase()),
-            member_id,
-            name: "Tester".into(),
-            phone_number: "010-1234-5678".into(),
-            gender: Some(Gender::Female),
-            birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 17),
-            password_hash: "not-a-real-hash".into(),
-            status: MemberStatus::Service,
-            role: Default::default(),
-            withdrawn_at: None,
-            created_at: now,
-        };
-        let event = DomainEvent::member(
-            EventType::MemberRegistered,
-            &member.member_id,
-            "SERVICE",
-            now,
-        );
-        self.app
-            .store
-            .create_member(&member, &event)
+        cafe::testing::stored_member(self.app.store.as_ref(), "orders.test", false, now)
             .await
-            .expect("member");
-        member
+            .expect("member")
     }
 
     /// A new member that has withdrawn.
     pub async fn withdrawn_member(&self) -> Member {
-        let member = self.member().await;
         let now = self.app.clock.now();
-        let event = DomainEvent::member(
-            EventType::MemberWithdrawn,
-            &member.member_id,
-            "WITHDRAWN",
-            now,
-        );
-        self.app
-            .store
-            .withdraw_member(&member.member_id, now, &event)
+        cafe::testing::stored_member(self.app.store.as_ref(), "orders.test", true, now)
             .await
-            .expect("withdraw")
+            .expect("withdrawn member")
     }
 
     /// A new item with its own id, so tests never share stock.
