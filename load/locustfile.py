@@ -17,6 +17,9 @@ from locust import HttpUser, between, events, task
 ITEMS = ["01JC0FFEE00000000000000C01", "01JC0FFEE00000000000000B02"]
 PASSWORD = "correct horse battery"
 _numbers = itertools.count(1)
+# Distributed runs share the master's run id: each process adds its own, so that two workers'
+# customers never sign up with the same email.
+_process = uuid.uuid4().hex[:6]
 
 
 @events.init_command_line_parser.add_listener
@@ -49,7 +52,7 @@ class Customer(HttpUser):
 
     def on_start(self):
         run = self.environment.parsed_options.cafe_run_id
-        self.email = f"load-{run}-{next(_numbers)}@cafe.example"
+        self.email = f"load-{run}-{_process}-{next(_numbers)}@cafe.example"
         self.token = None
         self.pending = []
         with self.client.post("/member", name="POST /member", catch_response=True, json={

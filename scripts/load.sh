@@ -8,6 +8,10 @@
 #   USERS=50 SPAWN_RATE=10 DURATION=60s   simulated customers, how fast they arrive, how long
 #   SEED_STOCK=1000000                    units of each seeded item (the rush must not sell out)
 #   GATEWAY_MAX_LATENCY_MS=10             the mock gateway's latency (0..max ms per call)
+#   WORKERS=2                             Locust distributed: one master and this many worker
+#                                         processes (here, on 127.0.0.1; on other machines a
+#                                         worker runs `locust -f load/locustfile.py --worker
+#                                         --master-host <master>`). 0 (default): one process.
 #
 # The report lands in load/reports/<backend>-<UTC time>/: report.html, stats_stats.csv,
 # stats_stats_history.csv, stats_failures.csv, stats_exceptions.csv, server.log. Locust is
@@ -27,6 +31,8 @@ while [ $# -gt 0 ]; do
 done
 case "$BACKEND" in memory|aws) ;; *) echo "unknown backend $BACKEND (memory or aws)" >&2; exit 2 ;; esac
 USERS="${USERS:-50}"
+WORKERS="${WORKERS:-0}"
+case "$WORKERS" in *[!0-9]*|"") echo "WORKERS must be a number" >&2; exit 2 ;; esac
 SPAWN_RATE="${SPAWN_RATE:-10}"
 DURATION="${DURATION:-60s}"
 export SEED_STOCK="${SEED_STOCK:-1000000}"
@@ -67,7 +73,12 @@ HOST="http://127.0.0.1:$PORT"
 case "$HOST" in http://127.0.0.1:*) ;; *) echo "refusing a non-local host $HOST" >&2; exit 2 ;; esac
 
 SERVER_PID=""
+WORKER_PIDS=()
 stop_server() {
+  for pid in "${WORKER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [ -n "$SERVER_PID" ]; then
     kill -INT "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
@@ -82,12 +93,28 @@ env "${SERVER_ENV[@]}" RUST_LOG="${RUST_LOG:-warn}" \
 SERVER_PID=$!
 wait_for_port "$PORT" cafe-local
 
+DISTRIBUTED=()
+if [ "$WORKERS" -gt 0 ]; then
+  # The master hands users out and gathers the stats; each worker runs its share of them.
+  MASTER_PORT="$(free_port)"
+  step "Locust distributed: a master on 127.0.0.1:$MASTER_PORT and $WORKERS worker(s)"
+  for n in $(seq 1 "$WORKERS"); do
+    "$LOAD_VENV/bin/locust" -f load/locustfile.py --worker --master-host 127.0.0.1 \
+      --master-port "$MASTER_PORT" --loglevel WARNING >"$OUT/worker-$n.log" 2>&1 &
+    WORKER_PIDS+=("$!")
+  done
+  DISTRIBUTED=(--master --master-bind-host 127.0.0.1 --master-bind-port "$MASTER_PORT"
+    --expect-workers "$WORKERS" --expect-workers-max-wait 60)
+fi
+
 step "Locust: $USERS customers arriving $SPAWN_RATE/s for $DURATION"
 status=0
-# `timeout` bounds the whole run even if Locust hangs: the duration plus a minute to stop.
+# `timeout` bounds the whole run even if Locust hangs: the duration plus a minute to stop (and,
+# distributed, a minute for the workers to connect).
 seconds="${DURATION%s}"
 case "$seconds" in *[!0-9]*) seconds=600 ;; esac
-timeout "$((seconds + 60))" "$LOAD_VENV/bin/locust" -f load/locustfile.py --headless \
+timeout "$((seconds + 120))" "$LOAD_VENV/bin/locust" -f load/locustfile.py --headless \
+  "${DISTRIBUTED[@]}" \
   --host "$HOST" -u "$USERS" -r "$SPAWN_RATE" -t "$DURATION" --stop-timeout 10 \
   --csv "$OUT/stats" --csv-full-history --html "$OUT/report.html" --only-summary \
   --loglevel WARNING || status=$?

@@ -81,7 +81,11 @@ install_dependencies() {
 }
 
 free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  # The tools' Python once installed; the system's before (scripts/load.sh on the embedded
+  # default installs none of the tests' tools).
+  local python="$VENV/bin/python"
+  [ -x "$python" ] || python=python3
+  "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 wait_for_port() {
