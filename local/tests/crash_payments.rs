@@ -9,7 +9,7 @@
 //! attempt is settled.
 //!
 //! A process is stopped at a step with the `fault-injection` hook (`CAFE_PAUSE_AT`, see
-//! `cafe::testing::pause_point`): it prints that it reached the step and stops there; the test
+//! `cafe::fault::pause_point`): it prints that it reached the step and stops there; the test
 //! then kills it with SIGKILL. (Memory-backed runs are not part of this: their state dies with
 //! the process.)
 

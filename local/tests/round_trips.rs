@@ -24,7 +24,7 @@ struct Calls(Arc<Mutex<Vec<(String, String)>>>);
 
 impl<S: tracing::Subscriber> Layer<S> for Calls {
     fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
-        let Some(named) = cafe::telemetry::DependencyFields::of(attrs) else {
+        let Some(named) = cafe::spans::DependencyFields::of(attrs) else {
             return;
         };
         if let Ok(mut calls) = self.0.lock() {

@@ -7,7 +7,8 @@ use crate::aws::Aws;
 use crate::clock::{Clock, SystemClock};
 pub use crate::config::TokenKey;
 use crate::config::{Backend, Config, KeySetting};
-use crate::domain::{Member, MemberStatus, Role};
+use crate::domain::member::admit;
+use crate::domain::{Member, Role};
 use crate::error::{Error, Result};
 use crate::events::MemoryEventLog;
 use crate::gateway::{HttpGateway, MockGateway, ObservedGateway, PaymentGateway};
@@ -205,13 +206,28 @@ impl App {
     }
 }
 
-/// The stored member behind a verified token: an unknown member or an `END` one → 401CO000
-/// (their tokens outlive them by at most the access token's lifetime).
-pub fn admit(member: Option<Member>) -> Result<Member> {
-    match member {
-        Some(member) if member.status != MemberStatus::End => Ok(member),
-        _ => Err(Error::Unauthorized),
-    }
+/// `App` has every capability a use case may name (`crate::deps`): each is its field of the same
+/// name.
+macro_rules! lend {
+    ($($capability:ident :: $method:ident -> $lent:ty;)*) => {$(
+        impl crate::deps::$capability for App {
+            fn $method(&self) -> $lent {
+                std::borrow::Borrow::borrow(&self.$method)
+            }
+        }
+    )*};
+}
+
+lend! {
+    HasStore::store -> &dyn Store;
+    HasClock::clock -> &dyn Clock;
+    HasLock::lock -> &dyn Lock;
+    HasGateway::gateway -> &dyn PaymentGateway;
+    HasConfig::config -> &Config;
+    HasMetrics::metrics -> &Metrics;
+    HasTokens::tokens -> &AccessTokens;
+    HasPasswords::passwords -> &PasswordHasher;
+    HasLoginThrottle::login_throttle -> &dyn LoginThrottle;
 }
 
 /// What [`App::assemble`] puts together.

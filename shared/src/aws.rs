@@ -24,7 +24,7 @@ impl Aws {
     /// attempt timeout half of it, connect timeout at most 1 s. `endpoint` overrides every
     /// service's endpoint (moto serves them all on one port).
     pub async fn load(endpoint: Option<&str>, timeout: Duration) -> Self {
-        Self::from_sdk_config(crate::store::dynamo::sdk_config(endpoint, timeout).await)
+        Self::from_sdk_config(sdk_config(endpoint, timeout).await)
     }
 
     pub fn from_sdk_config(sdk: aws_config::SdkConfig) -> Self {
@@ -70,6 +70,71 @@ impl Aws {
 }
 
 /// The roots the SDK clients trust for TLS.
+/// The AWS SDK configuration every client of a process shares (credentials are resolved once):
+/// standard retries (3 attempts), operation timeout `timeout`, attempt timeout half of it,
+/// connect timeout at most 1 s, so an unreachable endpoint fails in bounded time. `endpoint`
+/// overrides every service's endpoint (moto serves them all on one port).
+///
+/// TLS trusts the roots of Amazon Trust Services ([`SdkTrustStore`]). Region and
+/// credentials come straight from the environment when it carries them, as Lambda's always does
+/// (see [`environment_identity`]); otherwise the SDK's provider chains find them.
+pub async fn sdk_config(
+    endpoint: Option<&str>,
+    timeout: std::time::Duration,
+) -> aws_config::SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    let timeouts = TimeoutConfig::builder()
+        .operation_timeout(timeout)
+        .operation_attempt_timeout(timeout / 2)
+        .connect_timeout(timeout.min(std::time::Duration::from_secs(1)))
+        .build();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(timeouts);
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let var = |name: &str| std::env::var(name).ok();
+    loader = loader.http_client(https_client(SdkTrustStore::from_vars(var)));
+    if let Some((region, credentials)) = environment_identity(var) {
+        loader = loader.region(region).credentials_provider(credentials);
+    }
+    let shared = loader.load().await;
+    if shared.region().is_none() {
+        // Only reachable locally (Lambda always sets a region); an emulator ignores it.
+        return shared
+            .into_builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+    }
+    shared
+}
+
+/// The region and credentials the environment holds: `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and, when present, `AWS_SESSION_TOKEN`. The Lambda runtime sets all
+/// four from the function's role for the life of the execution environment. The SDK's default
+/// chains would answer with these same values, since the environment comes first in both, but
+/// only after building every other source (profile files, web identity, ECS, IMDS): skipping
+/// them is the larger part of a function's init (`docs/benchmarks.md`, init steps). `None` when
+/// any required variable is missing or empty, and then the chains run as before.
+pub fn environment_identity(
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<(aws_config::Region, aws_sdk_dynamodb::config::Credentials)> {
+    let present = |name: &str| var(name).filter(|value| !value.is_empty());
+    let region = present("AWS_REGION")?;
+    let access_key_id = present("AWS_ACCESS_KEY_ID")?;
+    let secret_access_key = present("AWS_SECRET_ACCESS_KEY")?;
+    let credentials = aws_sdk_dynamodb::config::Credentials::new(
+        access_key_id,
+        secret_access_key,
+        present("AWS_SESSION_TOKEN"),
+        None,
+        "Environment",
+    );
+    Some((aws_config::Region::new(region), credentials))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SdkTrustStore {
     /// The five roots of Amazon Trust Services (`shared/certs/amazon-trust-services.pem`), the
@@ -397,5 +462,66 @@ mod trust_store_tests {
         assert_eq!(with(Some("amazon")), SdkTrustStore::AmazonTrustServices);
         assert_eq!(with(Some("native")), SdkTrustStore::Native);
         assert_eq!(with(Some("system")), SdkTrustStore::AmazonTrustServices);
+    }
+}
+
+#[cfg(test)]
+mod environment_identity_tests {
+    use super::environment_identity;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    const LAMBDA: [(&str, &str); 4] = [
+        ("AWS_REGION", "ap-northeast-2"),
+        ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_SESSION_TOKEN", "session"),
+    ];
+
+    #[test]
+    fn the_lambda_environment_gives_its_region_and_role_credentials() {
+        let (region, credentials) = environment_identity(lookup(&LAMBDA)).expect("identity");
+        assert_eq!(region.as_ref(), "ap-northeast-2");
+        assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
+        assert_eq!(credentials.secret_access_key(), "secret");
+        assert_eq!(credentials.session_token(), Some("session"));
+        assert_eq!(credentials.expiry(), None);
+    }
+
+    #[test]
+    fn long_term_keys_need_no_session_token() {
+        let (_, credentials) =
+            environment_identity(lookup(&LAMBDA[..3])).expect("identity without a session token");
+        assert_eq!(credentials.session_token(), None);
+    }
+
+    #[test]
+    fn a_missing_or_empty_variable_leaves_it_to_the_provider_chains() {
+        for missing in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            let without: Vec<_> = LAMBDA
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            assert!(
+                environment_identity(lookup(&without)).is_none(),
+                "{missing} missing"
+            );
+            let empty: Vec<_> = LAMBDA
+                .iter()
+                .map(|&(k, v)| if k == missing { (k, "") } else { (k, v) })
+                .collect();
+            assert!(
+                environment_identity(lookup(&empty)).is_none(),
+                "{missing} empty"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Configuration from environment variables. Every variable is listed in the README.
 
+pub use crate::auth::password::Argon2Params;
 use crate::error::{Error, Result};
 use std::time::Duration;
 
@@ -50,36 +51,6 @@ pub enum KeySetting<T> {
     Inline(T),
     /// A Secrets Manager secret ARN, read lazily and cached.
     Secret(String),
-}
-
-/// Argon2id cost parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Argon2Params {
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-}
-
-impl Default for Argon2Params {
-    /// OWASP's first recommended Argon2id setting: 19 MiB, 2 iterations, 1 lane.
-    fn default() -> Self {
-        Self {
-            memory_kib: 19 * 1024,
-            iterations: 2,
-            parallelism: 1,
-        }
-    }
-}
-
-impl Argon2Params {
-    /// The cheapest parameters argon2 accepts; for tests only.
-    pub fn cheapest_for_tests() -> Self {
-        Self {
-            memory_kib: 8,
-            iterations: 1,
-            parallelism: 1,
-        }
-    }
 }
 
 /// Mock payment gateway behaviour.

@@ -68,14 +68,14 @@ pub fn failure(error: &Error) -> Response<Body> {
 pub async fn serve(
     function: &'static str,
     req: &Request,
-    app: &crate::App,
+    metrics: &crate::metrics::Metrics,
     outcome: impl std::future::Future<Output = Result<Response<Body>>>,
 ) -> Response<Body> {
     let request_id = api_request_id(req);
     let started = std::time::Instant::now();
-    let span = crate::telemetry::request_span(function, &request_id);
+    let span = crate::spans::request_span(function, &request_id);
     let response = async { respond(outcome.await) }.instrument(span).await;
-    app.metrics.request(
+    metrics.request(
         function,
         response.status().as_u16(),
         started.elapsed(),

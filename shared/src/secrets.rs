@@ -18,7 +18,7 @@ pub async fn fetch_secret_string(
         .get_secret_value()
         .secret_id(arn)
         .send()
-        .instrument(crate::telemetry::dependency_span(
+        .instrument(crate::spans::dependency_span(
             "secretsmanager",
             "GetSecretValue",
         ))
@@ -60,7 +60,7 @@ mod tests {
             .name(name)
             .secret_string(value)
             .send()
-            .instrument(crate::telemetry::dependency_span(
+            .instrument(crate::spans::dependency_span(
                 "secretsmanager",
                 "CreateSecret",
             ))
@@ -95,7 +95,7 @@ mod tests {
             .create_secret()
             .name(name)
             .send()
-            .instrument(crate::telemetry::dependency_span(
+            .instrument(crate::spans::dependency_span(
                 "secretsmanager",
                 "CreateSecret",
             ))

@@ -255,7 +255,7 @@ impl RedisThrottle {
         }
         let reserve = invocation
             .invoke_async(&mut connection)
-            .instrument(crate::telemetry::dependency_span("redis", "EVALSHA"));
+            .instrument(crate::spans::dependency_span("redis", "EVALSHA"));
         bounded(self.timeout, reserve).await
     }
 }
@@ -298,7 +298,7 @@ impl LoginThrottle for RedisThrottle {
         }
         let give_back = command
             .query_async::<()>(&mut connection)
-            .instrument(crate::telemetry::dependency_span("redis", "ZREM"));
+            .instrument(crate::spans::dependency_span("redis", "ZREM"));
         if bounded(self.timeout, give_back).await.is_err() {
             tracing::warn!("login throttle: giving back a successful attempt failed");
         }

@@ -1,4 +1,4 @@
-//! X-Ray subsegments for the `dependency` spans (`crate::telemetry::dependency_span`): each
+//! X-Ray subsegments for the `dependency` spans (`crate::spans::dependency_span`): each
 //! DynamoDB operation, Redis command, lock call, gateway call, Secrets Manager and EventBridge
 //! request becomes a subsegment of the invocation's trace. A span nested in another dependency
 //! span (a Redis `SET` inside the lock's `acquire`) is nested in its subsegment.
@@ -136,7 +136,7 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(named) = crate::telemetry::DependencyFields::of(attrs) else {
+        let Some(named) = crate::spans::DependencyFields::of(attrs) else {
             return;
         };
         if let Some(span) = ctx.span(id) {
@@ -224,16 +224,16 @@ mod tests {
         let layer = XrayLayer::new(address, Box::new(|| Some(HEADER.to_owned())));
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
-            let request = crate::telemetry::request_span("payment-create", "r-1");
+            let request = crate::spans::request_span("payment-create", "r-1");
             let _request = request.enter();
-            let lock = crate::telemetry::dependency_span("lock", "acquire");
+            let lock = crate::spans::dependency_span("lock", "acquire");
             {
                 let _lock = lock.enter();
-                let set = crate::telemetry::dependency_span("redis", "SET");
+                let set = crate::spans::dependency_span("redis", "SET");
                 drop(set.enter());
             }
             drop(lock);
-            drop(crate::telemetry::dependency_span("dynamodb", "Query"));
+            drop(crate::spans::dependency_span("dynamodb", "Query"));
         });
         let documents = received(&socket);
         assert_eq!(documents.len(), 3, "{documents:?}");
@@ -277,7 +277,7 @@ mod tests {
         for header in [Some(HEADER.replace("Sampled=1", "Sampled=0")), None] {
             let layer = XrayLayer::new(address, Box::new(move || header.clone()));
             tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-                drop(crate::telemetry::dependency_span("dynamodb", "GetItem"));
+                drop(crate::spans::dependency_span("dynamodb", "GetItem"));
             });
         }
         assert!(received(&socket).is_empty());

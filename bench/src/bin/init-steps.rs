@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = cafe::config::Config::from_env(cafe::config::TokenKey::Verifies)?;
     lap("config");
     // What every function does: region and credentials from the Lambda environment when it
-    // holds them (`cafe::store::dynamo::environment_identity`). `init-steps chain` times the
+    // holds them (`cafe::aws::environment_identity`). `init-steps chain` times the
     // SDK's full provider chains first instead, as the functions did before.
     let chain_first = std::env::args().nth(1).as_deref() == Some("chain");
     if chain_first {
@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _chain = loader.load().await;
         lap("aws_config_provider_chains");
     }
-    let shared = cafe::store::dynamo::sdk_config(
+    let shared = cafe::aws::sdk_config(
         config.dynamodb_endpoint.as_deref(),
         config.dependency_timeout,
     )

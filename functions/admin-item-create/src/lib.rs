@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("admin-item-create", &req, app, create(&req, app)).await
+    http::serve("admin-item-create", &req, &app.metrics, create(&req, app)).await
 }
 
 async fn create(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("admin-item-update", &req, app, update(&req, app)).await
+    http::serve("admin-item-update", &req, &app.metrics, update(&req, app)).await
 }
 
 async fn update(req: &Request, app: &App) -> Result<Response<Body>> {

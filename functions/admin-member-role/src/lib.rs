@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("admin-member-role", &req, app, grant(&req, app)).await
+    http::serve("admin-member-role", &req, &app.metrics, grant(&req, app)).await
 }
 
 async fn grant(req: &Request, app: &App) -> Result<Response<Body>> {

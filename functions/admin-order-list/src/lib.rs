@@ -13,7 +13,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("admin-order-list", &req, app, list(&req, app)).await
+    http::serve("admin-order-list", &req, &app.metrics, list(&req, app)).await
 }
 
 async fn list(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("admin-order-status", &req, app, advance(&req, app)).await
+    http::serve("admin-order-status", &req, &app.metrics, advance(&req, app)).await
 }
 
 async fn advance(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -37,7 +37,7 @@ fn source_ip(req: &Request) -> Option<String> {
 }
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("auth-login", &req, app, log_in(&req, app)).await
+    http::serve("auth-login", &req, &app.metrics, log_in(&req, app)).await
 }
 
 async fn log_in(req: &Request, app: &App) -> Result<Response<Body>> {

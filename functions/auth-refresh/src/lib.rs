@@ -23,7 +23,7 @@ impl http::Validate for RefreshRequest {
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("auth-refresh", &req, app, refresh(&req, app)).await
+    http::serve("auth-refresh", &req, &app.metrics, refresh(&req, app)).await
 }
 
 async fn refresh(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -7,7 +7,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::NotUsed;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("items-get", &req, app, get_item(&req, app)).await
+    http::serve("items-get", &req, &app.metrics, get_item(&req, app)).await
 }
 
 async fn get_item(req: &Request, app: &App) -> Result<Response<Body>> {

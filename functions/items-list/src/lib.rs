@@ -8,7 +8,7 @@ use serde_json::json;
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::NotUsed;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("items-list", &req, app, list_items(app)).await
+    http::serve("items-list", &req, &app.metrics, list_items(app)).await
 }
 
 async fn list_items(app: &App) -> Result<Response<Body>> {

@@ -13,7 +13,7 @@ pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("jwks-get", &req, app, jwks(app)).await
+    http::serve("jwks-get", &req, &app.metrics, jwks(app)).await
 }
 
 async fn jwks(app: &App) -> Result<Response<Body>> {

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("member-get", &req, app, get_profile(&req, app)).await
+    http::serve("member-get", &req, &app.metrics, get_profile(&req, app)).await
 }
 
 async fn get_profile(req: &Request, app: &App) -> Result<Response<Body>> {

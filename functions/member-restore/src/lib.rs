@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("member-restore", &req, app, restore(&req, app)).await
+    http::serve("member-restore", &req, &app.metrics, restore(&req, app)).await
 }
 
 async fn restore(req: &Request, app: &App) -> Result<Response<Body>> {

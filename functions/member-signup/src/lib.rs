@@ -31,7 +31,7 @@ impl http::Validate for SignUpRequest {
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("member-signup", &req, app, sign_up(&req, app)).await
+    http::serve("member-signup", &req, &app.metrics, sign_up(&req, app)).await
 }
 
 async fn sign_up(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("member-withdraw", &req, app, withdraw(&req, app)).await
+    http::serve("member-withdraw", &req, &app.metrics, withdraw(&req, app)).await
 }
 
 async fn withdraw(req: &Request, app: &App) -> Result<Response<Body>> {

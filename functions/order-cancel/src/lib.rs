@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("order-cancel", &req, app, cancel(&req, app)).await
+    http::serve("order-cancel", &req, &app.metrics, cancel(&req, app)).await
 }
 
 async fn cancel(req: &Request, app: &App) -> Result<Response<Body>> {

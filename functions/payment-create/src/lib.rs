@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, Response};
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
-    http::serve("payment-create", &req, app, pay(&req, app)).await
+    http::serve("payment-create", &req, &app.metrics, pay(&req, app)).await
 }
 
 async fn pay(req: &Request, app: &App) -> Result<Response<Body>> {

@@ -1,10 +1,39 @@
 //! Argon2id password hashing (PHC strings). Parameters come from configuration: production uses
 //! OWASP's 19 MiB / 2 iterations / 1 lane; tests use the cheapest valid ones.
 
-use crate::config::Argon2Params;
 use crate::error::{Error, Result};
 use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's first recommended Argon2id setting: 19 MiB, 2 iterations, 1 lane.
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl Argon2Params {
+    /// The cheapest parameters argon2 accepts; for tests only.
+    pub fn cheapest_for_tests() -> Self {
+        Self {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct PasswordHasher {

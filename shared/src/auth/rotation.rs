@@ -40,7 +40,7 @@ pub async fn read_signing_keyset(
         .get_secret_value()
         .secret_id(signing_arn)
         .send()
-        .instrument(crate::telemetry::dependency_span(
+        .instrument(crate::spans::dependency_span(
             "secretsmanager",
             "GetSecretValue",
         ))
@@ -131,7 +131,7 @@ async fn put(client: &aws_sdk_secretsmanager::Client, arn: &str, value: &str) ->
         .secret_id(arn)
         .secret_string(value)
         .send()
-        .instrument(crate::telemetry::dependency_span(
+        .instrument(crate::spans::dependency_span(
             "secretsmanager",
             "PutSecretValue",
         ))

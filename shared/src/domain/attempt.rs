@@ -17,6 +17,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// After the deadline of the request that wrote an attempt, this much longer passes before the
+/// reconciler may act on it: by then the request has certainly stopped (Lambda ends it at its
+/// timeout; the local server's requests keep to their budget).
+pub const RECONCILE_GRACE: chrono::Duration = chrono::Duration::seconds(30);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AttemptState {

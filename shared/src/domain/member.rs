@@ -194,6 +194,15 @@ pub fn expiry_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
     now - RESTORE_WINDOW
 }
 
+/// The stored member behind a verified token: an unknown member or an `END` one → 401CO000
+/// (their tokens outlive them by at most the access token's lifetime).
+pub fn admit(member: Option<Member>) -> Result<Member> {
+    match member {
+        Some(member) if member.status != MemberStatus::End => Ok(member),
+        _ => Err(Error::Unauthorized),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,10 +83,7 @@ impl EventBridgePublisher {
             .put_events()
             .set_entries(Some(entries))
             .send()
-            .instrument(crate::telemetry::dependency_span(
-                "eventbridge",
-                "PutEvents",
-            ))
+            .instrument(crate::spans::dependency_span("eventbridge", "PutEvents"))
             .await
             .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
         let results = output.entries();

@@ -93,7 +93,7 @@ impl ObservedGateway {
             failed: true,
         };
         let outcome = call
-            .instrument(crate::telemetry::dependency_span("gateway", operation))
+            .instrument(crate::spans::dependency_span("gateway", operation))
             .await;
         measured.failed = outcome.is_err();
         outcome

@@ -5,6 +5,7 @@
 pub mod local;
 pub mod redis;
 
+use crate::domain::Order;
 use crate::error::Result;
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -44,6 +45,21 @@ pub fn item_key(item_id: &str) -> String {
     format!("cafe:lock:item:{item_id}")
 }
 
+/// The lock keys of paying or cancelling `order`: the order and each of its items.
+pub fn keys_of_order(order: &Order) -> Vec<String> {
+    std::iter::once(order_key(&order.order_id))
+        .chain(order.items.iter().map(|line| item_key(&line.item_id)))
+        .collect()
+}
+
+/// Gives the lock back; a failure is logged, not answered (the keys expire by their TTL, and the
+/// outcome of the request is already decided).
+pub async fn release_logged(lock: &dyn Lock, lease: &LockLease) {
+    if let Err(error) = lock.release(lease).await {
+        tracing::warn!(%error, keys = lease.keys.len(), "could not release the lock");
+    }
+}
+
 /// Sorts and deduplicates keys: the one acquisition order every holder follows.
 pub fn sorted_keys(keys: &[String]) -> Vec<String> {
     let mut keys = keys.to_vec();
@@ -72,7 +88,7 @@ impl Lock for ObservedLock {
         let outcome = self
             .inner
             .acquire(keys)
-            .instrument(crate::telemetry::dependency_span("lock", "acquire"))
+            .instrument(crate::spans::dependency_span("lock", "acquire"))
             .await;
         let busy = matches!(outcome, Err(crate::Error::LockBusy));
         // A lock service that did not answer is a dependency failure, not a wait.
@@ -85,7 +101,7 @@ impl Lock for ObservedLock {
     async fn release(&self, lease: &LockLease) -> Result<()> {
         self.inner
             .release(lease)
-            .instrument(crate::telemetry::dependency_span("lock", "release"))
+            .instrument(crate::spans::dependency_span("lock", "release"))
             .await
     }
 }

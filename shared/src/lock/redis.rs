@@ -93,7 +93,7 @@ impl RedisLock {
                 .arg("PX")
                 .arg(ttl_ms)
                 .query_async(&mut connection)
-                .instrument(crate::telemetry::dependency_span("redis", "SET")),
+                .instrument(crate::spans::dependency_span("redis", "SET")),
         )
         .await?;
         Ok(reply.is_some())
@@ -112,7 +112,7 @@ impl RedisLock {
         invocation.arg(token);
         let release = invocation
             .invoke_async(&mut connection)
-            .instrument(crate::telemetry::dependency_span("redis", "EVALSHA"));
+            .instrument(crate::spans::dependency_span("redis", "EVALSHA"));
         let _released: i64 = bounded(self.timeout, release).await?;
         Ok(())
     }
@@ -166,7 +166,7 @@ pub(crate) async fn shared_connection(
             bounded(
                 timeout,
                 ConnectionManager::new_with_config(client.clone(), config)
-                    .instrument(crate::telemetry::dependency_span("redis", "connect")),
+                    .instrument(crate::spans::dependency_span("redis", "connect")),
             )
             .await
         })

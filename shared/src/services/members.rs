@@ -1,13 +1,13 @@
 //! Member and auth use cases: sign-up, login, refresh, profile, withdraw, restore. Also the input
 //! rules of member fields, shared by the request types of the function crates.
 
-use crate::app::App;
 use crate::auth::refresh::{hash_refresh_token, is_well_formed, new_refresh_token};
 use crate::clock::rfc3339;
+use crate::deps::{HasClock, HasConfig, HasLoginThrottle, HasPasswords, HasStore, HasTokens};
 use crate::domain::member::normalize_email;
 use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus, Role};
 use crate::error::{Error, Result};
-use crate::services::{HistoryRow, history_rows};
+use crate::services::history::{HistoryRow, history_rows};
 use crate::store::{RefreshTokenRecord, RotationMark};
 use crate::throttle::login_keys;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -70,9 +70,15 @@ impl From<&Member> for StatusChange {
     }
 }
 
+/// What starting or renewing a session uses: the store (members, refresh tokens), the clock, the
+/// configuration (token lifetimes) and the access-token signer.
+pub trait SessionDeps: HasStore + HasClock + HasConfig + HasTokens {}
+
+impl<T: HasStore + HasClock + HasConfig + HasTokens + ?Sized> SessionDeps for T {}
+
 /// Registers a `SERVICE` member and logs them in. A taken email (any case) → 400ME000.
-pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
-    let now = app.clock.now();
+pub async fn sign_up(deps: &(impl SessionDeps + HasPasswords), input: SignUp) -> Result<TokenPair> {
+    let now = deps.clock().now();
     check_birth_in_past(input.birth, now)?;
     let member = Member {
         member_id: crate::ids::new_id(now),
@@ -81,7 +87,7 @@ pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
         phone_number: input.phone_number,
         gender: Some(input.gender),
         birth: Some(input.birth),
-        password_hash: app.passwords.hash(&input.password)?,
+        password_hash: deps.passwords().hash(&input.password)?,
         status: MemberStatus::Service,
         role: Role::Customer,
         withdrawn_at: None,
@@ -94,12 +100,14 @@ pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
         now,
     );
     // The member and its first refresh token in one write.
-    let (refresh_token, record) = new_session(app, &member.member_id, now);
-    app.store.sign_up_member(&member, &event, &record).await?;
+    let (refresh_token, record) = new_session(deps, &member.member_id, now);
+    deps.store()
+        .sign_up_member(&member, &event, &record)
+        .await?;
     tracing::info!(member_id = %member.member_id, "member registered");
     Ok(TokenPair {
-        access_token: app
-            .tokens
+        access_token: deps
+            .tokens()
             .issue(&member.member_id, member.role, now)
             .await?,
         member_id: member.member_id,
@@ -113,39 +121,39 @@ pub async fn sign_up(app: &App, input: SignUp) -> Result<TokenPair> {
 /// (per email and per `source_ip`): over the limit → 429CO000 with `Retry-After`, the same for
 /// known and unknown emails, and no hash computed. A successful log-in gives its attempt back.
 pub async fn log_in(
-    app: &App,
+    deps: &(impl SessionDeps + HasPasswords + HasLoginThrottle),
     email: &str,
     password: &str,
     source_ip: Option<&str>,
 ) -> Result<TokenPair> {
-    let now = app.clock.now();
+    let now = deps.clock().now();
     let email = normalize_email(email);
-    let keys = login_keys(&app.config.login_throttle, &email, source_ip);
-    let reservation = app
-        .login_throttle
-        .reserve(&keys, app.config.login_throttle.window, now)
+    let keys = login_keys(&deps.config().login_throttle, &email, source_ip);
+    let reservation = deps
+        .login_throttle()
+        .reserve(&keys, deps.config().login_throttle.window, now)
         .await
         .inspect_err(|e| {
             if matches!(e, Error::TooManyRequests(_)) {
                 tracing::warn!("log-in throttled");
             }
         })?;
-    let found = app.store.find_member_by_email(&email).await?;
+    let found = deps.store().find_member_by_email(&email).await?;
     let member = match found {
         Some(member) => {
-            let matches = app.passwords.verify(password, &member.password_hash);
+            let matches = deps.passwords().verify(password, &member.password_hash);
             if !matches || member.status == MemberStatus::End {
                 return Err(Error::BadCredentials);
             }
             member
         }
         None => {
-            app.passwords.verify_decoy(password);
+            deps.passwords().verify_decoy(password);
             return Err(Error::BadCredentials);
         }
     };
-    let pair = start_session(app, &member.member_id, member.role, now).await?;
-    app.login_throttle.release(&reservation).await;
+    let pair = start_session(deps, &member.member_id, member.role, now).await?;
+    deps.login_throttle().release(&reservation).await;
     Ok(pair)
 }
 
@@ -155,25 +163,25 @@ pub async fn log_in(
 /// same pair again: the successor refresh token is derived from the presented one under the
 /// signing keyset's refresh secret, and the access token's claims from the rotation's record,
 /// signed by the same Ed25519 key (deterministic). Later reuse revokes the whole family.
-pub async fn refresh(app: &App, refresh_token: &str) -> Result<TokenPair> {
+pub async fn refresh(deps: &impl SessionDeps, refresh_token: &str) -> Result<TokenPair> {
     if !is_well_formed(refresh_token) {
         return Err(Error::Unauthorized);
     }
-    let now = app.clock.now();
-    let keyset = app.tokens.signing_keyset().await?;
+    let now = deps.clock().now();
+    let keyset = deps.tokens().signing_keyset().await?;
     let next = keyset.refresh_successor(refresh_token)?;
     let presented_hash = hash_refresh_token(refresh_token);
     let mark = RotationMark {
         signing_kid: keyset.current.kid.clone(),
-        grace: app.config.refresh_reuse_grace,
+        grace: deps.config().refresh_reuse_grace,
     };
-    let rotation = app
-        .store
+    let rotation = deps
+        .store()
         .rotate_refresh_token_marked(
             &presented_hash,
             &hash_refresh_token(&next),
             now,
-            now + app.config.refresh_token_ttl,
+            now + deps.config().refresh_token_ttl,
             &mark,
         )
         .await?;
@@ -181,8 +189,8 @@ pub async fn refresh(app: &App, refresh_token: &str) -> Result<TokenPair> {
         tracing::info!("refresh token presented again within the grace window; same pair");
     }
     let member_id = rotation.successor.member_id;
-    let member = app
-        .store
+    let member = deps
+        .store()
         .get_member(&member_id)
         .await?
         .ok_or(Error::Unauthorized)?;
@@ -192,8 +200,8 @@ pub async fn refresh(app: &App, refresh_token: &str) -> Result<TokenPair> {
     // The access token's id is derived from the presented token (one-way, in its own domain), so
     // a replay signs the same claims: the same token, byte for byte.
     let jti = hash_refresh_token(&format!("access-jti:{presented_hash}"));
-    let access = app
-        .tokens
+    let access = deps
+        .tokens()
         .issue_exact(
             &member.member_id,
             member.role,
@@ -212,9 +220,9 @@ pub async fn refresh(app: &App, refresh_token: &str) -> Result<TokenPair> {
 /// The member's profile with their status timeline (oldest first).
 /// The caller's own profile with its history, for the member id of a verified token: one read
 /// (`get_member_with_history`), which also authenticates (unknown or `END` → 401CO000).
-pub async fn own_profile(app: &App, member_id: &str) -> Result<Profile> {
-    let (member, history) = match app.store.get_member_with_history(member_id).await? {
-        Some((member, history)) => (crate::app::admit(Some(member))?, history),
+pub async fn own_profile(deps: &impl HasStore, member_id: &str) -> Result<Profile> {
+    let (member, history) = match deps.store().get_member_with_history(member_id).await? {
+        Some((member, history)) => (crate::domain::member::admit(Some(member))?, history),
         None => return Err(Error::Unauthorized),
     };
     profile_of(&member, history)
@@ -242,61 +250,71 @@ fn profile_of(member: &Member, history: Vec<crate::domain::HistoryEntry>) -> Res
 
 /// `SERVICE` → `WITHDRAWN`; anything else → 400ME001.
 /// `member` is the one the request authenticated as: it serves as the store's read.
-pub async fn withdraw(app: &App, member: &Member) -> Result<StatusChange> {
+pub async fn withdraw(deps: &(impl HasStore + HasClock), member: &Member) -> Result<StatusChange> {
     let member_id = member.member_id.as_str();
-    let now = app.clock.now();
+    let now = deps.clock().now();
     let event = DomainEvent::member(
         EventType::MemberWithdrawn,
         member_id,
         MemberStatus::Withdrawn.as_str(),
         now,
     );
-    let member = app.store.withdraw_read_member(member, now, &event).await?;
+    let member = deps
+        .store()
+        .withdraw_read_member(member, now, &event)
+        .await?;
     tracing::info!(member_id, "member withdrawn");
     Ok(StatusChange::from(&member))
 }
 
 /// `WITHDRAWN` less than 30 days ago → `SERVICE`; anything else → 400ME002.
 /// `member` is the one the request authenticated as: it serves as the store's read.
-pub async fn restore(app: &App, member: &Member) -> Result<StatusChange> {
+pub async fn restore(deps: &(impl HasStore + HasClock), member: &Member) -> Result<StatusChange> {
     let member_id = member.member_id.as_str();
-    let now = app.clock.now();
+    let now = deps.clock().now();
     let event = DomainEvent::member(
         EventType::MemberRestored,
         member_id,
         MemberStatus::Service.as_str(),
         now,
     );
-    let member = app.store.restore_read_member(member, now, &event).await?;
+    let member = deps
+        .store()
+        .restore_read_member(member, now, &event)
+        .await?;
     tracing::info!(member_id, "member restored");
     Ok(StatusChange::from(&member))
 }
 
 /// The first refresh token of a new family, and the record that stores it (its hash).
-fn new_session(app: &App, member_id: &str, now: DateTime<Utc>) -> (String, RefreshTokenRecord) {
+fn new_session(
+    deps: &impl HasConfig,
+    member_id: &str,
+    now: DateTime<Utc>,
+) -> (String, RefreshTokenRecord) {
     let refresh_token = new_refresh_token();
     let record = RefreshTokenRecord {
         token_hash: hash_refresh_token(&refresh_token),
         member_id: member_id.to_owned(),
         family_id: crate::ids::new_id(now),
         issued_at: now,
-        expires_at: now + app.config.refresh_token_ttl,
+        expires_at: now + deps.config().refresh_token_ttl,
     };
     (refresh_token, record)
 }
 
 /// An access token and the first refresh token of a new family.
 async fn start_session(
-    app: &App,
+    deps: &impl SessionDeps,
     member_id: &str,
     role: Role,
     now: DateTime<Utc>,
 ) -> Result<TokenPair> {
-    let (refresh_token, record) = new_session(app, member_id, now);
-    app.store.store_refresh_token(&record).await?;
+    let (refresh_token, record) = new_session(deps, member_id, now);
+    deps.store().store_refresh_token(&record).await?;
     Ok(TokenPair {
         member_id: member_id.to_owned(),
-        access_token: app.tokens.issue(member_id, role, now).await?,
+        access_token: deps.tokens().issue(member_id, role, now).await?,
         refresh_token,
     })
 }

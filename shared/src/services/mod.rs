@@ -1,31 +1,12 @@
-//! Use cases: one async function per domain operation, taking the narrowest dependencies it needs.
-//! Handlers call exactly one of these.
+//! Use cases: one async function per domain operation, naming in its signature the capabilities
+//! it uses (`crate::deps`: `deps: &(impl HasStore + HasClock)`), never the whole `App`. Handlers
+//! call exactly one of these, passing the app.
 
 pub mod expiry;
+pub mod history;
 pub mod members;
 pub mod orders;
 pub mod payments;
 pub mod reconcile;
+pub mod refunds;
 pub mod staff;
-
-use crate::clock::rfc3339;
-use crate::domain::HistoryEntry;
-use serde::Serialize;
-
-/// One row of a member's or an order's status timeline on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HistoryRow {
-    pub status: String,
-    pub at: String,
-}
-
-/// A stored timeline as the API shows it, oldest first.
-pub fn history_rows(history: Vec<HistoryEntry>) -> Vec<HistoryRow> {
-    history
-        .into_iter()
-        .map(|entry| HistoryRow {
-            status: entry.status,
-            at: rfc3339(entry.at),
-        })
-        .collect()
-}

@@ -4,18 +4,19 @@
 //! Cancelling a paid order runs under the same lock as paying it and refunds every payment before
 //! the one atomic write that gives the stock back (see [`cancel_order`]).
 
-use crate::app::App;
 use crate::clock::rfc3339;
 use crate::deadline::Deadline;
-use crate::domain::attempt::{AttemptState, cancel_refund};
+use crate::deps::{HasClock, HasLock, HasStore};
+use crate::domain::attempt::{AttemptState, RECONCILE_GRACE, cancel_refund};
 use crate::domain::order::{RequestedLine, check_order_lines, price_order};
 use crate::domain::{
     DomainEvent, EventType, Member, Order, OrderLine, OrderStatus, Payment, PaymentStatus,
 };
 use crate::error::{Error, Result};
 use crate::http::Validate;
-use crate::lock::{item_key, order_key};
-use crate::services::{HistoryRow, history_rows};
+use crate::lock::{order_key, release_logged};
+use crate::services::history::{HistoryRow, history_rows};
+use crate::services::refunds::{RefundDeps, refund_attempt};
 use crate::store::{CompletedCancellation, OrderStore};
 use serde::{Deserialize, Serialize};
 
@@ -156,29 +157,28 @@ pub(crate) async fn load_own_order(
     Ok(order)
 }
 
-/// The lock keys of paying or cancelling `order`: the order and each of its items.
-pub(crate) fn lock_keys(order: &Order) -> Vec<String> {
-    std::iter::once(order_key(&order.order_id))
-        .chain(order.items.iter().map(|line| item_key(&line.item_id)))
-        .collect()
-}
+/// What cancelling uses: refunding's capabilities, the clock and the lock (the paid order is
+/// cancelled under the same lock as paying it).
+pub trait CancelDeps: RefundDeps + HasClock + HasLock {}
+
+impl<T: RefundDeps + HasClock + HasLock + ?Sized> CancelDeps for T {}
 
 /// Places a `PENDING_PAYMENT` order priced from the current items, for the member of a verified
 /// token. The lines are checked first (400CO000); then the member and the items are read
 /// together (one `BatchGetItem`): unknown or `END` member → 401CO000, not in `SERVICE` →
 /// 403CO000; an unknown item → 404CO000; stock below a line's quantity → 400OR000.
 pub async fn create_order(
-    app: &App,
+    deps: &(impl HasStore + HasClock),
     member_id: &str,
     request: &CreateOrderRequest,
 ) -> Result<OrderSummary> {
     let lines = request.lines();
     check_order_lines(&lines)?;
     let ids: Vec<String> = lines.iter().map(|l| l.item_id.clone()).collect();
-    let (member, items) = app.store.get_member_and_items(member_id, &ids).await?;
-    crate::app::admit(member)?.check_in_service()?;
+    let (member, items) = deps.store().get_member_and_items(member_id, &ids).await?;
+    crate::domain::member::admit(member)?.check_in_service()?;
     let (priced, total_price) = price_order(&lines, &items)?;
-    let now = app.clock.now();
+    let now = deps.clock().now();
     let order = Order {
         order_id: crate::ids::new_id(now),
         member_id: member_id.to_owned(),
@@ -197,18 +197,22 @@ pub async fn create_order(
         order.total_price,
         now,
     );
-    app.store.create_order(&order, &event).await?;
+    deps.store().create_order(&order, &event).await?;
     Ok(OrderSummary::of(&order, false))
 }
 
 /// The member's own order with its payments and status timeline.
 /// The order, its payments and its history come in one read (`get_order_with_history`).
-pub async fn get_order(app: &App, member: &Member, order_id: &str) -> Result<OrderDetail> {
+pub async fn get_order(
+    deps: &impl HasStore,
+    member: &Member,
+    order_id: &str,
+) -> Result<OrderDetail> {
     if !crate::ids::is_well_formed(order_id) {
         return Err(Error::NotFound("order"));
     }
-    let (order, history) = app
-        .store
+    let (order, history) = deps
+        .store()
         .get_order_with_history(order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
@@ -225,9 +229,13 @@ pub async fn get_order(app: &App, member: &Member, order_id: &str) -> Result<Ord
 }
 
 /// The member's own orders, newest first, one page at a time.
-pub async fn list_orders(app: &App, member: &Member, query: &ListQuery) -> Result<OrderList> {
-    let page = app
-        .store
+pub async fn list_orders(
+    deps: &impl HasStore,
+    member: &Member,
+    query: &ListQuery,
+) -> Result<OrderList> {
+    let page = deps
+        .store()
         .list_orders(&member.member_id, query.limit, query.cursor.as_deref())
         .await?;
     Ok(OrderList {
@@ -241,9 +249,13 @@ pub async fn list_orders(app: &App, member: &Member, query: &ListQuery) -> Resul
 }
 
 /// Cancels the member's own order within the default budget (see [`cancel_order_within`]).
-pub async fn cancel_order(app: &App, member: &Member, order_id: &str) -> Result<CancelledOrder> {
-    let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, app.clock.now());
-    cancel_order_within(app, member, order_id, deadline).await
+pub async fn cancel_order(
+    deps: &impl CancelDeps,
+    member: &Member,
+    order_id: &str,
+) -> Result<CancelledOrder> {
+    let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, deps.clock().now());
+    cancel_order_within(deps, member, order_id, deadline).await
 }
 
 /// Cancels the member's own order. Any authenticated member may cancel their own order (a
@@ -260,14 +272,14 @@ pub async fn cancel_order(app: &App, member: &Member, order_id: &str) -> Result<
 /// `REFUNDING` and `payment-reconcile` refunds what is left (refunds are idempotent per
 /// transaction). The answer is 200 as soon as the cancellation is written.
 pub async fn cancel_order_within(
-    app: &App,
+    deps: &impl CancelDeps,
     member: &Member,
     order_id: &str,
     deadline: Deadline,
 ) -> Result<CancelledOrder> {
-    let order = load_own_order(app.store.as_ref(), order_id, member).await?;
+    let order = load_own_order(deps.store(), order_id, member).await?;
     order.check_cancellable()?;
-    let at = app.clock.now();
+    let at = deps.clock().now();
     if order.status == OrderStatus::PendingPayment {
         let event = DomainEvent::order(
             EventType::OrderCancelled,
@@ -277,13 +289,13 @@ pub async fn cancel_order_within(
             order.total_price,
             at,
         );
-        app.store
+        deps.store()
             .cancel_pending_order(&order.order_id, at, &event)
             .await?;
     } else {
-        let lease = app.lock.acquire(&[order_key(&order.order_id)]).await?;
-        let outcome = cancel_completed_locked(app, &order, deadline).await;
-        crate::services::payments::release_logged(app, &lease).await;
+        let lease = deps.lock().acquire(&[order_key(&order.order_id)]).await?;
+        let outcome = cancel_completed_locked(deps, &order, deadline).await;
+        release_logged(deps.lock(), &lease).await;
         outcome?;
     }
     Ok(CancelledOrder {
@@ -296,13 +308,17 @@ pub async fn cancel_order_within(
 /// never change, and the cancelling write is conditioned on the order still being `COMPLETED`,
 /// so a cancellation that finished while this one waited (or an order moved on to `PREPARING`)
 /// makes it 400OR001 there, before anything is refunded.
-async fn cancel_completed_locked(app: &App, order: &Order, deadline: Deadline) -> Result<()> {
+async fn cancel_completed_locked(
+    deps: &impl CancelDeps,
+    order: &Order,
+    deadline: Deadline,
+) -> Result<()> {
     let paid: Vec<&Payment> = order
         .payments
         .iter()
         .filter(|p| p.status == PaymentStatus::Paid)
         .collect();
-    let at = app.clock.now();
+    let at = deps.clock().now();
     let mut events = vec![DomainEvent::order(
         EventType::OrderCancelled,
         &order.order_id,
@@ -326,7 +342,7 @@ async fn cancel_completed_locked(app: &App, order: &Order, deadline: Deadline) -
     let refund = cancel_refund(
         crate::ids::new_id(at),
         order,
-        deadline.wall() + crate::services::payments::RECONCILE_GRACE,
+        deadline.wall() + RECONCILE_GRACE,
         at,
     );
     let cancellation = CompletedCancellation {
@@ -343,10 +359,10 @@ async fn cancel_completed_locked(app: &App, order: &Order, deadline: Deadline) -
         events,
         refund: refund.clone(),
     };
-    app.store.cancel_completed_order(&cancellation).await?;
-    crate::testing::pause_point("cancel:committed");
+    deps.store().cancel_completed_order(&cancellation).await?;
+    crate::fault::pause_point("cancel:committed");
     let mut refund = refund;
-    if !crate::services::payments::refund_attempt(app, &mut refund, AttemptState::Refunding).await {
+    if !refund_attempt(deps, &mut refund, AttemptState::Refunding).await {
         tracing::warn!(order_id = %order.order_id, attempt_id = %refund.attempt_id,
             "cancelled; the refund is left to reconciliation");
     }

@@ -16,11 +16,12 @@
 //! and a run cut short resumes on the next one (settled attempts leave the index). A run is
 //! bounded by a number of attempts and by its deadline.
 
-use crate::app::App;
+use crate::deps::{HasClock, HasConfig, HasGateway, HasMetrics, HasStore};
 use crate::domain::attempt::{AttemptKind, AttemptState, PaymentAttempt};
 use crate::error::{Error, Result};
 use crate::gateway::bounded;
-use crate::services::payments::{commit_attempt, refund_attempt};
+use crate::services::payments::commit_attempt;
+use crate::services::refunds::refund_attempt;
 use crate::store::ATTEMPT_SHARDS;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -69,6 +70,12 @@ pub struct ReconcileSummary {
     pub now: DateTime<Utc>,
 }
 
+/// What a reconciliation run uses: the store, the gateway, the clock, the configuration and the
+/// metrics.
+pub trait ReconcileDeps: HasStore + HasGateway + HasClock + HasConfig + HasMetrics {}
+
+impl<T: HasStore + HasGateway + HasClock + HasConfig + HasMetrics + ?Sized> ReconcileDeps for T {}
+
 enum Settled {
     Completed,
     Refunded,
@@ -78,7 +85,7 @@ enum Settled {
 
 /// Settles every attempt due at `now` (within the options' bounds).
 pub async fn run_reconcile(
-    app: &App,
+    deps: &impl ReconcileDeps,
     now: DateTime<Utc>,
     options: &ReconcileOptions,
 ) -> Result<ReconcileSummary> {
@@ -91,8 +98,8 @@ pub async fn run_reconcile(
     'shards: for shard in 0..ATTEMPT_SHARDS {
         let mut cursor: Option<String> = None;
         loop {
-            let page = app
-                .store
+            let page = deps
+                .store()
                 .due_attempts(shard, now, cursor.as_deref(), options.page_size.max(1))
                 .await?;
             summary.pages += 1;
@@ -104,7 +111,7 @@ pub async fn run_reconcile(
                     summary.left = (page.attempt_ids.len() - index) as u64;
                     break 'shards;
                 }
-                match settle(app, attempt_id).await {
+                match settle(deps, attempt_id).await {
                     Settled::Completed => summary.completed += 1,
                     Settled::Refunded => summary.refunded += 1,
                     Settled::Skipped => summary.skipped += 1,
@@ -129,7 +136,7 @@ pub async fn run_reconcile(
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "reconciliation run"
     );
-    app.metrics.reconcile_run(
+    deps.metrics().reconcile_run(
         summary.completed + summary.refunded,
         summary.failed,
         summary.failed + summary.left,
@@ -138,8 +145,8 @@ pub async fn run_reconcile(
 }
 
 /// Settles one attempt, whatever state it was left in.
-async fn settle(app: &App, attempt_id: &str) -> Settled {
-    let attempt = match app.store.get_attempt(attempt_id).await {
+async fn settle(deps: &impl ReconcileDeps, attempt_id: &str) -> Settled {
+    let attempt = match deps.store().get_attempt(attempt_id).await {
         Ok(Some(attempt)) => attempt,
         Ok(None) => return Settled::Skipped,
         Err(error) => {
@@ -153,9 +160,9 @@ async fn settle(app: &App, attempt_id: &str) -> Settled {
     tracing::info!(attempt_id, state = attempt.state.as_str(), order_id = %attempt.order_id,
         "settling an attempt whose request is gone");
     match (attempt.kind, attempt.state) {
-        (AttemptKind::Payment, AttemptState::Charging) => settle_charging(app, attempt).await,
-        (AttemptKind::Payment, AttemptState::Charged) => settle_charged(app, attempt).await,
-        (_, AttemptState::Refunding) => refund(app, attempt, AttemptState::Refunding).await,
+        (AttemptKind::Payment, AttemptState::Charging) => settle_charging(deps, attempt).await,
+        (AttemptKind::Payment, AttemptState::Charged) => settle_charged(deps, attempt).await,
+        (_, AttemptState::Refunding) => refund(deps, attempt, AttemptState::Refunding).await,
         // A cancel refund is written REFUNDING; any other state is settled or impossible.
         (AttemptKind::CancelRefund, _) | (_, AttemptState::Completed | AttemptState::Refunded) => {
             Settled::Skipped
@@ -164,13 +171,18 @@ async fn settle(app: &App, attempt_id: &str) -> Settled {
 }
 
 /// A payment that died while charging: find out what it charged, by key.
-async fn settle_charging(app: &App, mut attempt: PaymentAttempt) -> Settled {
+async fn settle_charging(deps: &impl ReconcileDeps, mut attempt: PaymentAttempt) -> Settled {
     for n in 0..attempt.parts.len() {
         if attempt.parts[n].pg_transaction_id.is_some() {
             continue;
         }
         let key = attempt.charge_key(n);
-        match bounded(app.config.gateway_timeout, app.gateway.find_charge(&key)).await {
+        match bounded(
+            deps.config().gateway_timeout,
+            deps.gateway().find_charge(&key),
+        )
+        .await
+        {
             Ok(found) => attempt.parts[n].pg_transaction_id = found,
             Err(error) => {
                 tracing::warn!(attempt_id = %attempt.attempt_id, part = n, %error,
@@ -180,7 +192,7 @@ async fn settle_charging(app: &App, mut attempt: PaymentAttempt) -> Settled {
         }
     }
     let payable = attempt.all_charged()
-        && match app.store.get_order(&attempt.order_id).await {
+        && match deps.store().get_order(&attempt.order_id).await {
             Ok(Some(order)) => order.check_payable().is_ok(),
             Ok(None) => false,
             Err(error) => {
@@ -189,15 +201,15 @@ async fn settle_charging(app: &App, mut attempt: PaymentAttempt) -> Settled {
             }
         };
     if !payable {
-        return refund(app, attempt, AttemptState::Charging).await;
+        return refund(deps, attempt, AttemptState::Charging).await;
     }
-    attempt.mark_charged(app.clock.now());
-    match app
-        .store
+    attempt.mark_charged(deps.clock().now());
+    match deps
+        .store()
         .update_attempt(&attempt, AttemptState::Charging)
         .await
     {
-        Ok(true) => settle_charged(app, attempt).await,
+        Ok(true) => settle_charged(deps, attempt).await,
         Ok(false) => Settled::Skipped,
         Err(error) => {
             tracing::warn!(%error, "could not mark the attempt charged; retried next run");
@@ -207,20 +219,20 @@ async fn settle_charging(app: &App, mut attempt: PaymentAttempt) -> Settled {
 }
 
 /// Every part charged: send the completing transaction again (identical, with its token).
-async fn settle_charged(app: &App, attempt: PaymentAttempt) -> Settled {
-    let order = match app.store.get_order(&attempt.order_id).await {
+async fn settle_charged(deps: &impl ReconcileDeps, attempt: PaymentAttempt) -> Settled {
+    let order = match deps.store().get_order(&attempt.order_id).await {
         Ok(Some(order)) => order,
-        Ok(None) => return refund(app, attempt, AttemptState::Charged).await,
+        Ok(None) => return refund(deps, attempt, AttemptState::Charged).await,
         Err(error) => {
             tracing::warn!(%error, "could not read the order; retried next run");
             return Settled::Failed;
         }
     };
-    match commit_attempt(app, &attempt, &order.items).await {
+    match commit_attempt(deps, &attempt, &order.items).await {
         Ok(_) => Settled::Completed,
         // Refused by the order or the stock: commit_attempt refunded what it could.
         Err(Error::OutOfStock(_) | Error::NotFound(_) | Error::OrderStatusConflict) => {
-            match app.store.get_attempt(&attempt.attempt_id).await {
+            match deps.store().get_attempt(&attempt.attempt_id).await {
                 Ok(Some(after)) if after.state == AttemptState::Refunded => Settled::Refunded,
                 _ => Settled::Failed,
             }
@@ -233,8 +245,12 @@ async fn settle_charged(app: &App, attempt: PaymentAttempt) -> Settled {
     }
 }
 
-async fn refund(app: &App, mut attempt: PaymentAttempt, from: AttemptState) -> Settled {
-    if refund_attempt(app, &mut attempt, from).await {
+async fn refund(
+    deps: &impl ReconcileDeps,
+    mut attempt: PaymentAttempt,
+    from: AttemptState,
+) -> Settled {
+    if refund_attempt(deps, &mut attempt, from).await {
         Settled::Refunded
     } else {
         Settled::Failed

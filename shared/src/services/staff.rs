@@ -3,8 +3,8 @@
 //! rules are in the domain (`Item::patched`, `OrderStatus::fulfilment_predecessor`), the
 //! atomic writes in [`crate::store::StaffStore`].
 
-use crate::app::App;
 use crate::clock::rfc3339;
+use crate::deps::{HasClock, HasStore};
 use crate::domain::item::{
     ItemPatch, StockMode, check_item_name, check_price, check_reason, check_stock_change,
 };
@@ -37,8 +37,8 @@ impl From<&Item> for PublicItem {
 }
 
 /// The active items, for customers; inactive ones are hidden.
-pub async fn public_items(app: &App) -> Result<Vec<PublicItem>> {
-    let items = app.store.list_items().await?;
+pub async fn public_items(deps: &impl HasStore) -> Result<Vec<PublicItem>> {
+    let items = deps.store().list_items().await?;
     Ok(items
         .iter()
         .filter(|item| item.active)
@@ -47,8 +47,8 @@ pub async fn public_items(app: &App) -> Result<Vec<PublicItem>> {
 }
 
 /// One active item, for customers: unknown or inactive → 404CO000.
-pub async fn public_item(app: &App, item_id: &str) -> Result<PublicItem> {
-    match app.store.get_item(item_id).await? {
+pub async fn public_item(deps: &impl HasStore, item_id: &str) -> Result<PublicItem> {
+    match deps.store().get_item(item_id).await? {
         Some(item) if item.active => Ok(PublicItem::from(&item)),
         _ => Err(Error::NotFound("item")),
     }
@@ -83,7 +83,7 @@ pub struct RoleChange {
 /// the cafe out by demoting the last admin by mistake; `cafe-admin` grants from outside);
 /// unknown member → 404CO000; not in service → 400ME001.
 pub async fn grant_role(
-    app: &App,
+    deps: &(impl HasStore + HasClock),
     admin: &Member,
     member_id: &str,
     request: &RoleRequest,
@@ -95,9 +95,9 @@ pub async fn grant_role(
     if member_id == admin.member_id {
         return Err(Error::invalid("memberId"));
     }
-    let at = app.clock.now();
+    let at = deps.clock().now();
     let event = DomainEvent::role(member_id, role.as_str(), &admin.member_id, at);
-    app.store
+    deps.store()
         .set_member_role(member_id, role, at, &event)
         .await?;
     tracing::info!(member_id, role = role.as_str(), granted_by = %admin.member_id, "role changed");
@@ -154,9 +154,13 @@ impl Validate for NewItemRequest {
 }
 
 /// Adds an item (version 0) to the catalogue.
-pub async fn create_item(app: &App, staff: &Member, request: &NewItemRequest) -> Result<StaffItem> {
+pub async fn create_item(
+    deps: &(impl HasStore + HasClock),
+    staff: &Member,
+    request: &NewItemRequest,
+) -> Result<StaffItem> {
     request.validate()?;
-    let at = app.clock.now();
+    let at = deps.clock().now();
     let item = Item {
         item_id: crate::ids::new_id(at),
         name: request.name.trim().to_owned(),
@@ -166,7 +170,7 @@ pub async fn create_item(app: &App, staff: &Member, request: &NewItemRequest) ->
         version: 0,
     };
     let event = DomainEvent::item(EventType::ItemCreated, &item, &staff.member_id, None, at);
-    app.store.create_item(&item, at, &event).await?;
+    deps.store().create_item(&item, at, &event).await?;
     tracing::info!(item_id = %item.item_id, staff_id = %staff.member_id, "item created");
     Ok(StaffItem::from(item))
 }
@@ -200,11 +204,11 @@ impl Validate for ItemPatchRequest {
 }
 
 /// Loads an item for staff: an id that cannot exist or an unknown one → 404CO000.
-async fn load_item(app: &App, item_id: &str) -> Result<Item> {
+async fn load_item(deps: &impl HasStore, item_id: &str) -> Result<Item> {
     if !crate::ids::is_well_formed(item_id) {
         return Err(Error::NotFound("item"));
     }
-    app.store
+    deps.store()
         .get_item(item_id)
         .await?
         .ok_or(Error::NotFound("item"))
@@ -213,26 +217,28 @@ async fn load_item(app: &App, item_id: &str) -> Result<Item> {
 /// Changes name, price or active flag, only from the version the staff member read (409IT000).
 /// Orders already made keep the price they were made at (their lines copy it).
 pub async fn update_item(
-    app: &App,
+    deps: &(impl HasStore + HasClock),
     staff: &Member,
     item_id: &str,
     request: &ItemPatchRequest,
 ) -> Result<StaffItem> {
     request.validate()?;
-    let current = load_item(app, item_id).await?;
+    let current = load_item(deps, item_id).await?;
     let patch = ItemPatch {
         name: request.name.clone(),
         price: request.price,
         active: request.active,
     };
     let next = current.patched(&patch, request.version)?;
-    let at = app.clock.now();
+    let at = deps.clock().now();
     let event = DomainEvent::item(EventType::ItemUpdated, &next, &staff.member_id, None, at);
     let history = update_history(&current, &next);
-    app.store.update_item(&next, &history, at, &event).await?;
+    deps.store()
+        .update_item(&next, &history, at, &event)
+        .await?;
     tracing::info!(item_id, staff_id = %staff.member_id, version = next.version, "item updated");
     // The stock as it is now (sales move it without a version).
-    Ok(StaffItem::from(load_item(app, item_id).await?))
+    Ok(StaffItem::from(load_item(deps, item_id).await?))
 }
 
 /// `UPDATED name price active`: which fields changed.
@@ -274,17 +280,17 @@ impl Validate for StockRequest {
 /// Adds to or sets an item's stock, with a reason, from the version read (409IT000). `ADD`
 /// adds to the stock as it is at the write, so sales racing the restock are never lost.
 pub async fn change_stock(
-    app: &App,
+    deps: &(impl HasStore + HasClock),
     staff: &Member,
     item_id: &str,
     request: &StockRequest,
 ) -> Result<StaffItem> {
     request.validate()?;
-    let current = load_item(app, item_id).await?;
+    let current = load_item(deps, item_id).await?;
     current.check_version(request.version)?;
     // Checked against the stock read; the store checks again at the write.
     current.restocked(request.mode, request.quantity)?;
-    let at = app.clock.now();
+    let at = deps.clock().now();
     let reason = request.reason.trim();
     let history = match request.mode {
         StockMode::Add => format!("STOCK_ADD {:+}: {reason}", request.quantity),
@@ -316,9 +322,9 @@ pub async fn change_stock(
         at,
         event,
     };
-    app.store.change_stock(&change).await?;
+    deps.store().change_stock(&change).await?;
     tracing::info!(item_id, staff_id = %staff.member_id, quantity = request.quantity, "stock changed");
-    Ok(StaffItem::from(load_item(app, item_id).await?))
+    Ok(StaffItem::from(load_item(deps, item_id).await?))
 }
 
 // ---- Fulfilment ----
@@ -371,12 +377,12 @@ pub fn parse_queue_status(status: Option<&str>) -> Result<OrderStatus> {
 
 /// Orders in one fulfilment status, oldest first, a page at a time.
 pub async fn queued_orders(
-    app: &App,
+    deps: &impl HasStore,
     status: OrderStatus,
     query: &ListQuery,
 ) -> Result<QueuedOrders> {
-    let page = app
-        .store
+    let page = deps
+        .store()
         .fulfilment_orders(status, query.limit, query.cursor.as_deref())
         .await?;
     Ok(QueuedOrders {
@@ -416,7 +422,7 @@ pub struct FulfilmentStep {
 /// Asking for the status the order already has answers 200 again (a retry after a lost answer);
 /// any other jump → 400OR001; unknown order → 404CO000.
 pub async fn advance_order(
-    app: &App,
+    deps: &(impl HasStore + HasClock),
     staff: &Member,
     order_id: &str,
     request: &FulfilmentRequest,
@@ -425,8 +431,8 @@ pub async fn advance_order(
     if !crate::ids::is_well_formed(order_id) {
         return Err(Error::NotFound("order"));
     }
-    let order = app
-        .store
+    let order = deps
+        .store()
         .get_order(order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
@@ -443,7 +449,7 @@ pub async fn advance_order(
     if order.status != from {
         return Err(Error::OrderStatusConflict);
     }
-    let at = app.clock.now();
+    let at = deps.clock().now();
     let mut event = DomainEvent::order(
         EventType::OrderFulfilmentAdvanced,
         &order.order_id,
@@ -453,15 +459,15 @@ pub async fn advance_order(
         at,
     );
     event.detail["staffId"] = serde_json::json!(staff.member_id);
-    match app
-        .store
+    match deps
+        .store()
         .advance_order(&order.order_id, from, target, at, &event)
         .await
     {
         Ok(()) => {}
         // Another staff member (or this one's retry) made the same step first.
         Err(Error::OrderStatusConflict) => {
-            let now = app.store.get_order(order_id).await?;
+            let now = deps.store().get_order(order_id).await?;
             if now.map(|o| o.status) != Some(target) {
                 return Err(Error::OrderStatusConflict);
             }

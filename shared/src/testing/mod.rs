@@ -85,33 +85,3 @@ pub fn redis_url() -> String {
 pub fn dynamodb_endpoint() -> String {
     required_env("CAFE_TEST_DYNAMODB_ENDPOINT")
 }
-
-/// Fault injection for the crash tests (cargo feature `fault-injection`, which only the local
-/// server enables; deployed functions are built without it and this is a no-op there). With
-/// `CAFE_PAUSE_AT=<point>[,<point>…]`, a process that reaches `point` prints
-/// `CAFE_PAUSED_AT <point>` on stderr and stops there for good, so a test can `kill -9` it at
-/// exactly that step. Points: `payment:locked`, `payment:charged:<n>`, `payment:committed`,
-/// `refund:refunded:<n>`, `cancel:committed`.
-#[cfg(feature = "fault-injection")]
-pub fn pause_point(point: &str) {
-    static POINTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let points = POINTS.get_or_init(|| {
-        std::env::var("CAFE_PAUSE_AT")
-            .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect())
-            .unwrap_or_default()
-    });
-    if points.iter().any(|p| p == point) {
-        use std::io::Write;
-        let mut stderr = std::io::stderr();
-        let _ = writeln!(stderr, "CAFE_PAUSED_AT {point}");
-        let _ = stderr.flush();
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        }
-    }
-}
-
-/// Without the `fault-injection` feature: nothing.
-#[cfg(not(feature = "fault-injection"))]
-#[inline(always)]
-pub fn pause_point(_point: &str) {}

@@ -91,7 +91,7 @@ impl PaymentAttemptStore for DynamoStore {
                 .condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", table::PK)
                 .send()
-                .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
+                .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
                 .await;
             return match put {
                 Ok(_) => Ok(()),
@@ -146,7 +146,7 @@ impl PaymentAttemptStore for DynamoStore {
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
             .await;
         match put {
             Ok(_) => Ok(true),
@@ -203,7 +203,7 @@ impl PaymentAttemptStore for DynamoStore {
             .set_key(Some(attempt_key(attempt_id)))
             .consistent_read(true)
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "GetItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "GetItem"))
             .await
             .map_err(sdk_error)?;
         out.item
@@ -249,7 +249,7 @@ impl PaymentAttemptStore for DynamoStore {
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
+            .instrument(crate::spans::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         let mut attempt_ids = Vec::new();

@@ -74,7 +74,7 @@ impl WithdrawalExpiryStore for DynamoStore {
             .limit(limit)
             .set_exclusive_start_key(start)
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
+            .instrument(crate::spans::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         let mut members = Vec::new();

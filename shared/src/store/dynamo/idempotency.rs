@@ -110,7 +110,7 @@ impl IdempotencyStore for DynamoStore {
             .set_expression_attribute_values(expr.values())
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
             .await;
         let err = match put {
             Ok(_) => return Ok(IdempotencyBegin::Started(owner)),
@@ -162,7 +162,7 @@ impl IdempotencyStore for DynamoStore {
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "UpdateItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "UpdateItem"))
             .await;
         match updated {
             Ok(_) => Ok(true),
@@ -194,7 +194,7 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":inProgress", s(IN_PROGRESS))
             .expression_attribute_values(":token", s(&owner.token))
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "DeleteItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "DeleteItem"))
             .await;
         match deleted {
             Ok(_) => Ok(true),

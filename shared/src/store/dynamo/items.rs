@@ -53,7 +53,7 @@ impl DynamoStore {
                 .expression_attribute_values(":cpk", s(CATALOG_PK))
                 .expression_attribute_values(":csk", s(item_id))
                 .send()
-                .instrument(crate::telemetry::dependency_span("dynamodb", "UpdateItem"))
+                .instrument(crate::spans::dependency_span("dynamodb", "UpdateItem"))
                 .await;
             match result {
                 Ok(_) => updated += 1,
@@ -88,10 +88,7 @@ impl DynamoStore {
                     .batch_get_item()
                     .set_request_items(Some(HashMap::from([(self.table.clone(), request)])))
                     .send()
-                    .instrument(crate::telemetry::dependency_span(
-                        "dynamodb",
-                        "BatchGetItem",
-                    ))
+                    .instrument(crate::spans::dependency_span("dynamodb", "BatchGetItem"))
                     .await
                     .map_err(sdk_error)?;
                 if let Some(mut responses) = out.responses {
@@ -192,7 +189,7 @@ impl ItemStore for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item_row(item)?))
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
             .await
             .map_err(sdk_error)?;
         Ok(())

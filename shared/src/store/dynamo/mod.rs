@@ -91,7 +91,7 @@ impl DynamoStore {
             .set_key(Some(key(pk, sk)))
             .consistent_read(true)
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "GetItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "GetItem"))
             .await
             .map_err(sdk_error)?;
         Ok(out.item)
@@ -123,7 +123,7 @@ impl DynamoStore {
                 .clone()
                 .set_exclusive_start_key(start.take())
                 .send()
-                .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
+                .instrument(crate::spans::dependency_span("dynamodb", "Query"))
                 .await
                 .map_err(sdk_error)?;
             items.extend(out.items.unwrap_or_default());
@@ -202,73 +202,6 @@ pub(crate) fn history_entry(row: Attrs) -> Result<HistoryEntry> {
 /// operation bounded by `timeout`, a short connect timeout so an unreachable endpoint fails fast.
 pub async fn build_client(endpoint: Option<&str>, timeout: std::time::Duration) -> Client {
     crate::aws::Aws::load(endpoint, timeout).await.dynamodb()
-}
-
-/// The AWS SDK configuration every client of a process shares (credentials are resolved once):
-/// standard retries (3 attempts), operation timeout `timeout`, attempt timeout half of it,
-/// connect timeout at most 1 s, so an unreachable endpoint fails in bounded time. `endpoint`
-/// overrides every service's endpoint (moto serves them all on one port).
-///
-/// TLS trusts the roots of Amazon Trust Services ([`crate::aws::SdkTrustStore`]). Region and
-/// credentials come straight from the environment when it carries them, as Lambda's always does
-/// (see [`environment_identity`]); otherwise the SDK's provider chains find them.
-pub async fn sdk_config(
-    endpoint: Option<&str>,
-    timeout: std::time::Duration,
-) -> aws_config::SdkConfig {
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
-    let timeouts = TimeoutConfig::builder()
-        .operation_timeout(timeout)
-        .operation_attempt_timeout(timeout / 2)
-        .connect_timeout(timeout.min(std::time::Duration::from_secs(1)))
-        .build();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(timeouts);
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let var = |name: &str| std::env::var(name).ok();
-    loader = loader.http_client(crate::aws::https_client(
-        crate::aws::SdkTrustStore::from_vars(var),
-    ));
-    if let Some((region, credentials)) = environment_identity(var) {
-        loader = loader.region(region).credentials_provider(credentials);
-    }
-    let shared = loader.load().await;
-    if shared.region().is_none() {
-        // Only reachable locally (Lambda always sets a region); an emulator ignores it.
-        return shared
-            .into_builder()
-            .region(aws_config::Region::new("us-east-1"))
-            .build();
-    }
-    shared
-}
-
-/// The region and credentials the environment holds: `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY` and, when present, `AWS_SESSION_TOKEN`. The Lambda runtime sets all
-/// four from the function's role for the life of the execution environment. The SDK's default
-/// chains would answer with these same values, since the environment comes first in both, but
-/// only after building every other source (profile files, web identity, ECS, IMDS): skipping
-/// them is the larger part of a function's init (`docs/benchmarks.md`, init steps). `None` when
-/// any required variable is missing or empty, and then the chains run as before.
-pub fn environment_identity(
-    var: impl Fn(&str) -> Option<String>,
-) -> Option<(aws_config::Region, aws_sdk_dynamodb::config::Credentials)> {
-    let present = |name: &str| var(name).filter(|value| !value.is_empty());
-    let region = present("AWS_REGION")?;
-    let access_key_id = present("AWS_ACCESS_KEY_ID")?;
-    let secret_access_key = present("AWS_SECRET_ACCESS_KEY")?;
-    let credentials = aws_sdk_dynamodb::config::Credentials::new(
-        access_key_id,
-        secret_access_key,
-        present("AWS_SESSION_TOKEN"),
-        None,
-        "Environment",
-    );
-    Some((aws_config::Region::new(region), credentials))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -354,65 +287,4 @@ pub(crate) fn attr_str<'a>(item: &'a Attrs, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
-}
-
-#[cfg(test)]
-mod environment_identity_tests {
-    use super::environment_identity;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| vars.get(name).cloned()
-    }
-
-    const LAMBDA: [(&str, &str); 4] = [
-        ("AWS_REGION", "ap-northeast-2"),
-        ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
-        ("AWS_SECRET_ACCESS_KEY", "secret"),
-        ("AWS_SESSION_TOKEN", "session"),
-    ];
-
-    #[test]
-    fn the_lambda_environment_gives_its_region_and_role_credentials() {
-        let (region, credentials) = environment_identity(lookup(&LAMBDA)).expect("identity");
-        assert_eq!(region.as_ref(), "ap-northeast-2");
-        assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
-        assert_eq!(credentials.secret_access_key(), "secret");
-        assert_eq!(credentials.session_token(), Some("session"));
-        assert_eq!(credentials.expiry(), None);
-    }
-
-    #[test]
-    fn long_term_keys_need_no_session_token() {
-        let (_, credentials) =
-            environment_identity(lookup(&LAMBDA[..3])).expect("identity without a session token");
-        assert_eq!(credentials.session_token(), None);
-    }
-
-    #[test]
-    fn a_missing_or_empty_variable_leaves_it_to_the_provider_chains() {
-        for missing in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-            let without: Vec<_> = LAMBDA
-                .iter()
-                .copied()
-                .filter(|(k, _)| *k != missing)
-                .collect();
-            assert!(
-                environment_identity(lookup(&without)).is_none(),
-                "{missing} missing"
-            );
-            let empty: Vec<_> = LAMBDA
-                .iter()
-                .map(|&(k, v)| if k == missing { (k, "") } else { (k, v) })
-                .collect();
-            assert!(
-                environment_identity(lookup(&empty)).is_none(),
-                "{missing} empty"
-            );
-        }
-    }
 }

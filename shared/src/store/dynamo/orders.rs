@@ -118,7 +118,7 @@ impl DynamoStore {
             .expression_attribute_values(":to", s(PAYMENTS_END))
             .consistent_read(true)
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
+            .instrument(crate::spans::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         assemble(out.items.unwrap_or_default())
@@ -297,7 +297,7 @@ impl OrderStore for DynamoStore {
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
+            .instrument(crate::spans::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         let more_beyond = out.last_evaluated_key.is_some_and(|k| !k.is_empty());

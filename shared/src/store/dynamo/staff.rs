@@ -245,7 +245,7 @@ impl StaffStore for DynamoStore {
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "Query"))
+            .instrument(crate::spans::dependency_span("dynamodb", "Query"))
             .await
             .map_err(sdk_error)?;
         let mut orders: Vec<Order> = out

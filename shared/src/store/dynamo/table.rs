@@ -204,7 +204,7 @@ pub async fn create_table_with(client: &Client, table_name: &str, stream: bool) 
         .set_global_secondary_indexes(Some(indexes))
         .set_stream_specification(stream)
         .send()
-        .instrument(crate::telemetry::dependency_span("dynamodb", "CreateTable"))
+        .instrument(crate::spans::dependency_span("dynamodb", "CreateTable"))
         .await
         .map_err(super::errors::sdk_error)?;
     wait_until_active(client, table_name).await?;
@@ -219,7 +219,7 @@ pub async fn create_table_with(client: &Client, table_name: &str, stream: bool) 
                 .map_err(build_error)?,
         )
         .send()
-        .instrument(crate::telemetry::dependency_span(
+        .instrument(crate::spans::dependency_span(
             "dynamodb",
             "UpdateTimeToLive",
         ))
@@ -235,10 +235,7 @@ async fn wait_until_active(client: &Client, table_name: &str) -> Result<()> {
             .describe_table()
             .table_name(table_name)
             .send()
-            .instrument(crate::telemetry::dependency_span(
-                "dynamodb",
-                "DescribeTable",
-            ))
+            .instrument(crate::spans::dependency_span("dynamodb", "DescribeTable"))
             .await
             .map_err(super::errors::sdk_error)?;
         let status = described.table.and_then(|t| t.table_status);
@@ -258,10 +255,7 @@ pub async fn table_exists(client: &Client, table_name: &str) -> Result<bool> {
         .describe_table()
         .table_name(table_name)
         .send()
-        .instrument(crate::telemetry::dependency_span(
-            "dynamodb",
-            "DescribeTable",
-        ))
+        .instrument(crate::spans::dependency_span("dynamodb", "DescribeTable"))
         .await
     {
         Ok(_) => Ok(true),

@@ -141,7 +141,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
             .await
             .map_err(sdk_error)?;
         Ok(())
@@ -157,7 +157,7 @@ impl RefreshTokenStore for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .send()
-            .instrument(crate::telemetry::dependency_span("dynamodb", "PutItem"))
+            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
             .await
             .map_err(sdk_error)?;
         Ok(())

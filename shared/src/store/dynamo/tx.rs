@@ -259,7 +259,7 @@ impl<'a> TxItems<'a> {
                 .set_transact_items(Some(self.items.clone()))
                 .client_request_token(request_token)
                 .send()
-                .instrument(crate::telemetry::dependency_span(
+                .instrument(crate::spans::dependency_span(
                     "dynamodb",
                     "TransactWriteItems",
                 ))
