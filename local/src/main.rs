@@ -12,7 +12,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cafe::telemetry::init();
     let port = port()?;
     let limits = Limits::from_env()?;
-    let app = cafe::App::from_env(cafe::config::TokenKey::SignsAndVerifies).await?;
+    let app = cafe::App::from_env_for(
+        cafe::config::TokenKey::SignsAndVerifies,
+        cafe::gateway::GatewayUse::MovesMoney,
+    )
+    .await?;
     if let Some(stock) = cafe_local::seed_stock()?
         && app.config.backend == cafe::config::Backend::Memory
     {

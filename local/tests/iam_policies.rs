@@ -53,7 +53,11 @@ impl Stack {
         let jwks = cafe::auth::rotation::jwks_json(&keyset.public_jwks().expect("jwks"))
             .expect("jwks json");
         let mut secret_arns = Vec::new();
-        for (name, value) in [("signing", keyset.to_json()), ("verifying", jwks)] {
+        for (name, value) in [
+            ("signing", keyset.to_json()),
+            ("verifying", jwks),
+            ("gateway", "sk_test_iam".to_owned()),
+        ] {
             let secret = aws
                 .secrets_manager()
                 .create_secret()
@@ -75,6 +79,7 @@ impl Stack {
             ("Table".to_owned(), table_name),
             ("TokenSigningKeys".to_owned(), secret_arns[0].clone()),
             ("TokenVerifyingKeys".to_owned(), secret_arns[1].clone()),
+            ("PaymentGatewaySecretKey".to_owned(), secret_arns[2].clone()),
             ("EventBus".to_owned(), bus),
         ]);
         Self {
@@ -95,6 +100,8 @@ impl Stack {
                     return match logical.as_str() {
                         "HistoryRetentionDays" => Ok("400".into()),
                         "LogLevel" => Ok("info".into()),
+                        // Never called: the scenario's gateway is the mock put in its place.
+                        "PaymentGatewayUrl" => Ok("https://pg.cafe-iam.invalid".into()),
                         // The metrics' `Service` dimension.
                         "AWS::StackName" => Ok("cafe-iam".into()),
                         _ => {
@@ -170,6 +177,7 @@ struct Deployed {
 }
 
 async fn deploy(stack: &Stack, template: &Yaml, function: &str, key: TokenKey) -> Deployed {
+    let usage = template::gateway_use(function);
     let env = stack.environment(template, function);
     let config = Config::from_vars(key, &|name| env.get(name).cloned())
         .unwrap_or_else(|e| panic!("{function}: its template environment is refused: {e}"));
@@ -180,7 +188,7 @@ async fn deploy(stack: &Stack, template: &Yaml, function: &str, key: TokenKey) -
     )
     .await
     .with_recorder(recorder.clone());
-    let app = App::on_aws(config, &aws)
+    let app = App::on_aws_for(config, &aws, usage)
         .await
         .unwrap_or_else(|e| panic!("{function}: init failed: {e}"));
     Deployed { app, recorder }

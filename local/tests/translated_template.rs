@@ -11,7 +11,7 @@
 
 mod template;
 
-use cafe::config::{Backend, Config, TokenKey};
+use cafe::config::{Backend, Config, GatewayUse, TokenKey};
 use serde_yaml::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use template::{FUNCTIONS, document_grants, get, grants_of, report, string_at};
@@ -138,6 +138,12 @@ fn every_function_is_configured_as_its_code_needs() {
         let mut env = environment(&translated, resource);
         // What Lambda itself sets.
         env.insert("AWS_LAMBDA_FUNCTION_NAME".into(), id.clone());
+        // A parameter: whatever the deployer gives, its pattern holds it to https.
+        if let Some(url) = env.get_mut("PAYMENT_GATEWAY_URL") {
+            if url == "<PaymentGatewayUrl>" && gateway_url_must_be_https(&translated) {
+                *url = "https://pg.example/v1".into();
+            }
+        }
         let config = match Config::from_vars(*key, &|n| env.get(n).cloned()) {
             Ok(config) => config,
             Err(e) => {
@@ -156,6 +162,20 @@ fn every_function_is_configured_as_its_code_needs() {
                 "{name}: REDIS_URL is {:?}, not the lock cache over TLS",
                 config.redis_url
             ));
+        }
+        // Exactly the functions that move money get the gateway and its secret; they start.
+        let usage = template::gateway_use(name);
+        let gateway_secret = env.get("PAYMENT_GATEWAY_SECRET_ARN").map(String::as_str);
+        let want_gateway_secret =
+            (usage == GatewayUse::MovesMoney).then_some("<PaymentGatewaySecretKey>");
+        if gateway_secret != want_gateway_secret {
+            problems.push(format!(
+                "{name}: PAYMENT_GATEWAY_SECRET_ARN is {gateway_secret:?}, its code ({usage:?}) \
+                 needs {want_gateway_secret:?}"
+            ));
+        }
+        if let Err(e) = config.check_gateway(usage) {
+            problems.push(format!("{name}: refuses to start: {e}"));
         }
         // Each function is given exactly the key secret its code reads: the private keyset
         // only to the signers, the public keys only to the verifiers.
@@ -329,4 +349,11 @@ fn every_timeout_covers_its_function_s_budget() {
         problems.push("expire-withdrawals: its timeout leaves no time to work".into());
     }
     report("the deployed timeouts and the code's budgets", problems);
+}
+
+/// The template's `PaymentGatewayUrl` parameter admits only https URLs.
+fn gateway_url_must_be_https(translated: &Value) -> bool {
+    translated["Parameters"]["PaymentGatewayUrl"]["AllowedPattern"]
+        .as_str()
+        .is_some_and(|pattern| pattern.starts_with("^https://"))
 }

@@ -11,10 +11,13 @@ use crate::domain::member::admit;
 use crate::domain::{Member, Role};
 use crate::error::{Error, Result};
 use crate::events::MemoryEventLog;
-use crate::gateway::{HttpGateway, MockGateway, ObservedGateway, PaymentGateway};
+use crate::gateway::{
+    GatewayUse, HttpGateway, MockGateway, NoGateway, ObservedGateway, PaymentGateway,
+};
 use crate::lock::redis::RedisLock;
 use crate::lock::{LocalLock, Lock, ObservedLock};
 use crate::metrics::Metrics;
+use crate::secrets::fetch_secret_string;
 use crate::store::dynamo::DynamoStore;
 use crate::store::{MemoryStore, Store};
 use crate::throttle::{LocalThrottle, LoginThrottle, RedisThrottle};
@@ -38,15 +41,30 @@ pub struct App {
 }
 
 impl App {
+    /// [`App::from_env_for`] a function that moves no money.
+    pub async fn from_env(token_key: TokenKey) -> Result<Self> {
+        Self::from_env_for(token_key, GatewayUse::None).await
+    }
+
     /// Builds everything from the environment: the embedded default or DynamoDB + Redis.
     /// `token_key` says whether this function verifies or signs tokens (its crate's
-    /// `TOKEN_KEY`): only those keys are ever read.
-    pub async fn from_env(token_key: TokenKey) -> Result<Self> {
+    /// `TOKEN_KEY`): only those keys are ever read. `usage` says whether it moves money (its
+    /// crate's `GATEWAY`): in production such a function refuses to start without a real
+    /// gateway, and the others get [`NoGateway`].
+    pub async fn from_env_for(token_key: TokenKey, usage: GatewayUse) -> Result<Self> {
         let config = Config::from_env(token_key)?;
+        config.check_gateway(usage)?;
         match config.backend {
             Backend::Memory => {
                 let memory = MemoryParts::seeded(&config).await?;
-                Self::from_parts(config, Arc::new(SystemClock), memory)
+                let mut app = Self::from_parts(config, Arc::new(SystemClock), memory)?;
+                if app.config.production && usage == GatewayUse::None {
+                    app.gateway = Arc::new(ObservedGateway::new(
+                        Arc::new(NoGateway),
+                        app.metrics.clone(),
+                    ));
+                }
+                Ok(app)
             }
             Backend::Aws => {
                 // One SDK configuration per process: every client shares its credentials.
@@ -55,7 +73,7 @@ impl App {
                     config.dependency_timeout,
                 )
                 .await;
-                Self::on_aws(config, &aws).await
+                Self::on_aws_for(config, &aws, usage).await
             }
         }
     }
@@ -65,6 +83,12 @@ impl App {
     /// here, once per process, and reused by every invocation; none connects before its first
     /// use, and the keys are read at the first token signed or checked, then cached.
     pub async fn on_aws(config: Config, aws: &Aws) -> Result<Self> {
+        Self::on_aws_for(config, aws, GatewayUse::MovesMoney).await
+    }
+
+    /// [`App::on_aws`] for a function that does (or does not) move money: the gateway's secret
+    /// is read from Secrets Manager here, once, when `PAYMENT_GATEWAY_SECRET_ARN` names it.
+    pub async fn on_aws_for(config: Config, aws: &Aws, usage: GatewayUse) -> Result<Self> {
         let tokens = access_tokens(&config, Some(aws))?;
         let store = Arc::new(DynamoStore::from_aws(aws, &config));
         let url = config
@@ -76,7 +100,7 @@ impl App {
             config.lock,
             config.dependency_timeout,
         )?);
-        let gateway = gateway_of(&config)?;
+        let gateway = gateway_for(&config, aws, usage).await?;
         let login_throttle = Arc::new(RedisThrottle::new(&url, config.dependency_timeout)?);
         Self::assemble(Parts {
             login_throttle,
@@ -259,7 +283,11 @@ pub fn access_tokens(config: &Config, aws: Option<&Aws>) -> Result<AccessTokens>
             arn.clone(),
             secret(arn)?,
             config.token_keys_cache,
-            SigningKeyset::parse,
+            if config.production {
+                SigningKeyset::parse_for_production
+            } else {
+                SigningKeyset::parse
+            },
         )))),
     };
     let verifying = match &config.token_verifying_keys {
@@ -275,7 +303,11 @@ pub fn access_tokens(config: &Config, aws: Option<&Aws>) -> Result<AccessTokens>
             arn.clone(),
             secret(arn)?,
             config.token_keys_cache,
-            VerifyingKeysWithJwks::parse,
+            if config.production {
+                VerifyingKeysWithJwks::parse_for_production
+            } else {
+                VerifyingKeysWithJwks::parse
+            },
         )))),
     };
     Ok(AccessTokens::new(
@@ -288,7 +320,7 @@ pub fn access_tokens(config: &Config, aws: Option<&Aws>) -> Result<AccessTokens>
 }
 
 /// The payment gateway the configuration names: the HTTP gateway at `PAYMENT_GATEWAY_URL`
-/// (`cafe-pg`, or a real PG), else the in-process mock.
+/// (`cafe-pg`, or a real PG) with its inline secret key, else the in-process mock.
 fn gateway_of(config: &Config) -> Result<Arc<dyn PaymentGateway>> {
     match &config.payment_gateway_url {
         Some(url) => {
@@ -304,6 +336,41 @@ fn gateway_of(config: &Config) -> Result<Arc<dyn PaymentGateway>> {
             )?))
         }
         None => Ok(Arc::new(MockGateway::new(config.gateway))),
+    }
+}
+
+/// The gateway of a process on AWS: [`NoGateway`] for a function that moves no money in
+/// production; the HTTP gateway with its secret key read from `PAYMENT_GATEWAY_SECRET_ARN` when
+/// that names one; otherwise as [`gateway_of`]. A secret that cannot be read is a start-up error:
+/// a function that moves money never starts with a gateway it cannot authenticate to.
+async fn gateway_for(
+    config: &Config,
+    aws: &Aws,
+    usage: GatewayUse,
+) -> Result<Arc<dyn PaymentGateway>> {
+    if config.production && usage == GatewayUse::None {
+        return Ok(Arc::new(NoGateway));
+    }
+    config.check_gateway(usage)?;
+    match (
+        &config.payment_gateway_url,
+        &config.payment_gateway_secret_arn,
+    ) {
+        (Some(url), Some(arn)) if config.payment_gateway_secret.is_none() => {
+            let secret = fetch_secret_string(arn, &aws.secrets_manager())
+                .await
+                .map_err(|error| {
+                    Error::Internal(format!(
+                        "the payment gateway's secret key could not be read: {error}"
+                    ))
+                })?;
+            Ok(Arc::new(HttpGateway::new(
+                url,
+                &secret,
+                config.gateway_timeout,
+            )?))
+        }
+        _ => gateway_of(config),
     }
 }
 

@@ -41,6 +41,18 @@ impl TokenKey {
     }
 }
 
+/// Whether a function moves money. Each function crate says so (`GATEWAY` in its `lib.rs`): only
+/// payment, cancellation and reconciliation charge, refund or look charges up. In production a
+/// function that moves money refuses to start without a real gateway, and the others get
+/// `NoGateway`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayUse {
+    /// Charges, refunds or reconciles.
+    MovesMoney,
+    /// Never calls the gateway.
+    None,
+}
+
 /// Where a keyset comes from.
 #[derive(Debug, Clone)]
 pub enum KeySetting<T> {
@@ -162,8 +174,12 @@ pub struct Config {
     /// `PAYMENT_GATEWAY_URL`: the HTTP gateway (`cafe-pg`, or a real PG) instead of the
     /// in-process mock.
     pub payment_gateway_url: Option<String>,
-    /// `PAYMENT_GATEWAY_SECRET_KEY`: the gateway's secret key (Basic auth). Never logged.
+    /// `PAYMENT_GATEWAY_SECRET_KEY`: the gateway's secret key (Basic auth), inline. Never logged;
+    /// refused in production.
     pub payment_gateway_secret: Option<String>,
+    /// `PAYMENT_GATEWAY_SECRET_ARN`: the Secrets Manager secret holding the gateway's secret key,
+    /// read once at start by the functions that move money. What production uses.
+    pub payment_gateway_secret_arn: Option<String>,
     /// `GATEWAY_TIMEOUT_MS`: one gateway call; past it the outcome is unknown.
     pub gateway_timeout: Duration,
     pub history_retention_days: i64,
@@ -199,6 +215,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             payment_gateway_url: None,
             payment_gateway_secret: None,
+            payment_gateway_secret_arn: None,
             gateway_timeout: Duration::from_secs(3),
             history_retention_days: 400,
             dependency_timeout: Duration::from_secs(3),
@@ -227,7 +244,53 @@ impl Vars<'_> {
     }
 }
 
+/// What production never runs with: token keys given inline (a keyset in an environment variable
+/// is in every log of the configuration and every copy of the template), a payment gateway
+/// reached without TLS, or its secret key in a plain environment variable.
+fn refuse_unsafe_in_production(
+    signing: &KeySetting<crate::auth::SigningKeyset>,
+    verifying: &KeySetting<crate::auth::Jwks>,
+    gateway_url: Option<&str>,
+    inline_gateway_secret: bool,
+) -> Result<()> {
+    let refuse = |why: &str| Err(Error::Internal(format!("refused in production: {why}")));
+    if matches!(signing, KeySetting::Inline(_)) {
+        return refuse("TOKEN_SIGNING_KEYS (inline keys); use TOKEN_SIGNING_KEYS_ARN");
+    }
+    if matches!(verifying, KeySetting::Inline(_)) {
+        return refuse("TOKEN_VERIFYING_KEYS (inline keys); use TOKEN_VERIFYING_KEYS_ARN");
+    }
+    if inline_gateway_secret {
+        return refuse(
+            "PAYMENT_GATEWAY_SECRET_KEY (a plain variable); use PAYMENT_GATEWAY_SECRET_ARN",
+        );
+    }
+    if gateway_url.is_some_and(|url| !url.starts_with("https://")) {
+        return refuse("PAYMENT_GATEWAY_URL must be an https:// URL");
+    }
+    Ok(())
+}
+
 impl Config {
+    /// Checks, before anything is built, that a function that moves money can reach a real
+    /// gateway: in production `PAYMENT_GATEWAY_URL` (https, checked when read) and
+    /// `PAYMENT_GATEWAY_SECRET_ARN` are required; elsewhere the mock stands in.
+    pub fn check_gateway(&self, usage: GatewayUse) -> Result<()> {
+        let moves_money = usage == GatewayUse::MovesMoney;
+        if !(self.production && moves_money) {
+            return Ok(());
+        }
+        if self.payment_gateway_url.is_none() || self.payment_gateway_secret_arn.is_none() {
+            return Err(Error::Internal(
+                "refused in production: a function that charges, refunds or reconciles needs \
+                 PAYMENT_GATEWAY_URL (https) and PAYMENT_GATEWAY_SECRET_ARN; the mock gateway \
+                 never runs in production"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads the environment. Fails (a start-up error) in production without the token keys the
     /// function needs (`token_key`), and on a keyset that does not parse.
     pub fn from_env(token_key: TokenKey) -> Result<Self> {
@@ -301,6 +364,16 @@ impl Config {
         } else {
             (signing, false)
         };
+        let payment_gateway_url = vars.get("PAYMENT_GATEWAY_URL");
+        let payment_gateway_secret = vars.get("PAYMENT_GATEWAY_SECRET_KEY");
+        if production {
+            refuse_unsafe_in_production(
+                &signing,
+                &verifying,
+                payment_gateway_url.as_deref(),
+                payment_gateway_secret.is_some(),
+            )?;
+        }
         let mut argon2 = defaults.argon2;
         if let Some(v) = vars.parse("ARGON2_MEMORY_KIB")? {
             argon2.memory_kib = v;
@@ -399,8 +472,9 @@ impl Config {
                 }
             },
             gateway,
-            payment_gateway_url: vars.get("PAYMENT_GATEWAY_URL"),
-            payment_gateway_secret: vars.get("PAYMENT_GATEWAY_SECRET_KEY"),
+            payment_gateway_url,
+            payment_gateway_secret,
+            payment_gateway_secret_arn: vars.get("PAYMENT_GATEWAY_SECRET_ARN"),
             gateway_timeout: vars
                 .parse::<u64>("GATEWAY_TIMEOUT_MS")?
                 .map(|ms| Duration::from_millis(ms.max(1)))

@@ -8,6 +8,9 @@ use lambda_http::{Body, Request, Response};
 
 /// This function verifies the bearer token.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Verifies;
+/// Charges, refunds or reconciles: in production this function refuses to start without a real
+/// payment gateway (`PAYMENT_GATEWAY_URL`, https, and `PAYMENT_GATEWAY_SECRET_ARN`).
+pub const GATEWAY: cafe::gateway::GatewayUse = cafe::gateway::GatewayUse::MovesMoney;
 
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
     http::serve("order-cancel", &req, &app.metrics, cancel(&req, app)).await

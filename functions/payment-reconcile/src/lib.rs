@@ -10,6 +10,9 @@ use std::time::{Duration, SystemTime};
 
 /// This function checks no token, so it never reads the token key.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::NotUsed;
+/// Charges, refunds or reconciles: in production this function refuses to start without a real
+/// payment gateway (`PAYMENT_GATEWAY_URL`, https, and `PAYMENT_GATEWAY_SECRET_ARN`).
+pub const GATEWAY: cafe::gateway::GatewayUse = cafe::gateway::GatewayUse::MovesMoney;
 
 /// Time kept in hand before the Lambda deadline: the attempt in flight (its gateway calls and
 /// its commit) must finish inside it.

@@ -34,6 +34,16 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("payment-reconcile", payment_reconcile::TOKEN_KEY),
 ];
 
+/// Whether a deployed function moves money (its crate's `GATEWAY`; `None` for the rest).
+pub fn gateway_use(function: &str) -> cafe::gateway::GatewayUse {
+    match function {
+        "payment-create" => payment_create::GATEWAY,
+        "order-cancel" => order_cancel::GATEWAY,
+        "payment-reconcile" => payment_reconcile::GATEWAY,
+        _ => cafe::gateway::GatewayUse::None,
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

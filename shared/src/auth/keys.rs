@@ -140,6 +140,24 @@ impl SigningKeyset {
         }
     }
 
+    /// True when any of its keys is one of [`SigningKeyset::development`]'s: a keyset whose
+    /// private halves are in this repository.
+    pub fn holds_development_key(&self) -> bool {
+        let development = development_kids();
+        self.keys().any(|key| development.contains(&key.kid))
+    }
+
+    /// [`SigningKeyset::parse`], refusing the development keyset: what production reads.
+    pub fn parse_for_production(json: &str) -> Result<Self> {
+        let keyset = Self::parse(json)?;
+        if keyset.holds_development_key() {
+            return Err(Error::Internal(
+                "the token signing keyset holds a development key, refused in production".into(),
+            ));
+        }
+        Ok(keyset)
+    }
+
     /// Parses and checks the private secret's JSON.
     pub fn parse(json: &str) -> Result<Self> {
         let keyset: Self = serde_json::from_str(json).map_err(|e| {
@@ -254,7 +272,32 @@ pub struct Jwks {
     pub keys: Vec<PublicJwk>,
 }
 
+/// The key ids of [`SigningKeyset::development`]: public, since its seeds are in this repository.
+fn development_kids() -> Vec<String> {
+    SigningKeyset::development()
+        .keys()
+        .map(|key| key.kid.clone())
+        .collect()
+}
+
 impl Jwks {
+    /// True when it publishes a key of [`SigningKeyset::development`].
+    pub fn holds_development_key(&self) -> bool {
+        let development = development_kids();
+        self.keys.iter().any(|jwk| development.contains(&jwk.kid))
+    }
+
+    /// [`Jwks::parse`], refusing the development keys: what production reads.
+    pub fn parse_for_production(json: &str) -> Result<Self> {
+        let jwks = Self::parse(json)?;
+        if jwks.holds_development_key() {
+            return Err(Error::Internal(
+                "the token verifying keys hold a development key, refused in production".into(),
+            ));
+        }
+        Ok(jwks)
+    }
+
     pub fn parse(json: &str) -> Result<Self> {
         let jwks: Self = serde_json::from_str(json)
             .map_err(|e| Error::Internal(format!("the token verifying keys are not valid: {e}")))?;

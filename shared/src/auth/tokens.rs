@@ -175,6 +175,11 @@ impl VerifyingKeysWithJwks {
     pub fn parse(json: &str) -> Result<Self> {
         Self::new(Jwks::parse(json)?)
     }
+
+    /// [`VerifyingKeysWithJwks::parse`], refusing the development keys.
+    pub fn parse_for_production(json: &str) -> Result<Self> {
+        Self::new(Jwks::parse_for_production(json)?)
+    }
 }
 
 /// Issues and verifies access tokens.

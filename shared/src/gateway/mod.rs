@@ -16,6 +16,7 @@
 mod http;
 mod mock;
 
+pub use crate::config::GatewayUse;
 pub use http::HttpGateway;
 pub use mock::{Ledger, LedgerEntry, MockGateway};
 
@@ -52,6 +53,35 @@ pub trait PaymentGateway: Send + Sync {
     ) -> Result<()>;
     /// The transaction made under `idempotency_key`, if any: what a request that died charged.
     async fn find_charge(&self, idempotency_key: &str) -> Result<Option<String>>;
+}
+
+/// The gateway of a function that moves no money (in production): every call fails closed, so a
+/// gateway call added to such a function by mistake can never reach the in-process mock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGateway;
+
+impl NoGateway {
+    fn refused<T>() -> Result<T> {
+        tracing::error!("a payment gateway call in a function that moves no money");
+        Err(Error::Internal(
+            "this function has no payment gateway".into(),
+        ))
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for NoGateway {
+    async fn charge(&self, _: &Charge<'_>) -> Result<String> {
+        Self::refused()
+    }
+
+    async fn refund(&self, _: &str, _: i64, _: &str) -> Result<()> {
+        Self::refused()
+    }
+
+    async fn find_charge(&self, _: &str) -> Result<Option<String>> {
+        Self::refused()
+    }
 }
 
 /// Bounds one gateway call: past `timeout` the outcome is unknown (503, repeatable).
