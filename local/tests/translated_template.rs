@@ -139,10 +139,11 @@ fn every_function_is_configured_as_its_code_needs() {
         // What Lambda itself sets.
         env.insert("AWS_LAMBDA_FUNCTION_NAME".into(), id.clone());
         // A parameter: whatever the deployer gives, its pattern holds it to https.
-        if let Some(url) = env.get_mut("PAYMENT_GATEWAY_URL") {
-            if url == "<PaymentGatewayUrl>" && gateway_url_must_be_https(&translated) {
-                *url = "https://pg.example/v1".into();
-            }
+        if let Some(url) = env.get_mut("PAYMENT_GATEWAY_URL")
+            && url == "<PaymentGatewayUrl>"
+            && gateway_url_must_be_https(&translated)
+        {
+            *url = "https://pg.example/v1".into();
         }
         let config = match Config::from_vars(*key, &|n| env.get(n).cloned()) {
             Ok(config) => config,
