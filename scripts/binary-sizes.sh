@@ -26,6 +26,6 @@ done
 printf '| **total** | %s MiB | %s |\n' "$(awk -v b="$total" 'BEGIN { printf "%.2f", b / 1048576 }')" "$total"
 
 if [ "$missing" -gt 0 ]; then
-  echo "$missing function(s) have no bootstrap under $LAMBDA_DIR: run cargo lambda build --release --arm64 --workspace" >&2
+  echo "$missing function(s) have no bootstrap under $LAMBDA_DIR: run cargo lambda build --release --arm64 with a --bin per function" >&2
   exit 1
 fi

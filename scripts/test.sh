@@ -23,9 +23,14 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+# The crash test builds only with cafe-local's fault-injection feature (off everywhere else).
+cargo clippy -p cafe-local --features fault-injection --all-targets -- -D warnings
 
 step "cargo test: unit, handler, HTTP, Redis and DynamoDB suites"
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
+
+step "cargo test: the crash test, in a debug build with the fault-injection hook (its only build)"
+cargo test -p cafe-local --features fault-injection --test crash_payments -- --test-threads="${TEST_THREADS:-4}"
 
 step "The deployed template: samtranslator's CloudFormation checked against the code"
 python "$ROOT/scripts/translate-template.py" template.yaml >"$RUN_DIR/translated-template.json"
@@ -65,6 +70,9 @@ if [ -z "${SKIP_LAMBDA_BUILD:-}" ]; then
     fi
   done
   echo "$(ls .aws-sam/build/*Function/bootstrap | wc -l) arm64 bootstraps in .aws-sam/build"
+  step "What sam build packaged carries no fault-injection hook"
+  CAFE_SAM_BUILD_DIR="$ROOT/.aws-sam/build" \
+    cargo test -p cafe-local --test deployed_binaries -- --ignored
 
   restart_moto
   step "Every function's release binary under cargo-lambda's Lambda emulator"

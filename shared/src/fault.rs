@@ -1,8 +1,18 @@
 //! Pause points: named steps where a crash test stops a process (only with the cargo feature
 //! `fault-injection`; without it every point compiles to nothing).
+//!
+//! The feature is for debug builds of the crash test only (`cargo test -p cafe-local --features
+//! fault-injection --test crash_payments`): a release build with it is refused at compile time,
+//! so no binary built for deployment can contain the hook, whatever the features unify to.
 
-/// Fault injection for the crash tests (cargo feature `fault-injection`, which only the local
-/// server enables; deployed functions are built without it and this is a no-op there). With
+#[cfg(all(feature = "fault-injection", not(debug_assertions)))]
+compile_error!(
+    "the fault-injection hook (CAFE_PAUSE_AT) is for debug test builds only; a release build \
+     never contains it: build without the `fault-injection` feature"
+);
+
+/// Fault injection for the crash tests (cargo feature `fault-injection`, which only the crash
+/// test's build of cafe-local turns on; everywhere else this is a no-op). With
 /// `CAFE_PAUSE_AT=<point>[,<point>…]`, a process that reaches `point` prints
 /// `CAFE_PAUSED_AT <point>` on stderr and stops there for good, so a test can `kill -9` it at
 /// exactly that step. Points: `payment:locked`, `payment:charged:<n>`, `payment:committed`,
