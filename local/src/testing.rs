@@ -59,6 +59,7 @@ pub struct TestRequest {
     query: HashMap<String, String>,
     headers: Vec<(String, String)>,
     body: Body,
+    source_ip: Option<String>,
 }
 
 pub fn request(method: &str, path: &str) -> TestRequest {
@@ -68,6 +69,7 @@ pub fn request(method: &str, path: &str) -> TestRequest {
         query: HashMap::new(),
         headers: Vec::new(),
         body: Body::Empty,
+        source_ip: None,
     }
 }
 
@@ -89,6 +91,12 @@ impl TestRequest {
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The caller's address, where API Gateway puts it (`requestContext.http.sourceIp`).
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        self.source_ip = Some(ip.to_owned());
         self
     }
 
@@ -118,11 +126,23 @@ impl TestRequest {
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }
-        builder
+        let req = builder
             .body(self.body)
             .expect("test request")
             .with_path_parameters(params)
-            .with_query_string_parameters(self.query)
+            .with_query_string_parameters(self.query);
+        match self.source_ip {
+            None => req,
+            Some(ip) => {
+                let mut context =
+                    lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default(
+                    );
+                context.http.source_ip = Some(ip);
+                req.with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(
+                    context,
+                ))
+            }
+        }
     }
 }
 

@@ -719,3 +719,365 @@ async fn many_emails_from_one_address_are_throttled_per_address() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// A log-in from `ip`, presenting `device_token` when given: status and body.
+async fn login_on_device(
+    t: &cafe_local::testing::TestApp,
+    email: &str,
+    password: &str,
+    ip: &str,
+    device_token: Option<&str>,
+) -> (u16, Value) {
+    let mut body = json!({"email": email, "password": password});
+    if let Some(token) = device_token {
+        body["deviceToken"] = json!(token);
+    }
+    let mut req = cafe_local::testing::request("POST", "/auth/login")
+        .json(&body)
+        .build();
+    let mut context =
+        lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+    context.http.source_ip = Some(ip.to_owned());
+    req = lambda_http::RequestExt::with_request_context(
+        req,
+        lambda_http::request::RequestContext::ApiGatewayV2(context),
+    );
+    let response = cafe_local::dispatch("auth-login", req, &t.app).await;
+    let status = response.status().as_u16();
+    (status, cafe_local::testing::json_of(&response))
+}
+
+/// The owner's device token: what their last successful log-in answered.
+async fn owners_device(t: &cafe_local::testing::TestApp, email: &str) -> String {
+    let (status, body) =
+        login_on_device(t, email, cafe_local::testing::PASSWORD, "192.0.2.200", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["result"]["deviceToken"]
+        .as_str()
+        .expect("a log-in answers a device token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_attacker_at_one_address_cannot_stop_the_owner_logging_in_from_their_device() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let owner = t.sign_up().await;
+    let mut device = owners_device(&t, &owner.email).await;
+    // The attacker keeps the email locked for strangers: ten failures a window, every window.
+    for round in 0..3 {
+        let mut refused = 0;
+        for _ in 0..15 {
+            let (status, _) =
+                login_on_device(&t, &owner.email, "guess", "203.0.113.66", None).await;
+            assert!(status == 401 || status == 429, "{status}");
+            refused += usize::from(status == 429);
+        }
+        assert_eq!(
+            refused, 5,
+            "round {round}: the email is locked for strangers"
+        );
+        // The owner, on their device (another address), gets in; and again with the renewed
+        // token the answer carries.
+        let (status, body) = login_on_device(
+            &t,
+            &owner.email,
+            cafe_local::testing::PASSWORD,
+            "198.51.100.20",
+            Some(&device),
+        )
+        .await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        device = body["result"]["deviceToken"]
+            .as_str()
+            .expect("renewed")
+            .to_owned();
+        // A stranger with the right password but no device token is still held back: that is
+        // the price of the lock, and what the device token lifts.
+        let (status, _) = login_on_device(
+            &t,
+            &owner.email,
+            cafe_local::testing::PASSWORD,
+            "198.51.100.21",
+            None,
+        )
+        .await;
+        assert_eq!(status, 429);
+        t.clock.advance(chrono::Duration::seconds(61));
+    }
+}
+
+#[tokio::test]
+async fn a_nat_neighbours_failures_do_not_lock_a_bystander_who_has_a_device_token() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let bystander = t.sign_up().await;
+    let device = owners_device(&t, &bystander.email).await;
+    let nat = "100.64.0.1";
+    // A neighbour behind the same address tries a leaked list: the address's 50, then refused.
+    for i in 0..60 {
+        let (status, _) =
+            login_on_device(&t, &format!("leaked{i}@cafe.example"), "guess", nat, None).await;
+        assert_eq!(status, if i < 50 { 401 } else { 429 }, "attempt {i}");
+    }
+    // The bystander's trusted device, same address: in.
+    let (status, body) = login_on_device(
+        &t,
+        &bystander.email,
+        cafe_local::testing::PASSWORD,
+        nat,
+        Some(&device),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Without the token they share the neighbour's fate.
+    let (status, _) = login_on_device(
+        &t,
+        &bystander.email,
+        cafe_local::testing::PASSWORD,
+        nat,
+        None,
+    )
+    .await;
+    assert_eq!(status, 429);
+}
+
+#[tokio::test]
+async fn guessing_stays_within_the_documented_rate_per_account() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let victim = t.sign_up().await;
+    // The attacker's own account gives them a real device token, for the wrong email.
+    let attacker = t.sign_up().await;
+    let attackers_device = owners_device(&t, &attacker.email).await;
+    let victims_device = owners_device(&t, &victim.email).await;
+    let forged = {
+        let (id, rest) = victims_device.split_once('.').expect("id");
+        let (expires, _) = rest.split_once('.').expect("expiry");
+        format!("{id}.{expires}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    };
+    let stretched = {
+        let (id, rest) = victims_device.split_once('.').expect("id");
+        let (_, mac) = rest.split_once('.').expect("mac");
+        format!("{id}.99999999999.{mac}")
+    };
+    let per_email = cafe::config::LoginThrottleConfig::default().per_email;
+    for window in 0..2 {
+        let mut guesses = 0;
+        // Every trick but the real token, from a fresh address each time.
+        for i in 0..40 {
+            let token = match i % 4 {
+                0 => None,
+                1 => Some(attackers_device.as_str()),
+                2 => Some(forged.as_str()),
+                _ => Some(stretched.as_str()),
+            };
+            let ip = format!("203.0.113.{}", i + 1);
+            let (status, body) = login_on_device(&t, &victim.email, "guess", &ip, token).await;
+            match status {
+                401 => guesses += 1,
+                429 => {}
+                other => panic!("{other}: {body}"),
+            }
+        }
+        assert_eq!(
+            guesses, per_email,
+            "window {window}: password checks per account per window"
+        );
+        t.clock.advance(chrono::Duration::seconds(61));
+    }
+}
+
+#[tokio::test]
+async fn a_stolen_device_token_alone_buys_only_its_own_few_guesses() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let owner = t.sign_up().await;
+    let device = owners_device(&t, &owner.email).await;
+    let per_device = cafe::config::LoginThrottleConfig::default().per_device;
+    let mut guesses = 0;
+    for i in 0..(per_device + 5) {
+        let (status, _) = login_on_device(
+            &t,
+            &owner.email,
+            "guess",
+            &format!("198.51.100.{i}"),
+            Some(&device),
+        )
+        .await;
+        guesses += u32::from(status == 401);
+    }
+    assert_eq!(guesses, per_device);
+    // The device is locked for the window; the email, for strangers, is not.
+    let (status, _) = login_on_device(
+        &t,
+        &owner.email,
+        cafe_local::testing::PASSWORD,
+        "198.51.100.99",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_malformed_device_token_is_a_400_naming_it() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let owner = t.sign_up().await;
+    for bad in [
+        json!(""),
+        json!("has space"),
+        json!("x".repeat(257)),
+        json!(5),
+    ] {
+        let req = cafe_local::testing::request("POST", "/auth/login")
+            .json(&json!({"email": owner.email, "password": "x", "deviceToken": bad}))
+            .build();
+        let response = cafe_local::dispatch("auth-login", req, &t.app).await;
+        let body = cafe_local::testing::json_of(&response);
+        assert_eq!(response.status().as_u16(), 400, "{body}");
+        assert!(
+            body["error"]["detailMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("deviceToken")),
+            "{body}"
+        );
+    }
+}
+
+/// A sign-up of a fresh email from `ip` with `password`: status, body and `Retry-After`.
+async fn sign_up_from(
+    t: &cafe_local::testing::TestApp,
+    ip: &str,
+    password: &str,
+) -> (u16, Value, Option<String>) {
+    sign_up_as(t, &cafe_local::testing::unique_email(), ip, password).await
+}
+
+/// [`sign_up_from`] with a chosen email.
+async fn sign_up_as(
+    t: &cafe_local::testing::TestApp,
+    email: &str,
+    ip: &str,
+    password: &str,
+) -> (u16, Value, Option<String>) {
+    let mut body = cafe_local::testing::sign_up_body(email);
+    body["password"] = json!(password);
+    let mut req = cafe_local::testing::request("POST", "/member")
+        .json(&body)
+        .build();
+    let mut context =
+        lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+    context.http.source_ip = Some(ip.to_owned());
+    req = lambda_http::RequestExt::with_request_context(
+        req,
+        lambda_http::request::RequestContext::ApiGatewayV2(context),
+    );
+    let response = cafe_local::dispatch("member-signup", req, &t.app).await;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let status = response.status().as_u16();
+    (status, cafe_local::testing::json_of(&response), retry_after)
+}
+
+/// The member id stored for `email`, if any.
+async fn stored(t: &cafe_local::testing::TestApp, email: &str) -> Option<String> {
+    cafe::store::MemberStore::find_member_by_email(t.parts.store.as_ref(), email)
+        .await
+        .expect("read")
+        .map(|m| m.member_id)
+}
+
+#[tokio::test]
+async fn sign_ups_are_throttled_per_source_address_before_any_hash() {
+    let t = cafe_local::testing::TestApp::new().await;
+    let limit = cafe::config::SignupThrottleConfig::default().per_source;
+    for i in 0..limit {
+        let (status, body, _) = sign_up_from(&t, "203.0.113.80", "correct horse battery").await;
+        assert_eq!(status, 201, "sign-up {i}: {body}");
+    }
+    let refused = cafe_local::testing::unique_email();
+    let (status, body, retry_after) =
+        sign_up_as(&t, &refused, "203.0.113.80", "correct horse battery").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "429CO000");
+    assert!(retry_after.is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s > 0)));
+    assert_eq!(stored(&t, &refused).await, None, "nobody stored");
+    // Another address signs up; after the window, this one may again.
+    let (status, _, _) = sign_up_from(&t, "203.0.113.81", "correct horse battery").await;
+    assert_eq!(status, 201);
+    t.clock.advance(chrono::Duration::seconds(601));
+    let (status, _, _) = sign_up_from(&t, "203.0.113.80", "correct horse battery").await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn the_most_common_breached_passwords_are_refused_at_sign_up() {
+    let t = cafe_local::testing::TestApp::new().await;
+    for common in [
+        "12345678",
+        "password",
+        "Password1",
+        "        ",
+        "qwertyuiop",
+        "aaaaaaaa",
+    ] {
+        let email = cafe_local::testing::unique_email();
+        let (status, body, _) = sign_up_as(&t, &email, "192.0.2.30", common).await;
+        assert_eq!(stored(&t, &email).await, None, "{common:?} stored nothing");
+        assert_eq!(status, 400, "{common:?}: {body}");
+        assert_eq!(body["error"]["code"], "400ME003", "{common:?}: {body}");
+        assert!(
+            body["error"]["detailMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("common")),
+            "{body}"
+        );
+    }
+    let (status, body, _) = sign_up_from(&t, "192.0.2.30", "kimchi stew at 7").await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_password_hash_does_not_hold_up_the_other_requests_of_the_process() {
+    // An Argon2 cost well above the tests' (tens of milliseconds), on ONE runtime thread: a hash
+    // computed on that thread would let nothing else run until it is done.
+    let mut config = cafe::testing::test_config();
+    config.argon2.memory_kib = 32 * 1024;
+    config.argon2.iterations = 3;
+    let t = cafe_local::testing::TestApp::with_config(config).await;
+    let app = &t.app;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let sign_up = async {
+        let (status, body) = cafe_local::testing::call(
+            app,
+            cafe_local::testing::request("POST", "/member")
+                .json(&cafe_local::testing::sign_up_body(
+                    &cafe_local::testing::unique_email(),
+                ))
+                .build(),
+        )
+        .await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (status, body)
+    };
+    let browse = async {
+        let mut served_meanwhile = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let (status, _) = cafe_local::testing::call(
+                app,
+                cafe_local::testing::request("GET", "/items").build(),
+            )
+            .await;
+            assert_eq!(status, 200);
+            served_meanwhile += 1;
+            tokio::task::yield_now().await;
+        }
+        served_meanwhile
+    };
+    let ((status, body), served) = tokio::join!(sign_up, browse);
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        served >= 5,
+        "only {served} menu reads were served while the password was hashed"
+    );
+}

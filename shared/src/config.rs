@@ -121,10 +121,15 @@ impl Default for LockConfig {
 /// Failed log-ins allowed per window (docs/login-throttle.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginThrottleConfig {
-    /// `LOGIN_LIMIT_PER_EMAIL`: attempts per email.
+    /// `LOGIN_LIMIT_PER_EMAIL`: attempts per email from clients without a device token: the
+    /// bound on guessing one account's password.
     pub per_email: u32,
-    /// `LOGIN_LIMIT_PER_SOURCE`: attempts per source address (a shared NAT is many people).
+    /// `LOGIN_LIMIT_PER_SOURCE`: attempts per source address from clients without a device token
+    /// (a shared NAT is many people).
     pub per_source: u32,
+    /// `LOGIN_LIMIT_PER_DEVICE`: attempts per trusted device (a valid device token), counted
+    /// apart from the email's and the address's.
+    pub per_device: u32,
     /// `LOGIN_WINDOW_SECONDS`: the sliding window.
     pub window: Duration,
 }
@@ -134,7 +139,27 @@ impl Default for LoginThrottleConfig {
         Self {
             per_email: 10,
             per_source: 50,
+            per_device: 10,
             window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Sign-ups allowed per source address per window: each costs a full Argon2id hash
+/// (docs/login-throttle.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignupThrottleConfig {
+    /// `SIGNUP_LIMIT_PER_SOURCE`: sign-ups per address (a cafe's Wi-Fi is many customers).
+    pub per_source: u32,
+    /// `SIGNUP_WINDOW_SECONDS`: the sliding window.
+    pub window: Duration,
+}
+
+impl Default for SignupThrottleConfig {
+    fn default() -> Self {
+        Self {
+            per_source: 20,
+            window: Duration::from_secs(600),
         }
     }
 }
@@ -168,6 +193,7 @@ pub struct Config {
     pub event_bus_name: String,
     pub lock: LockConfig,
     pub login_throttle: LoginThrottleConfig,
+    pub signup_throttle: SignupThrottleConfig,
     /// `LOCK_SCOPE`: `order` (default) or `order-and-items`.
     pub lock_scope: LockScope,
     pub gateway: GatewayConfig,
@@ -211,6 +237,7 @@ impl Default for Config {
             event_bus_name: "cafe".into(),
             lock: LockConfig::default(),
             login_throttle: LoginThrottleConfig::default(),
+            signup_throttle: SignupThrottleConfig::default(),
             lock_scope: LockScope::Order,
             gateway: GatewayConfig::default(),
             payment_gateway_url: None,
@@ -424,8 +451,18 @@ impl Config {
         if let Some(v) = vars.parse::<u32>("LOGIN_LIMIT_PER_SOURCE")? {
             login_throttle.per_source = v;
         }
+        if let Some(v) = vars.parse::<u32>("LOGIN_LIMIT_PER_DEVICE")? {
+            login_throttle.per_device = v;
+        }
         if let Some(v) = vars.parse::<u64>("LOGIN_WINDOW_SECONDS")? {
             login_throttle.window = Duration::from_secs(v.max(1));
+        }
+        let mut signup_throttle = defaults.signup_throttle;
+        if let Some(v) = vars.parse::<u32>("SIGNUP_LIMIT_PER_SOURCE")? {
+            signup_throttle.per_source = v;
+        }
+        if let Some(v) = vars.parse::<u64>("SIGNUP_WINDOW_SECONDS")? {
+            signup_throttle.window = Duration::from_secs(v.max(1));
         }
         Ok(Self {
             backend,
@@ -462,6 +499,7 @@ impl Config {
                 .unwrap_or(defaults.event_bus_name),
             lock,
             login_throttle,
+            signup_throttle,
             lock_scope: match vars.get("LOCK_SCOPE").as_deref() {
                 None | Some("order") => LockScope::Order,
                 Some("order-and-items") => LockScope::OrderAndItems,

@@ -31,8 +31,8 @@ pub enum Error {
     /// API Gateway has its own limits in front of the functions).
     #[error("request timeout")]
     RequestTimeout,
-    /// 429CO000 with `Retry-After`: too many failed log-ins for this email or from this address
-    /// in the window. Holds the seconds until a slot frees.
+    /// 429CO000 with `Retry-After`: too many failed log-ins for this email, address or device, or
+    /// too many sign-ups from this address, in the window. Holds the seconds until a slot frees.
     #[error("too many requests")]
     TooManyRequests(u32),
     /// 413CO000: body larger than 64 KiB.
@@ -53,6 +53,10 @@ pub enum Error {
     /// 400ME002: restore asked of a member that is not `WITHDRAWN` or past the 30-day window.
     #[error("member cannot be restored")]
     NotRestorable,
+    /// 400ME003: a sign-up password among the most common (breached) ones, or with no variety
+    /// (one character repeated, only spaces).
+    #[error("password too common")]
+    CommonPassword,
     /// 401ME000: wrong email or password (one answer for both).
     #[error("bad credentials")]
     BadCredentials,
@@ -135,7 +139,8 @@ impl Error {
                 Error::TooManyRequests(seconds) => (
                     429,
                     "429CO000",
-                    "Too many failed log-ins; try again after Retry-After seconds.".into(),
+                    "Too many attempts (log-ins or sign-ups) from here; try again after Retry-After seconds."
+                        .into(),
                     Some((*seconds).max(1)),
                 ),
                 Error::RequestTimeout => (
@@ -173,6 +178,14 @@ impl Error {
                     400,
                     "400ME002",
                     "Only a member withdrawn less than 30 days ago can be restored.".into(),
+                    None,
+                ),
+                Error::CommonPassword => (
+                    400,
+                    "400ME003",
+                    "This password is one of the most common (and most often breached) passwords, \
+                     or repeats one character: choose another."
+                        .into(),
                     None,
                 ),
                 Error::BadCredentials => (401, "401ME000", "Wrong email or password.".into(), None),

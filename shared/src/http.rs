@@ -198,6 +198,17 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters().first(name).map(str::to_owned)
 }
 
+/// The caller's address as API Gateway saw it (`requestContext.http.sourceIp`; the local server
+/// puts the peer address there). Never `X-Forwarded-For`, which the caller writes.
+pub fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+            context.http.source_ip.clone()
+        }
+        _ => None,
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header; missing or malformed → 401CO000.
 pub fn bearer_token(req: &Request) -> Result<&str> {
     let header = req

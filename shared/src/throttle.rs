@@ -14,7 +14,7 @@
 //! fail open, but bounded per instance (see the doc for why not closed). Keys are SHA-256 hashes:
 //! no email or address is ever stored in Redis or logged.
 
-use crate::config::LoginThrottleConfig;
+use crate::config::{LoginThrottleConfig, SignupThrottleConfig};
 use crate::error::{Error, Result};
 use crate::lock::redis::{bounded, shared_connection};
 use async_trait::async_trait;
@@ -57,6 +57,25 @@ pub fn login_keys(
         });
     }
     keys
+}
+
+/// The key of a sign-up: its source address.
+pub fn signup_keys(config: &SignupThrottleConfig, source_ip: &str) -> Vec<ThrottleKey> {
+    let digest = Sha256::digest(format!("signup-ip\0{source_ip}").as_bytes());
+    vec![ThrottleKey {
+        key: format!("cafe:signup:ip:{}", URL_SAFE_NO_PAD.encode(digest)),
+        limit: config.per_source,
+    }]
+}
+
+/// The key of a log-in from a trusted device (a valid device token, `crate::auth::device`): that
+/// device alone, so strangers' failures on the email or the address never block it.
+pub fn device_login_keys(config: &LoginThrottleConfig, device_id: &str) -> Vec<ThrottleKey> {
+    let digest = Sha256::digest(format!("device\0{device_id}").as_bytes());
+    vec![ThrottleKey {
+        key: format!("cafe:login:device:{}", URL_SAFE_NO_PAD.encode(digest)),
+        limit: config.per_device,
+    }]
 }
 
 /// A reserved attempt, to give back if the log-in succeeds.

@@ -1,9 +1,8 @@
-//! `auth-login`: `POST /auth/login` → 200 `{memberId, accessToken, refreshToken}`.
+//! `auth-login`: `POST /auth/login` → 200 `{memberId, accessToken, refreshToken, deviceToken}`.
 
 use cafe::services::members;
 use cafe::{App, Error, Result, http};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -11,6 +10,9 @@ use serde::Deserialize;
 struct LoginRequest {
     email: String,
     password: String,
+    /// The device token an earlier sign-up or log-in answered on this device, if any.
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 impl http::Validate for LoginRequest {
@@ -20,6 +22,16 @@ impl http::Validate for LoginRequest {
         if self.password.is_empty() || self.password.chars().count() > 128 {
             return Err(Error::invalid("password"));
         }
+        let device_token_ok = |token: &String| {
+            (1..=256).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_graphic())
+        };
+        if self
+            .device_token
+            .as_ref()
+            .is_some_and(|t| !device_token_ok(t))
+        {
+            return Err(Error::invalid("deviceToken"));
+        }
         Ok(())
     }
 }
@@ -27,21 +39,19 @@ impl http::Validate for LoginRequest {
 /// This function signs tokens.
 pub const TOKEN_KEY: cafe::config::TokenKey = cafe::config::TokenKey::Signs;
 
-/// The caller's address as API Gateway saw it (`requestContext.http.sourceIp`; the local server
-/// puts the peer address there). Never `X-Forwarded-For`, which the caller writes.
-fn source_ip(req: &Request) -> Option<String> {
-    match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
-        _ => None,
-    }
-}
-
 pub async fn handle(req: Request, app: &App) -> Response<Body> {
     http::serve("auth-login", &req, &app.metrics, log_in(&req, app)).await
 }
 
 async fn log_in(req: &Request, app: &App) -> Result<Response<Body>> {
     let body: LoginRequest = http::parse_body(req)?;
-    let pair = members::log_in(app, &body.email, &body.password, source_ip(req).as_deref()).await?;
+    let pair = members::log_in(
+        app,
+        &body.email,
+        &body.password,
+        http::source_ip(req).as_deref(),
+        body.device_token.as_deref(),
+    )
+    .await?;
     Ok(http::success(200, &pair))
 }

@@ -43,6 +43,7 @@ async fn sign_up(req: &Request, app: &App) -> Result<Response<Body>> {
         phone_number: body.phone_number,
         gender: body.gender,
         password: body.password,
+        source_ip: http::source_ip(req),
     };
     let pair = members::sign_up(app, input).await?;
     Ok(http::success(201, &pair))

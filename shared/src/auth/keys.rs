@@ -226,6 +226,18 @@ impl SigningKeyset {
             })
     }
 
+    /// HMAC-SHA256 of `payload` under the refresh secret, in the device tokens' own domain
+    /// (`crate::auth::device`): every signer computes and checks the same MAC, nobody without
+    /// the secret can.
+    pub fn device_mac(&self, payload: &str) -> Result<String> {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.refresh_secret_bytes()?)
+            .map_err(|_| Error::Internal("refresh secret rejected by HMAC".into()))?;
+        mac.update(b"cafe device token\0");
+        mac.update(payload.as_bytes());
+        Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
     /// The refresh token that succeeds `presented`: HMAC-SHA256 under the refresh secret, so
     /// every signer computes the same successor for the same token, and nobody without the
     /// secret can compute it.

@@ -1,6 +1,7 @@
 //! Authentication: access tokens (EdDSA JWT, Ed25519 keys with rotation), refresh tokens
 //! (random, stored hashed, rotated), passwords (Argon2id).
 
+pub mod device;
 pub mod keys;
 pub mod password;
 pub mod refresh;

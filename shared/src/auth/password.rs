@@ -89,6 +89,31 @@ impl PasswordHasher {
         let _ = self.verify(password, &self.decoy_hash);
         false
     }
+
+    /// [`PasswordHasher::hash`] on a blocking thread: an Argon2id hash is milliseconds of CPU and
+    /// 19 MiB, and on the runtime's own threads a sign-up flood would stall every other request
+    /// of the process (the local server serves them all).
+    pub async fn hash_async(&self, password: &str) -> Result<String> {
+        let (hasher, password) = (self.clone(), password.to_owned());
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .map_err(|e| Error::Internal(format!("password hashing did not finish: {e}")))?
+    }
+
+    /// [`PasswordHasher::verify`] on a blocking thread (see [`PasswordHasher::hash_async`]).
+    pub async fn verify_async(&self, password: &str, hash: &str) -> bool {
+        let (hasher, password, hash) = (self.clone(), password.to_owned(), hash.to_owned());
+        tokio::task::spawn_blocking(move || hasher.verify(&password, &hash))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// [`PasswordHasher::verify_decoy`] on a blocking thread.
+    pub async fn verify_decoy_async(&self, password: &str) -> bool {
+        let decoy = self.decoy_hash.clone();
+        let _ = self.verify_async(password, &decoy).await;
+        false
+    }
 }
 
 /// A PHC string with the configured parameters, a random salt and a random output: verifying
@@ -136,5 +161,55 @@ mod tests {
             (params.memory_kib, params.iterations, params.parallelism)
         );
         assert_eq!(parsed.hash.map(|h| h.len()), Some(32));
+    }
+}
+
+/// The most common passwords of 8 characters or more, lowercased and sorted
+/// (`shared/data/README.md`: from Django's list, BSD-3-Clause).
+const COMMON_PASSWORDS: &str = include_str!("../../data/common-passwords.txt");
+
+/// True when `password` (in any case) is among the most common breached passwords, or has no
+/// variety at all (one character repeated: `aaaaaaaa`, eight spaces). Sign-up refuses these
+/// (400ME003); log-in never asks, so a member with such an old password still gets in.
+pub fn is_too_common(password: &str) -> bool {
+    static LIST: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let mut chars = password.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return true;
+    }
+    let list = LIST.get_or_init(|| COMMON_PASSWORDS.lines().collect());
+    list.binary_search(&password.to_lowercase().as_str())
+        .is_ok()
+}
+
+#[cfg(test)]
+mod common_password_tests {
+    use super::*;
+
+    #[test]
+    fn the_list_is_sorted_and_the_usual_suspects_are_on_it() {
+        let list: Vec<&str> = COMMON_PASSWORDS.lines().collect();
+        assert!(list.len() > 8_000);
+        assert!(
+            list.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates"
+        );
+        for common in [
+            "12345678",
+            "password",
+            "PASSWORD",
+            "Password1",
+            "iloveyou",
+            "qwertyuiop",
+        ] {
+            assert!(is_too_common(common), "{common}");
+        }
+        for weak in ["        ", "aaaaaaaa", "11111111111"] {
+            assert!(is_too_common(weak), "{weak:?}");
+        }
+        for fine in ["correct horse battery", "8 chars!", "Kim Minji 1995-04-12"] {
+            assert!(!is_too_common(fine), "{fine}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Member and auth use cases: sign-up, login, refresh, profile, withdraw, restore. Also the input
 //! rules of member fields, shared by the request types of the function crates.
 
+use crate::auth::device::{issue_device_token, trusted_device};
 use crate::auth::refresh::{hash_refresh_token, is_well_formed, new_refresh_token};
 use crate::clock::rfc3339;
 use crate::deps::{HasClock, HasConfig, HasLoginThrottle, HasPasswords, HasStore, HasTokens};
@@ -9,7 +10,7 @@ use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus, Role};
 use crate::error::{Error, Result};
 use crate::services::history::{HistoryRow, history_rows};
 use crate::store::{RefreshTokenRecord, RotationMark};
-use crate::throttle::login_keys;
+use crate::throttle::{device_login_keys, login_keys, signup_keys};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -22,6 +23,8 @@ pub struct SignUp {
     pub gender: Gender,
     pub birth: NaiveDate,
     pub password: String,
+    /// The caller's address as API Gateway saw it: sign-ups are throttled per address.
+    pub source_ip: Option<String>,
 }
 
 /// What sign-up, login and refresh answer.
@@ -31,6 +34,10 @@ pub struct TokenPair {
     pub member_id: String,
     pub access_token: String,
     pub refresh_token: String,
+    /// After a sign-up or a log-in: the token that makes this device trusted at the next log-in
+    /// (`crate::auth::device`). Not on a refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 /// `GET /member/{memberId}`: everything but the password hash.
@@ -76,10 +83,27 @@ pub trait SessionDeps: HasStore + HasClock + HasConfig + HasTokens {}
 
 impl<T: HasStore + HasClock + HasConfig + HasTokens + ?Sized> SessionDeps for T {}
 
-/// Registers a `SERVICE` member and logs them in. A taken email (any case) → 400ME000.
-pub async fn sign_up(deps: &(impl SessionDeps + HasPasswords), input: SignUp) -> Result<TokenPair> {
+/// Registers a `SERVICE` member and logs them in. A taken email (any case) → 400ME000. Each
+/// sign-up costs a full Argon2id hash, so before it is computed the attempt is reserved on the
+/// throttle per source address (kept, success or not): over the limit → 429CO000 with
+/// `Retry-After` (docs/login-throttle.md).
+pub async fn sign_up(
+    deps: &(impl SessionDeps + HasPasswords + HasLoginThrottle),
+    input: SignUp,
+) -> Result<TokenPair> {
     let now = deps.clock().now();
     check_birth_in_past(input.birth, now)?;
+    if let Some(ip) = input.source_ip.as_deref() {
+        let throttle = &deps.config().signup_throttle;
+        deps.login_throttle()
+            .reserve(&signup_keys(throttle, ip), throttle.window, now)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, Error::TooManyRequests(_)) {
+                    tracing::warn!("sign-up throttled");
+                }
+            })?;
+    }
     let member = Member {
         member_id: crate::ids::new_id(now),
         name: input.name.trim().to_owned(),
@@ -87,7 +111,7 @@ pub async fn sign_up(deps: &(impl SessionDeps + HasPasswords), input: SignUp) ->
         phone_number: input.phone_number,
         gender: Some(input.gender),
         birth: Some(input.birth),
-        password_hash: deps.passwords().hash(&input.password)?,
+        password_hash: deps.passwords().hash_async(&input.password).await?,
         status: MemberStatus::Service,
         role: Role::Customer,
         withdrawn_at: None,
@@ -105,11 +129,13 @@ pub async fn sign_up(deps: &(impl SessionDeps + HasPasswords), input: SignUp) ->
         .sign_up_member(&member, &event, &record)
         .await?;
     tracing::info!(member_id = %member.member_id, "member registered");
+    let keyset = deps.tokens().signing_keyset().await?;
     Ok(TokenPair {
         access_token: deps
             .tokens()
             .issue(&member.member_id, member.role, now)
             .await?,
+        device_token: Some(issue_device_token(&keyset, &member.email, None, now)?),
         member_id: member.member_id,
         refresh_token,
     })
@@ -117,18 +143,28 @@ pub async fn sign_up(deps: &(impl SessionDeps + HasPasswords), input: SignUp) ->
 
 /// Checks credentials and starts a new refresh-token family. Unknown email, wrong password and
 /// an `END` member all answer 401ME000 after one password verification, so neither the answer
-/// nor its timing tells which. Before any of that, the attempt is reserved on the login throttle
-/// (per email and per `source_ip`): over the limit → 429CO000 with `Retry-After`, the same for
-/// known and unknown emails, and no hash computed. A successful log-in gives its attempt back.
+/// nor its timing tells which. Before any of that, the attempt is reserved on the login throttle:
+/// per email and per `source_ip`, or, for a client presenting a valid `device_token` for this
+/// email, per that device alone (so strangers guessing at the email, or neighbours behind the
+/// same address, never lock the owner's devices out). Over the limit → 429CO000 with
+/// `Retry-After`, the same for known and unknown emails, and no hash computed. A successful
+/// log-in gives its attempt back and answers a (renewed) device token.
 pub async fn log_in(
     deps: &(impl SessionDeps + HasPasswords + HasLoginThrottle),
     email: &str,
     password: &str,
     source_ip: Option<&str>,
+    device_token: Option<&str>,
 ) -> Result<TokenPair> {
     let now = deps.clock().now();
     let email = normalize_email(email);
-    let keys = login_keys(&deps.config().login_throttle, &email, source_ip);
+    let keyset = deps.tokens().signing_keyset().await?;
+    let device = device_token.and_then(|token| trusted_device(&keyset, &email, token, now));
+    let throttle = &deps.config().login_throttle;
+    let keys = match &device {
+        Some(device_id) => device_login_keys(throttle, device_id),
+        None => login_keys(throttle, &email, source_ip),
+    };
     let reservation = deps
         .login_throttle()
         .reserve(&keys, deps.config().login_throttle.window, now)
@@ -141,19 +177,23 @@ pub async fn log_in(
     let found = deps.store().find_member_by_email(&email).await?;
     let member = match found {
         Some(member) => {
-            let matches = deps.passwords().verify(password, &member.password_hash);
+            let matches = deps
+                .passwords()
+                .verify_async(password, &member.password_hash)
+                .await;
             if !matches || member.status == MemberStatus::End {
                 return Err(Error::BadCredentials);
             }
             member
         }
         None => {
-            deps.passwords().verify_decoy(password);
+            deps.passwords().verify_decoy_async(password).await;
             return Err(Error::BadCredentials);
         }
     };
-    let pair = start_session(deps, &member.member_id, member.role, now).await?;
+    let mut pair = start_session(deps, &member.member_id, member.role, now).await?;
     deps.login_throttle().release(&reservation).await;
+    pair.device_token = Some(issue_device_token(&keyset, &email, device.as_deref(), now)?);
     Ok(pair)
 }
 
@@ -214,6 +254,7 @@ pub async fn refresh(deps: &impl SessionDeps, refresh_token: &str) -> Result<Tok
         access_token: access.token,
         member_id: member.member_id,
         refresh_token: next,
+        device_token: None,
     })
 }
 
@@ -316,6 +357,7 @@ async fn start_session(
         member_id: member_id.to_owned(),
         access_token: deps.tokens().issue(member_id, role, now).await?,
         refresh_token,
+        device_token: None,
     })
 }
 
@@ -390,11 +432,13 @@ pub fn check_phone_number(phone: &str) -> Result<()> {
 
 /// 8–128 characters.
 pub fn check_password(password: &str) -> Result<()> {
-    if (8..=128).contains(&password.chars().count()) {
-        Ok(())
-    } else {
-        Err(Error::invalid("password"))
+    if !(8..=128).contains(&password.chars().count()) {
+        return Err(Error::invalid("password"));
     }
+    if crate::auth::password::is_too_common(password) {
+        return Err(Error::CommonPassword);
+    }
+    Ok(())
 }
 
 /// A `YYYY-MM-DD` calendar date from 1900 on (whether it is past is checked against the clock
