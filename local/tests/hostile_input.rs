@@ -369,6 +369,31 @@ fn semantic_cases(w: &World, out: &mut Vec<Case>) {
             .json(&with(&staff_endpoints[1].valid, "/price", json!(-1))),
         &[BAD],
     ));
+    for (label, name) in [
+        ("markup", "Latte<script>alert(1)</script>"),
+        ("a control character", "Latte\u{1b}[31m"),
+        ("a right-to-left override", "\u{202E}ettaL"),
+        ("an isolate", "Latte\u{2066}x\u{2069}"),
+        ("a zero-width joiner", "Lat\u{200D}te"),
+    ] {
+        out.push(case(
+            format!("item-create: a name with {label}"),
+            staff_endpoints[1].base.clone().json(&with(
+                &staff_endpoints[1].valid,
+                "/name",
+                json!(name),
+            )),
+            &[BAD],
+        ));
+        out.push(case(
+            format!("item-update: a name with {label}"),
+            staff_endpoints[2]
+                .base
+                .clone()
+                .json(&json!({"version": 0, "name": name})),
+            &[BAD],
+        ));
+    }
     out.push(case(
         "item-update: nothing to change",
         staff_endpoints[2].base.clone().json(&json!({"version": 0})),
@@ -451,6 +476,21 @@ fn semantic_cases(w: &World, out: &mut Vec<Case>) {
         ("name with NUL", "/name", json!("Kim\u{0}Minji")),
         ("name with an ANSI escape", "/name", json!("\u{1b}[31mKim")),
         ("name with a newline", "/name", json!("Kim\nMinji")),
+        (
+            "name with markup",
+            "/name",
+            json!("<img src=x onerror=alert(1)>"),
+        ),
+        (
+            "name with a right-to-left override",
+            "/name",
+            json!("\u{202E}ijniM miK"),
+        ),
+        (
+            "name with a zero-width space",
+            "/name",
+            json!("Kim\u{200B}Minji"),
+        ),
         ("email without @", "/email", json!("hostile.cafe.example")),
         (
             "email with a space",

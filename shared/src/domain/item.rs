@@ -49,9 +49,13 @@ pub struct ItemPatch {
     pub active: Option<bool>,
 }
 
-/// 1–100 characters, not blank.
+/// 1–100 characters, not blank, plain text (no control, bidirectional or zero-width characters,
+/// no `<` or `>`: [`crate::domain::text`]).
 pub fn check_item_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || !crate::domain::text::is_plain_name(name)
+    {
         return Err(Error::invalid("name"));
     }
     Ok(())

@@ -6,6 +6,7 @@ pub mod history;
 pub mod item;
 pub mod member;
 pub mod order;
+pub mod text;
 
 pub use events::{DomainEvent, EventType};
 pub use history::{EntityKind, HistoryEntry};

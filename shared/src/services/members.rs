@@ -363,10 +363,11 @@ async fn start_session(
 
 // ---- Input rules. Each answers 400CO000 naming its field. ----
 
-/// 1–50 characters once trimmed, none of them a control character.
+/// 1–50 characters once trimmed, plain text: no control, bidirectional or zero-width
+/// characters, no `<` or `>` ([`crate::domain::text`]).
 pub fn check_name(name: &str) -> Result<()> {
     let len = name.trim().chars().count();
-    if (1..=50).contains(&len) && !name.trim().chars().any(char::is_control) {
+    if (1..=50).contains(&len) && crate::domain::text::is_plain_name(name.trim()) {
         Ok(())
     } else {
         Err(Error::invalid("name"))
@@ -534,7 +535,8 @@ mod tests {
         assert!(check_name("   ").is_err());
         assert!(check_name("Kim\0").is_err());
         assert!(check_name(&"a".repeat(51)).is_err());
-        assert!(check_password("12345678").is_ok());
+        assert!(check_password("k8!chars").is_ok());
+        assert_eq!(check_password("12345678"), Err(Error::CommonPassword));
         assert!(check_password("1234567").is_err());
         assert!(check_password(&"p".repeat(129)).is_err());
         assert_eq!(
