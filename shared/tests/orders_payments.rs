@@ -622,3 +622,54 @@ async fn idempotency_keys_replay_final_answers_and_retry_transient_ones() {
     let conflict = cafe::http::failure(&Error::IdempotencyConflict);
     assert_eq!(conflict.status(), 409);
 }
+
+#[tokio::test]
+async fn orders_created_in_the_same_millisecond_list_in_the_order_they_were_made() {
+    // A clock that stands still: every order is made in one millisecond.
+    let clock = Arc::new(cafe::clock::ManualClock::new(cafe::testing::epoch()));
+    let store: Arc<dyn cafe::store::Store> = Arc::new(MemoryStore::new());
+    let app = cafe::App::with_store(
+        cafe::testing::test_config(),
+        clock.clone(),
+        store.clone(),
+        local_lock(lock_config(10_000, 500)),
+    )
+    .expect("app");
+    let member = cafe::testing::stored_member(
+        store.as_ref(),
+        "cafe.example",
+        false,
+        cafe::testing::epoch(),
+    )
+    .await
+    .expect("member");
+    let cola = cafe::domain::item::seed_items()
+        .into_iter()
+        .next()
+        .expect("a seed item");
+    cafe::store::ItemStore::put_item(store.as_ref(), &cola)
+        .await
+        .expect("item");
+    let request = parse_order(&format!(
+        r#"{{"items":[{{"itemId":"{}","quantity":1}}]}}"#,
+        cola.item_id
+    ))
+    .expect("valid body");
+    let mut made = Vec::new();
+    for _ in 0..30 {
+        let order = orders::create_order(&app, &member.member_id, &request)
+            .await
+            .expect("order");
+        made.push(order.order_id);
+    }
+    let page = orders::list_orders(
+        &app,
+        &member,
+        &ListQuery::parse(Some("100"), None).expect("q"),
+    )
+    .await
+    .expect("list");
+    let listed: Vec<String> = page.orders.iter().map(|o| o.order_id.clone()).collect();
+    made.reverse();
+    assert_eq!(listed, made, "newest first, exactly as made");
+}
