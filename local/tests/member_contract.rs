@@ -197,6 +197,7 @@ async fn profile_shows_the_member_and_history_but_never_the_hash() {
             "gender": "FEMALE",
             "birth": "1995-04-12",
             "status": "SERVICE",
+            "role": "CUSTOMER",
             "createdAt": "2026-01-15T09:00:00.000Z",
             "history": [{"status": "SERVICE", "at": "2026-01-15T09:00:00.000Z"}],
         })

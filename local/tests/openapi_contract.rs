@@ -256,6 +256,7 @@ fn codes_from_the_error_enum() -> BTreeSet<String> {
         Error::EmailTaken,
         Error::NotInService,
         Error::NotRestorable,
+        Error::RoleNeedsService,
         Error::CommonPassword,
         Error::BadCredentials,
         Error::OutOfStock("x".into()),

@@ -351,3 +351,70 @@ async fn the_stored_role_is_the_authority() {
     assert_failure(status, &body, "404CO000");
     let _ = COLA;
 }
+
+#[tokio::test]
+async fn a_clerk_is_told_what_happened_when_an_edit_changes_nothing_or_a_grant_cannot_be_made() {
+    let t = TestApp::new().await;
+    let admin = cafe_local::testing::staff(&t.app, Role::Admin).await;
+    let clerk = cafe_local::testing::staff(&t.app, Role::Staff).await;
+    let item = ok(
+        &t,
+        request("POST", "/admin/items")
+            .bearer(&clerk.access)
+            .json(&json!({"name": "Latte", "price": 4500, "stock": 30}))
+            .build(),
+        201,
+    )
+    .await;
+    let path = format!("/admin/items/{}", item["itemId"].as_str().expect("id"));
+    // The same price again (a double tap): the item as it is, same version, nothing written.
+    let events_before = t.parts.events.types().len();
+    let same = ok(
+        &t,
+        request("PATCH", &path)
+            .bearer(&clerk.access)
+            .json(&json!({"version": 0, "price": 4500}))
+            .build(),
+        200,
+    )
+    .await;
+    assert_eq!(same, item);
+    assert_eq!(t.parts.events.types().len(), events_before, "no event");
+    // Nothing asked at all: the answer names what may be asked.
+    let (status, body) = t
+        .call(
+            request("PATCH", &path)
+                .bearer(&clerk.access)
+                .json(&json!({"version": 0}))
+                .build(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["detailMessage"],
+        "Parameter (name, price or active) is missing or invalid."
+    );
+    // A role for a withdrawn member: said as such, not as a withdrawal refused.
+    let leaving = t.sign_up().await;
+    let (status, _) = t
+        .call(
+            request("DELETE", &format!("/member/{}/withdraw", leaving.member_id))
+                .bearer(&leaving.access)
+                .build(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = t
+        .call(
+            request("PUT", &format!("/admin/members/{}/role", leaving.member_id))
+                .bearer(&admin.access)
+                .json(&json!({"role": "STAFF"}))
+                .build(),
+        )
+        .await;
+    assert_failure(status, &body, "400ME001");
+    assert_eq!(
+        body["error"]["detailMessage"],
+        "Only a member in service can be given a role."
+    );
+}

@@ -50,6 +50,9 @@ pub enum Error {
     /// 400ME001: withdraw asked of a member that is not `SERVICE`.
     #[error("member is not in service")]
     NotInService,
+    /// 400ME001: a role granted to a member who is not `SERVICE` (withdrawn or ended).
+    #[error("member is not in service")]
+    RoleNeedsService,
     /// 400ME002: restore asked of a member that is not `WITHDRAWN` or past the 30-day window.
     #[error("member cannot be restored")]
     NotRestorable,
@@ -172,6 +175,12 @@ impl Error {
                     400,
                     "400ME001",
                     "Only a member in service can withdraw.".into(),
+                    None,
+                ),
+                Error::RoleNeedsService => (
+                    400,
+                    "400ME001",
+                    "Only a member in service can be given a role.".into(),
                     None,
                 ),
                 Error::NotRestorable => (

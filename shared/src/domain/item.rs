@@ -91,9 +91,10 @@ pub fn check_stock_change(mode: StockMode, quantity: i64) -> Result<()> {
 }
 
 impl Item {
-    /// The item after `patch`, one version on. The caller's `expected_version` must be the
-    /// current one (409IT000 otherwise); a patch that changes nothing is refused (400CO000).
-    pub fn patched(&self, patch: &ItemPatch, expected_version: u64) -> Result<Item> {
+    /// The item after `patch`, one version on; `None` when the patch sets what the item already
+    /// has (nothing to write: a repeated or double-submitted edit). The caller's
+    /// `expected_version` must be the current one (409IT000 otherwise).
+    pub fn patched(&self, patch: &ItemPatch, expected_version: u64) -> Result<Option<Item>> {
         self.check_version(expected_version)?;
         let mut next = self.clone();
         if let Some(name) = &patch.name {
@@ -108,10 +109,10 @@ impl Item {
             next.active = active;
         }
         if next == *self {
-            return Err(Error::invalid("body"));
+            return Ok(None);
         }
         next.version = self.version + 1;
-        Ok(next)
+        Ok(Some(next))
     }
 
     /// The stock a change leads to from `self.stock` (never below 0: 400OR000).
@@ -185,11 +186,11 @@ mod tests {
             price: Some(1_800),
             ..ItemPatch::default()
         };
-        let next = item.patched(&patch, 0).expect("patched");
+        let next = item.patched(&patch, 0).expect("patched").expect("changed");
         assert_eq!((next.price, next.version, next.stock), (1_800, 1, 10));
         assert_eq!(next.patched(&patch, 0), Err(Error::VersionConflict));
-        // The same price again changes nothing.
-        assert_eq!(next.patched(&patch, 1), Err(Error::invalid("body")));
+        // The same price again changes nothing: nothing to write.
+        assert_eq!(next.patched(&patch, 1), Ok(None));
         let bad = ItemPatch {
             price: Some(-1),
             ..ItemPatch::default()

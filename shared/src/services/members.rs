@@ -51,6 +51,8 @@ pub struct Profile {
     pub gender: Gender,
     pub birth: String,
     pub status: MemberStatus,
+    /// `CUSTOMER`, `STAFF` or `ADMIN`: what the member's tokens may do.
+    pub role: Role,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub withdrawn_at: Option<String>,
     pub created_at: String,
@@ -283,6 +285,7 @@ fn profile_of(member: &Member, history: Vec<crate::domain::HistoryEntry>) -> Res
             .format("%Y-%m-%d")
             .to_string(),
         status: member.status,
+        role: member.role,
         withdrawn_at: member.withdrawn_at.map(rfc3339),
         created_at: rfc3339(member.created_at),
         history: history_rows(history),

@@ -99,7 +99,11 @@ pub async fn grant_role(
     let event = DomainEvent::role(member_id, role.as_str(), &admin.member_id, at);
     deps.store()
         .set_member_role(member_id, role, at, &event)
-        .await?;
+        .await
+        .map_err(|error| match error {
+            Error::NotInService => Error::RoleNeedsService,
+            other => other,
+        })?;
     tracing::info!(member_id, role = role.as_str(), granted_by = %admin.member_id, "role changed");
     Ok(RoleChange {
         member_id: member_id.to_owned(),
@@ -197,7 +201,8 @@ impl Validate for ItemPatchRequest {
             check_price(price)?;
         }
         if self.name.is_none() && self.price.is_none() && self.active.is_none() {
-            return Err(Error::invalid("body"));
+            // Nothing asked: say what may be.
+            return Err(Error::invalid("name, price or active"));
         }
         Ok(())
     }
@@ -215,7 +220,9 @@ async fn load_item(deps: &impl HasStore, item_id: &str) -> Result<Item> {
 }
 
 /// Changes name, price or active flag, only from the version the staff member read (409IT000).
-/// Orders already made keep the price they were made at (their lines copy it).
+/// Orders already made keep the price they were made at (their lines copy it). A patch that sets
+/// what the item already has writes nothing and answers the item as it is (same version): a
+/// repeated edit succeeds instead of failing.
 pub async fn update_item(
     deps: &(impl HasStore + HasClock),
     staff: &Member,
@@ -229,7 +236,10 @@ pub async fn update_item(
         price: request.price,
         active: request.active,
     };
-    let next = current.patched(&patch, request.version)?;
+    let Some(next) = current.patched(&patch, request.version)? else {
+        tracing::info!(item_id, staff_id = %staff.member_id, "item edit changed nothing");
+        return Ok(StaffItem::from(current));
+    };
     let at = deps.clock().now();
     let event = DomainEvent::item(EventType::ItemUpdated, &next, &staff.member_id, None, at);
     let history = update_history(&current, &next);
