@@ -7,12 +7,7 @@ async fn main() -> Result<(), Error> {
     let app = cafe::App::from_env(payment_reconcile::TOKEN_KEY).await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let app = &app;
-        async move {
-            let deadline = cafe::deadline::plausible(event.context.deadline());
-            payment_reconcile::handle(event.payload, deadline, app)
-                .await
-                .map_err(Error::from)
-        }
+        async move { payment_reconcile::invoke(event, app).await }
     }))
     .await
 }
