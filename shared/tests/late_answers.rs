@@ -14,8 +14,12 @@ mod late_support;
 mod order_support;
 
 use cafe::domain::attempt::AttemptState;
-use cafe::domain::{OrderStatus, PaymentType};
+use cafe::domain::item::StockMode;
+use cafe::domain::{Gender, Member, OrderStatus, PaymentType, Role};
+use cafe::services::members::{self, SignUp};
+use cafe::services::orders;
 use cafe::services::payments::{self, PaymentRequest};
+use cafe::services::staff::{self, FulfilmentRequest, ItemPatchRequest, RoleRequest, StockRequest};
 use cafe::store::dynamo::DynamoStore;
 use cafe::store::{Store, StoredResponse};
 use late_support::DelayingProxy;
@@ -241,4 +245,163 @@ async fn a_commit_answered_late_completes_once() {
     assert_eq!(h.stock(&item.item_id).await, 9);
     let again = pay(&h, &member.member_id, &request, Some("commit-1")).await;
     assert_eq!(again, answer);
+}
+
+// The same harness over the other writes that share the helpers: a re-sent transaction finds
+// its own event (fresh per call) already stored and counts as applied.
+
+/// The paid cancel's transaction (order `CANCELLED`, stock back, the refund attempt) is answered
+/// late: the cancellation stands (not 400OR001) and the charge is refunded now, not by the
+/// reconciler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_cancel_answered_late_cancels_and_refunds_now() {
+    let (h, proxy) = through_proxy().await;
+    let member = h.member().await;
+    let item = h.item(1_500, 10).await;
+    let (order_id, total) = h.order(&member, &[(&item.item_id, 2)]).await;
+    let paid = pay(&h, &member.member_id, &card(&order_id, total), None).await;
+    assert_eq!(paid.status, 200, "{paid:?}");
+    proxy.hold("TransactWriteItems", r#""S":"REFUNDING""#, 1);
+    let started = Instant::now();
+    let cancelled = orders::cancel_order(&h.app, &member, &order_id).await;
+    assert!(started.elapsed() < ANSWERED_WITHIN);
+    held(&proxy, "TransactWriteItems");
+    let cancelled = cancelled.expect("the cancellation applied");
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(h.order_status(&order_id).await, OrderStatus::Cancelled);
+    assert_eq!(h.stock(&item.item_id).await, 10);
+    assert_eq!(h.gateway.counts(&order_id), (1, 1, 0));
+}
+
+/// An admin (the stored role is not re-read by these use cases).
+async fn staff_member(h: &Harness) -> Member {
+    Member {
+        role: Role::Admin,
+        ..h.member().await
+    }
+}
+
+/// A price edit answered late stands (version 1), not 409IT000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_edit_answered_late_stands() {
+    let (h, proxy) = through_proxy().await;
+    let admin = staff_member(&h).await;
+    let item = h.item(1_500, 10).await;
+    proxy.hold("TransactWriteItems", "ItemUpdated", 1);
+    let patch = ItemPatchRequest {
+        version: 0,
+        name: None,
+        price: Some(1_800),
+        active: None,
+    };
+    let edited = staff::update_item(&h.app, &admin, &item.item_id, &patch).await;
+    held(&proxy, "TransactWriteItems");
+    assert_eq!(edited.expect("the edit applied").version, 1);
+    let stored = stored_item(&h, &item.item_id).await;
+    assert_eq!((stored.price, stored.version), (1_800, 1));
+}
+
+/// A stock delivery answered late stands once (stock 15, version 1), not 409IT000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_change_answered_late_stands_once() {
+    let (h, proxy) = through_proxy().await;
+    let admin = staff_member(&h).await;
+    let item = h.item(1_500, 10).await;
+    proxy.hold("TransactWriteItems", "ItemStockChanged", 1);
+    let delivery = StockRequest {
+        mode: StockMode::Add,
+        quantity: 5,
+        reason: "delivery".into(),
+        version: 0,
+    };
+    let stocked = staff::change_stock(&h.app, &admin, &item.item_id, &delivery).await;
+    held(&proxy, "TransactWriteItems");
+    assert_eq!(stocked.expect("the stock change applied").version, 1);
+    let stored = stored_item(&h, &item.item_id).await;
+    assert_eq!((stored.stock, stored.version), (15, 1));
+}
+
+/// A fulfilment step answered late stands (`PREPARING`), not 400OR001 (the store now says so;
+/// the use case also read the order back after a refused step, so this one passed before too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fulfilment_step_answered_late_stands() {
+    let (h, proxy) = through_proxy().await;
+    let admin = staff_member(&h).await;
+    let member = h.member().await;
+    let item = h.item(1_500, 10).await;
+    let (order_id, total) = h.order(&member, &[(&item.item_id, 1)]).await;
+    let paid = pay(&h, &member.member_id, &card(&order_id, total), None).await;
+    assert_eq!(paid.status, 200, "{paid:?}");
+    proxy.hold("TransactWriteItems", "OrderFulfilmentAdvanced", 1);
+    let preparing = FulfilmentRequest {
+        status: "PREPARING".into(),
+    };
+    let advanced = staff::advance_order(&h.app, &admin, &order_id, &preparing).await;
+    held(&proxy, "TransactWriteItems");
+    advanced.expect("the step applied");
+    assert_eq!(h.order_status(&order_id).await, OrderStatus::Preparing);
+}
+
+/// A role grant answered late stands, not 500 ("role change cancelled": the re-send's role
+/// condition holds, only its event row is there already).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_grant_answered_late_stands() {
+    let (h, proxy) = through_proxy().await;
+    let admin = staff_member(&h).await;
+    let member = h.member().await;
+    proxy.hold("TransactWriteItems", "MemberRoleChanged", 1);
+    let staff_role = RoleRequest {
+        role: "STAFF".into(),
+    };
+    let granted = staff::grant_role(&h.app, &admin, &member.member_id, &staff_role).await;
+    held(&proxy, "TransactWriteItems");
+    granted.expect("the grant applied");
+    let stored = h
+        .app
+        .store
+        .get_member(&member.member_id)
+        .await
+        .expect("read")
+        .expect("member");
+    assert_eq!(stored.role, Role::Staff);
+}
+
+async fn stored_item(h: &Harness, item_id: &str) -> cafe::domain::Item {
+    h.app
+        .store
+        .get_item(item_id)
+        .await
+        .expect("read")
+        .expect("item")
+}
+
+/// Sign-up answered late: the member is registered and gets its tokens — not 400ME000 for its
+/// own email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_answered_late_registers_the_member() {
+    let (h, proxy) = through_proxy().await;
+    proxy.hold("TransactWriteItems", "MemberRegistered", 1);
+    let email = format!("{}@late.test", ulid::Ulid::new().to_string().to_lowercase());
+    let signed_up = members::sign_up(
+        &h.app,
+        SignUp {
+            name: "Late".into(),
+            email: email.clone(),
+            phone_number: "010-1234-5678".into(),
+            gender: Gender::Female,
+            birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 17).expect("date"),
+            password: "correct horse battery staple".into(),
+        },
+    )
+    .await;
+    held(&proxy, "TransactWriteItems");
+    signed_up.expect("registered");
+    let stored = h
+        .app
+        .store
+        .find_member_by_email(&email)
+        .await
+        .expect("read")
+        .expect("member");
+    assert_eq!(stored.name, "Late");
 }

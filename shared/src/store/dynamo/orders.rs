@@ -7,7 +7,7 @@ use super::attempts::{IN_STATE, attempt_item, in_state};
 use super::idempotency::{ATTEMPT_ATTRIBUTE, answer_update, record_key};
 use super::items::{ITEM_SK, item_pk};
 use super::tx::Expr;
-use super::written::{WRITE_TOKEN, fresh_token, with_token, written_by};
+use super::written::{with_token, written_by};
 use super::{
     Attrs, DynamoStore, Reason, TxItems, attr_str, key, n, order_pk, s, sdk_error, shape_error,
     table,
@@ -462,25 +462,17 @@ impl OrderStore for DynamoStore {
         at: DateTime<Utc>,
         event: &DomainEvent,
     ) -> Result<()> {
-        let token = fresh_token();
         let mut tx = TxItems::new(self);
         tx.update(
             key(order_pk(order_id), ORDER_SK),
-            &format!("{ORDER_TRANSITION}, #writeToken = :writeToken"),
+            ORDER_TRANSITION,
             Some(ORDER_IN_STATUS),
-            status_expr(OrderStatus::PendingPayment, OrderStatus::Cancelled, at)?
-                .name("#writeToken", WRITE_TOKEN)
-                .value(":writeToken", s(&token)),
+            status_expr(OrderStatus::PendingPayment, OrderStatus::Cancelled, at)?,
         )?;
         tx.history(EntityKind::Order, order_id, "CANCELLED", at)?;
         tx.outbox(std::slice::from_ref(event))?;
         match tx.commit().await? {
             Ok(()) => Ok(()),
-            // The order carries this call's token: this transaction applied and this was the
-            // SDK's re-send of it after a lost answer.
-            Err(reasons) if written_by(reasons.first().and_then(|r| r.old.as_ref()), &token) => {
-                Ok(())
-            }
             Err(reasons) => match reasons.first().filter(|r| r.failed) {
                 Some(reason) => Err(order_condition_error(reason)),
                 None => Err(Error::Internal("order cancellation cancelled".into())),
@@ -538,17 +530,9 @@ impl OrderStore for DynamoStore {
         }
         tx.outbox(&cancellation.events)?;
         // The refund the cancellation owes, durable before any money moves.
-        let token = fresh_token();
-        let refund = tx.put_new(with_token(attempt_item(&cancellation.refund)?, &token))?;
+        tx.put_new(attempt_item(&cancellation.refund)?)?;
         match tx.commit().await? {
             Ok(()) => Ok(()),
-            // The refund attempt carries this call's token: this transaction applied and this
-            // was the SDK's re-send of it after a lost answer.
-            Err(reasons)
-                if written_by(reasons.get(refund).and_then(|r| r.old.as_ref()), &token) =>
-            {
-                Ok(())
-            }
             Err(reasons) => match reasons.first().filter(|r| r.failed) {
                 Some(reason) => Err(order_condition_error(reason)),
                 None => Err(Error::Internal(
