@@ -15,7 +15,7 @@ mod order_support;
 
 use cafe::domain::attempt::AttemptState;
 use cafe::domain::item::StockMode;
-use cafe::domain::{Gender, Member, OrderStatus, PaymentType, Role};
+use cafe::domain::{Gender, Member, MemberStatus, OrderStatus, PaymentType, Role};
 use cafe::services::members::{self, SignUp};
 use cafe::services::orders;
 use cafe::services::payments::{self, PaymentRequest};
@@ -357,14 +357,7 @@ async fn a_role_grant_answered_late_stands() {
     let granted = staff::grant_role(&h.app, &admin, &member.member_id, &staff_role).await;
     held(&proxy, "TransactWriteItems");
     granted.expect("the grant applied");
-    let stored = h
-        .app
-        .store
-        .get_member(&member.member_id)
-        .await
-        .expect("read")
-        .expect("member");
-    assert_eq!(stored.role, Role::Staff);
+    assert_eq!(stored_member(&h, &member.member_id).await.role, Role::Staff);
 }
 
 async fn stored_item(h: &Harness, item_id: &str) -> cafe::domain::Item {
@@ -405,4 +398,41 @@ async fn a_sign_up_answered_late_registers_the_member() {
         .expect("read")
         .expect("member");
     assert_eq!(stored.name, "Late");
+}
+
+/// A withdrawal, then a restore, each answered late: each stands (not 400ME001, 400ME002).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_and_a_restore_answered_late_stand() {
+    let (h, proxy) = through_proxy().await;
+    let member = h.member().await;
+    proxy.hold("TransactWriteItems", "MemberWithdrawn", 1);
+    let withdrawn = members::withdraw(&h.app, &member).await;
+    held(&proxy, "TransactWriteItems");
+    assert_eq!(
+        withdrawn.expect("the withdrawal applied").status,
+        MemberStatus::Withdrawn
+    );
+    let withdrawn_member = stored_member(&h, &member.member_id).await;
+    assert_eq!(withdrawn_member.status, MemberStatus::Withdrawn);
+
+    proxy.hold("TransactWriteItems", "MemberRestored", 1);
+    let restored = members::restore(&h.app, &withdrawn_member).await;
+    assert_eq!(proxy.held().len(), 2, "both answers were held");
+    assert_eq!(
+        restored.expect("the restore applied").status,
+        MemberStatus::Service
+    );
+    assert_eq!(
+        stored_member(&h, &member.member_id).await.status,
+        MemberStatus::Service
+    );
+}
+
+async fn stored_member(h: &Harness, member_id: &str) -> Member {
+    h.app
+        .store
+        .get_member(member_id)
+        .await
+        .expect("read")
+        .expect("member")
 }
