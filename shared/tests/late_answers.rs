@@ -376,18 +376,7 @@ async fn a_sign_up_answered_late_registers_the_member() {
     let (h, proxy) = through_proxy().await;
     proxy.hold("TransactWriteItems", "MemberRegistered", 1);
     let email = format!("{}@late.test", ulid::Ulid::new().to_string().to_lowercase());
-    let signed_up = members::sign_up(
-        &h.app,
-        SignUp {
-            name: "Late".into(),
-            email: email.clone(),
-            phone_number: "010-1234-5678".into(),
-            gender: Gender::Female,
-            birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 17).expect("date"),
-            password: "correct horse battery staple".into(),
-        },
-    )
-    .await;
+    let signed_up = members::sign_up(&h.app, sign_up_as(&email)).await;
     held(&proxy, "TransactWriteItems");
     signed_up.expect("registered");
     let stored = h
@@ -435,4 +424,39 @@ async fn stored_member(h: &Harness, member_id: &str) -> Member {
         .await
         .expect("read")
         .expect("member")
+}
+
+fn sign_up_as(email: &str) -> SignUp {
+    SignUp {
+        name: "Late".into(),
+        email: email.to_owned(),
+        phone_number: "010-1234-5678".into(),
+        gender: Gender::Female,
+        birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 17).expect("date"),
+        password: "correct horse battery staple".into(),
+    }
+}
+
+/// A refresh-token rotation answered late is this call's own rotation, not a reuse — even with
+/// no grace window (`REFRESH_REUSE_GRACE` 0), where a reuse revokes the whole family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_answered_late_is_not_a_reuse() {
+    let (mut h, proxy) = through_proxy().await;
+    Arc::get_mut(&mut h)
+        .expect("the only handle")
+        .app
+        .config
+        .refresh_reuse_grace = chrono::Duration::zero();
+    let email = format!("{}@late.test", ulid::Ulid::new().to_string().to_lowercase());
+    let pair = members::sign_up(&h.app, sign_up_as(&email))
+        .await
+        .expect("signed up");
+    proxy.hold("TransactWriteItems", "successorHash", 1);
+    let rotated = members::refresh(&h.app, &pair.refresh_token).await;
+    held(&proxy, "TransactWriteItems");
+    let rotated = rotated.expect("rotated, not taken for a reuse");
+    // The family stands: its new token rotates again.
+    members::refresh(&h.app, &rotated.refresh_token)
+        .await
+        .expect("the family was not revoked");
 }
