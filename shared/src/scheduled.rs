@@ -1,9 +1,10 @@
 //! What the scheduled functions (`expire-withdrawals`, `payment-reconcile`) share: the event's
-//! `now` override and the instant to stop by.
+//! `now` override, the instant to stop by, and [`RunFailed`], the error a failed run reports.
 
 use crate::app::App;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
+use lambda_http::lambda_runtime::Diagnostic;
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,4 +45,55 @@ pub fn stop_by(deadline: SystemTime, margin: Duration) -> Instant {
         .unwrap_or(Duration::ZERO)
         .saturating_sub(margin);
     Instant::now() + left
+}
+
+/// A scheduled run that failed, as the Lambda runtime reports it. The runtime names an error by
+/// its Rust type (`lambda_runtime::Diagnostic`), so a boxed error would be reported as
+/// `&alloc::boxed::Box<dyn core::error::Error + …>`; this one is reported with `errorType`
+/// [`RunFailed::ERROR_TYPE`] and `errorMessage` the contract code and the error
+/// (`503CO000 payment settlement unavailable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFailed(pub Error);
+
+impl RunFailed {
+    /// The `errorType` of every failed scheduled run.
+    pub const ERROR_TYPE: &'static str = "RunFailed";
+}
+
+impl From<Error> for RunFailed {
+    fn from(error: Error) -> Self {
+        Self(error)
+    }
+}
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0.wire().code, self.0)
+    }
+}
+
+impl std::error::Error for RunFailed {}
+
+impl From<RunFailed> for Diagnostic {
+    fn from(failed: RunFailed) -> Self {
+        Diagnostic {
+            error_type: RunFailed::ERROR_TYPE.to_owned(),
+            error_message: failed.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_run_is_reported_by_name_with_its_contract_code() {
+        let reported = Diagnostic::from(RunFailed::from(Error::Unavailable("payment settlement")));
+        assert_eq!(reported.error_type, "RunFailed");
+        assert_eq!(
+            reported.error_message,
+            "503CO000 payment settlement unavailable"
+        );
+    }
 }

@@ -7,12 +7,7 @@ async fn main() -> Result<(), Error> {
     let app = cafe::App::from_env(expire_withdrawals::TOKEN_KEY).await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let app = &app;
-        async move {
-            let deadline = cafe::deadline::plausible(event.context.deadline());
-            expire_withdrawals::handle(event.payload, deadline, app)
-                .await
-                .map_err(Error::from)
-        }
+        async move { expire_withdrawals::invoke(event, app).await }
     }))
     .await
 }

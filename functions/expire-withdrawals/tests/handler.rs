@@ -170,3 +170,25 @@ async fn production_refuses_the_now_override_and_ends_nobody() {
     assert_eq!(summary.expired, 1);
     assert_eq!(status(&app, &member).await, MemberStatus::End);
 }
+
+#[tokio::test]
+async fn a_refused_run_is_reported_as_a_named_error() {
+    let config = cafe::config::Config {
+        production: true,
+        ..testing::test_config()
+    };
+    let (app, _parts) = App::in_memory(config, testing::manual_clock())
+        .await
+        .expect("app");
+    let event = lambda_runtime::LambdaEvent::new(sample(), lambda_runtime::Context::default());
+    let refused = expire_withdrawals::invoke(event, &app)
+        .await
+        .expect_err("`now` is refused in production");
+    let reported = lambda_runtime::Diagnostic::from(refused);
+    assert_eq!(reported.error_type, "RunFailed");
+    assert!(
+        reported.error_message.starts_with("400CO000 parameter now"),
+        "{}",
+        reported.error_message
+    );
+}

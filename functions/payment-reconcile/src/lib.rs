@@ -37,3 +37,13 @@ pub async fn handle(
     }
     Ok(summary)
 }
+
+/// One invocation as the Lambda runtime makes it: [`handle`] within the invocation's deadline; a
+/// failure is reported as [`cafe::scheduled::RunFailed`] (`errorType` `RunFailed`).
+pub async fn invoke(
+    event: lambda_runtime::LambdaEvent<Value>,
+    app: &App,
+) -> Result<ReconcileSummary, cafe::scheduled::RunFailed> {
+    let deadline = cafe::deadline::plausible(event.context.deadline());
+    Ok(handle(event.payload, deadline, app).await?)
+}

@@ -8,12 +8,7 @@ async fn main() -> Result<(), Error> {
         cafe::App::from_env_for(payment_reconcile::TOKEN_KEY, payment_reconcile::GATEWAY).await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let app = &app;
-        async move {
-            let deadline = cafe::deadline::plausible(event.context.deadline());
-            payment_reconcile::handle(event.payload, deadline, app)
-                .await
-                .map_err(Error::from)
-        }
+        async move { payment_reconcile::invoke(event, app).await }
     }))
     .await
 }

@@ -257,3 +257,19 @@ async fn production_refuses_the_now_override_and_settles_nothing() {
     assert_eq!(due.completed, 1);
     assert_eq!(order_status(&app, &order_id).await, OrderStatus::Completed);
 }
+
+#[tokio::test]
+async fn a_refused_run_is_reported_as_a_named_error() {
+    let (app, _parts, _member, _order_id, _clock) = losing_answers(true).await;
+    let event = lambda_runtime::LambdaEvent::new(sample(), lambda_runtime::Context::default());
+    let refused = payment_reconcile::invoke(event, &app)
+        .await
+        .expect_err("`now` is refused in production");
+    let reported = lambda_runtime::Diagnostic::from(refused);
+    assert_eq!(reported.error_type, "RunFailed");
+    assert!(
+        reported.error_message.starts_with("400CO000 parameter now"),
+        "{}",
+        reported.error_message
+    );
+}

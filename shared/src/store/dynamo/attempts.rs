@@ -5,12 +5,14 @@
 
 use super::idempotency::{ATTEMPT_ATTRIBUTE, record_key};
 use super::tx::Expr;
+use super::written::{fresh_token, with_token, written_by};
 use super::{Attrs, DynamoStore, TxItems, attr_str, key, n, s, sdk_error, shape_error, table};
 use crate::domain::attempt::{AttemptState, PaymentAttempt};
 use crate::error::{Error, Result};
 use crate::store::{DueAttemptPage, IdempotencyOwner, PaymentAttemptStore, attempt_shard, cursor};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
@@ -62,12 +64,6 @@ pub(crate) fn in_state(expected: AttemptState) -> Expr {
 
 pub(crate) const IN_STATE: &str = "#state = :expected";
 
-/// The state of an attempt as it was when a write's condition failed.
-pub(crate) fn stored_state(old: Option<&Attrs>) -> Option<AttemptState> {
-    let text = attr_str(old?, "state")?;
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
-}
-
 /// The position after the last attempt of a page: its `ask`.
 #[derive(Serialize, Deserialize)]
 struct DueCursor {
@@ -81,7 +77,8 @@ impl PaymentAttemptStore for DynamoStore {
         attempt: &PaymentAttempt,
         idempotency: Option<&IdempotencyOwner>,
     ) -> Result<()> {
-        let item = attempt_item(attempt)?;
+        let token = fresh_token();
+        let item = with_token(attempt_item(attempt)?, &token);
         let Some(owner) = idempotency else {
             let put = self
                 .client
@@ -90,26 +87,32 @@ impl PaymentAttemptStore for DynamoStore {
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", table::PK)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
                 .await;
             return match put {
                 Ok(_) => Ok(()),
-                Err(err)
-                    if matches!(
-                        err.as_service_error(),
-                        Some(PutItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    Err(Error::Internal("attempt id collision".into()))
-                }
-                Err(err) => Err(sdk_error(err)),
+                Err(err) => match err.as_service_error() {
+                    // Our own put, re-sent by the SDK after its answer was lost.
+                    Some(PutItemError::ConditionalCheckFailedException(failed))
+                        if written_by(failed.item(), &token) =>
+                    {
+                        Ok(())
+                    }
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                        Err(Error::Internal("attempt id collision".into()))
+                    }
+                    _ => Err(sdk_error(err)),
+                },
             };
         };
         // The attempt and the link from the member's idempotency record, together: from now on
         // the key waits for the attempt to settle.
         let mut tx = TxItems::new(self);
-        tx.put_new(item)?;
+        let put = tx.put_new(item)?;
         let link = tx.update(
             record_key(&owner.member_id, &owner.key),
             "SET #attempt = :attempt",
@@ -124,6 +127,11 @@ impl PaymentAttemptStore for DynamoStore {
         )?;
         match tx.commit().await? {
             Ok(()) => Ok(()),
+            // The attempt carries this call's token: this transaction applied (it is all or
+            // nothing) and this was the SDK's re-send of it after a lost answer.
+            Err(reasons) if written_by(reasons.get(put).and_then(|r| r.old.as_ref()), &token) => {
+                Ok(())
+            }
             Err(reasons) if reasons.get(link).is_some_and(|r| r.failed) => {
                 Err(Error::IdempotencyConflict)
             }
@@ -137,28 +145,29 @@ impl PaymentAttemptStore for DynamoStore {
         expected: AttemptState,
     ) -> Result<bool> {
         let expr = in_state(expected);
+        let token = fresh_token();
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(attempt_item(attempt)?))
+            .set_item(Some(with_token(attempt_item(attempt)?, &token)))
             .condition_expression(IN_STATE)
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
             .await;
         match put {
             Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error(err)),
+            Err(err) => match err.as_service_error() {
+                // The attempt carries this call's token: the SDK re-sent this write after its
+                // answer was lost, and the first send applied. Anything else moved it on.
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(written_by(failed.item(), &token))
+                }
+                _ => Err(sdk_error(err)),
+            },
         }
     }
 
@@ -167,9 +176,10 @@ impl PaymentAttemptStore for DynamoStore {
             state: AttemptState::Refunded,
             ..attempt.clone()
         };
+        let token = fresh_token();
         let mut tx = TxItems::new(self);
         let moved = tx.put_if(
-            attempt_item(&settled)?,
+            with_token(attempt_item(&settled)?, &token),
             IN_STATE,
             in_state(AttemptState::Refunding),
         )?;
@@ -187,7 +197,11 @@ impl PaymentAttemptStore for DynamoStore {
         }
         match tx.commit().await? {
             Ok(()) => Ok(true),
-            Err(reasons) if reasons.get(moved).is_some_and(|r| r.failed) => Ok(false),
+            // Settled as we meant it: the SDK's re-send of this transaction after a lost answer.
+            Err(reasons) if reasons.get(moved).is_some_and(|r| r.failed) => Ok(written_by(
+                reasons.get(moved).and_then(|r| r.old.as_ref()),
+                &token,
+            )),
             Err(_) => {
                 // The record is linked to another attempt: settle ours, leave the record.
                 self.update_attempt(&settled, AttemptState::Refunding).await

@@ -124,7 +124,9 @@ impl WithdrawalExpiryStore for DynamoStore {
             }
             _ => None,
         };
-        let mut tx = TxItems::new(self);
+        // A re-send of an end that applied answers `false` ("not ended by this call"): the
+        // member is ended either way and the run counts one fewer.
+        let mut tx = TxItems::new(self).own_events_not_applied();
         // The index key pins the withdrawal (to the millisecond): a member restored and
         // withdrawn again since the page was read is not ended early. Every personal attribute
         // goes in the same write.

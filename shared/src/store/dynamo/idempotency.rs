@@ -5,6 +5,7 @@
 //! taken over can never overwrite or delete its successor's.
 
 use super::tx::Expr;
+use super::written::{WRITE_TOKEN, fresh_token, written_by};
 use super::{DynamoStore, key, n, s, sdk_error, shape_error, table};
 use crate::error::Result;
 use crate::store::{
@@ -61,6 +62,8 @@ pub(crate) fn answer_update(response: &StoredResponse, now: DateTime<Utc>) -> (&
 struct Existing {
     request_hash: String,
     state: String,
+    #[serde(default)]
+    owner: Option<String>,
     #[serde(default)]
     response_status: Option<u16>,
     #[serde(default)]
@@ -125,6 +128,11 @@ impl IdempotencyStore for DynamoStore {
             return Ok(IdempotencyBegin::Conflict);
         };
         let existing: Existing = from_item(existing).map_err(shape_error)?;
+        if existing.owner.as_deref() == Some(owner.as_str()) {
+            // Our own put (the owner token is fresh per start), re-sent by the SDK after its
+            // answer was lost: we hold the key.
+            return Ok(IdempotencyBegin::Started(owner));
+        }
         if existing.request_hash != request_hash {
             return Ok(IdempotencyBegin::Conflict);
         }
@@ -148,10 +156,14 @@ impl IdempotencyStore for DynamoStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let (update, expr) = answer_update(response, now);
+        let write_token = fresh_token();
+        let update = format!("{update}, #writeToken = :writeToken");
         let expr = expr
             .name("#owner", "owner")
+            .name("#writeToken", WRITE_TOKEN)
             .value(":inProgress", s(IN_PROGRESS))
-            .value(":token", s(&owner.token));
+            .value(":token", s(&owner.token))
+            .value(":writeToken", s(&write_token));
         let updated = self
             .client
             .update_item()
@@ -161,21 +173,20 @@ impl IdempotencyStore for DynamoStore {
             .condition_expression("#state = :inProgress AND #owner = :token")
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .instrument(crate::spans::dependency_span("dynamodb", "UpdateItem"))
             .await;
         match updated {
             Ok(_) => Ok(true),
-            // Taken over (or gone): the record belongs to someone else now; leave it.
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error(err)),
+            Err(err) => match err.as_service_error() {
+                // Done by this call: the SDK re-sent the update after its answer was lost. Else
+                // taken over (or gone): the record is someone else's; leave it.
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(written_by(failed.item(), &write_token))
+                }
+                _ => Err(sdk_error(err)),
+            },
         }
     }
 
@@ -198,16 +209,12 @@ impl IdempotencyStore for DynamoStore {
             .await;
         match deleted {
             Ok(_) => Ok(true),
-            // Finished, taken over, waiting for an attempt, or gone: kept as it is.
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(DeleteItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error(err)),
+            Err(err) => match err.as_service_error() {
+                // Finished, taken over, waiting for an attempt, or gone (perhaps by this very
+                // delete, re-sent by the SDK after its answer was lost: released either way).
+                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(sdk_error(err)),
+            },
         }
     }
 }

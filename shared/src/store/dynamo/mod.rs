@@ -16,6 +16,7 @@ pub mod table;
 pub mod testing;
 mod tokens;
 mod tx;
+mod written;
 
 use crate::config::Config;
 use crate::domain::{DomainEvent, EntityKind, HistoryEntry};

@@ -3,10 +3,11 @@
 //! Paying and cancelling are single transactions conditional on the order's status and, for
 //! paying, on every line's stock.
 
-use super::attempts::{IN_STATE, attempt_item, in_state, stored_state};
+use super::attempts::{IN_STATE, attempt_item, in_state};
 use super::idempotency::{ATTEMPT_ATTRIBUTE, answer_update, record_key};
 use super::items::{ITEM_SK, item_pk};
 use super::tx::Expr;
+use super::written::{with_token, written_by};
 use super::{
     Attrs, DynamoStore, Reason, TxItems, attr_str, key, n, order_pk, s, sdk_error, shape_error,
     table,
@@ -402,8 +403,11 @@ impl OrderStore for DynamoStore {
             state: AttemptState::Completed,
             ..attempt.clone()
         };
+        // Derived from the attempt, as everything here: the reconciler's rebuilt commit is the
+        // same write.
+        let commit_token = format!("commit:{}", attempt.commit_token());
         let attempt_write = tx.put_if(
-            attempt_item(&completed)?,
+            with_token(attempt_item(&completed)?, &commit_token),
             IN_STATE,
             in_state(AttemptState::Charged),
         )?;
@@ -424,12 +428,11 @@ impl OrderStore for DynamoStore {
             Ok(()) => return Ok(()),
             Err(reasons) => reasons,
         };
-        // The attempt already COMPLETED: our own commit went through and this was its re-send
-        // (moto ignores the token; DynamoDB after its 10-minute window does too).
+        // The attempt already COMPLETED by this commit: it went through and this was its
+        // re-send (moto ignores the token; DynamoDB after its 10-minute window does too).
         let attempt_reason = reasons.get(attempt_write);
         if attempt_reason.is_some_and(|r| r.failed)
-            && stored_state(attempt_reason.and_then(|r| r.old.as_ref()))
-                == Some(AttemptState::Completed)
+            && written_by(attempt_reason.and_then(|r| r.old.as_ref()), &commit_token)
         {
             return Ok(());
         }

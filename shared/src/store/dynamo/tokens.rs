@@ -3,6 +3,7 @@
 //! successor stored. Presenting a used token revokes the family.
 
 use super::tx::Expr;
+use super::written::{WRITE_TOKEN, fresh_token, written_by};
 use super::{DynamoStore, TxItems, key, sdk_error, shape_error, table};
 use crate::error::{Error, Result};
 use crate::store::dynamo::Attrs;
@@ -195,10 +196,12 @@ impl RefreshTokenStore for DynamoStore {
             issued_at: now,
             expires_at: next_expires_at,
         };
+        let token = fresh_token();
         let mut tx = TxItems::new(self);
         let mark_used = tx.update(
             key(token_pk(presented_hash), TOKEN_SK),
-            "SET #used = :true, #usedAt = :usedAt, #successor = :successor, #kid = :kid",
+            "SET #used = :true, #usedAt = :usedAt, #successor = :successor, #kid = :kid, \
+             #writeToken = :writeToken",
             Some("attribute_exists(#pk) AND #used = :false"),
             Expr::new()
                 .name("#pk", table::PK)
@@ -210,7 +213,9 @@ impl RefreshTokenStore for DynamoStore {
                 .value(":false", AttributeValue::Bool(false))
                 .value(":usedAt", AttributeValue::S(crate::clock::rfc3339(now)))
                 .value(":successor", AttributeValue::S(next_hash.to_owned()))
-                .value(":kid", AttributeValue::S(mark.signing_kid.clone())),
+                .value(":kid", AttributeValue::S(mark.signing_kid.clone()))
+                .name("#writeToken", WRITE_TOKEN)
+                .value(":writeToken", AttributeValue::S(token.clone())),
         )?;
         tx.check(
             key(family_pk(&presented.family_id), FAMILY_SK),
@@ -218,14 +223,13 @@ impl RefreshTokenStore for DynamoStore {
             Expr::new().name("#revoked", "revoked"),
         )?;
         tx.put_new(to_item(TokenRow::new(&next)).map_err(shape_error)?)?;
+        // Marked used by this very call (its token): the SDK re-sent the transaction after a
+        // late answer. Not a replay, whatever the grace window.
+        let ours = |reasons: &[super::Reason]| {
+            written_by(reasons.get(mark_used).and_then(|r| r.old.as_ref()), &token)
+        };
         match tx.commit().await? {
-            Ok(()) => Ok(RefreshRotation {
-                successor: next,
-                rotated_at: now,
-                signing_kid: mark.signing_kid.clone(),
-                replayed: false,
-            }),
-            Err(reasons) => {
+            Err(reasons) if !ours(&reasons) => {
                 // Another request used this token between our read and our write: a replay
                 // within the grace window (two tabs racing), else reuse, unless it vanished.
                 let old = reasons
@@ -244,6 +248,12 @@ impl RefreshTokenStore for DynamoStore {
                 }
                 Err(Error::Unauthorized)
             }
+            Ok(()) | Err(_) => Ok(RefreshRotation {
+                successor: next,
+                rotated_at: now,
+                signing_kid: mark.signing_kid.clone(),
+                replayed: false,
+            }),
         }
     }
 }

@@ -70,6 +70,11 @@ fn build_error(e: impl std::fmt::Display) -> Error {
 pub(crate) struct TxItems<'a> {
     store: &'a DynamoStore,
     items: Vec<TransactWriteItem>,
+    /// Positions of the outbox rows: each event's id is fresh, so finding one of them stored
+    /// means this transaction already applied.
+    outbox_rows: Vec<usize>,
+    /// False when a send that finds its own events stored is read as cancelled all the same.
+    own_events_mean_applied: bool,
 }
 
 impl<'a> TxItems<'a> {
@@ -77,7 +82,18 @@ impl<'a> TxItems<'a> {
         Self {
             store,
             items: Vec::new(),
+            outbox_rows: Vec::new(),
+            own_events_mean_applied: true,
         }
+    }
+
+    /// A cancelled send is read as it is even when it found its own events stored: for a write
+    /// whose answer says whether this very call made the change (`end_member`), where a
+    /// re-send's "not this call" is harmless and calling it again with the same event must
+    /// answer "not this call".
+    pub fn own_events_not_applied(mut self) -> Self {
+        self.own_events_mean_applied = false;
+        self
     }
 
     fn push_put(&mut self, item: Attrs, condition: Option<&str>) -> Result<usize> {
@@ -214,13 +230,28 @@ impl<'a> TxItems<'a> {
 
     pub fn outbox(&mut self, events: &[DomainEvent]) -> Result<()> {
         for event in events {
-            self.put_new(super::outbox_row(event)?)?;
+            let row = self.put_new(super::outbox_row(event)?)?;
+            self.outbox_rows.push(row);
         }
         Ok(())
     }
 
+    /// True when a cancelled send found one of its own outbox rows stored: events are fresh per
+    /// call (or, for a payment's commit, derived from its attempt), so the transaction had
+    /// applied and this was a re-send of it after a late answer (the SDK's, on a per-try
+    /// timeout; moto ignores `ClientRequestToken`, and DynamoDB forgets it after 10 minutes).
+    fn applied_already(&self, reasons: &[Reason]) -> bool {
+        self.own_events_mean_applied
+            && self.outbox_rows.iter().any(|&row| {
+                reasons
+                    .get(row)
+                    .is_some_and(|r| r.failed && r.old.is_some())
+            })
+    }
+
     /// Commits all writes or none. `Ok(Err(reasons))` when a condition failed: one reason per
-    /// write, in order.
+    /// write, in order. A transaction that writes events and finds one of them already stored
+    /// had applied (see [`TxItems::applied_already`]): `Ok(Ok(()))`.
     pub async fn commit(self) -> Result<std::result::Result<(), Vec<Reason>>> {
         self.send(None).await
     }
@@ -309,13 +340,18 @@ impl<'a> TxItems<'a> {
                 r.code().unwrap_or("None").to_owned()
             };
             if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
-                return Ok(Err(reasons
+                let reasons: Vec<Reason> = reasons
                     .iter()
                     .map(|r| Reason {
                         failed: code(r) == "ConditionalCheckFailed",
                         old: r.item().cloned().filter(|item| !item.is_empty()),
                     })
-                    .collect()));
+                    .collect();
+                if self.applied_already(&reasons) {
+                    tracing::info!("a re-sent transaction found its own events stored: applied");
+                    return Ok(Ok(()));
+                }
+                return Ok(Err(reasons));
             }
             let codes: Vec<String> = reasons.iter().map(code).collect();
             if codes.iter().any(|c| c == "TransactionConflict") {
