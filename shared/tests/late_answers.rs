@@ -434,6 +434,7 @@ fn sign_up_as(email: &str) -> SignUp {
         gender: Gender::Female,
         birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 17).expect("date"),
         password: "correct horse battery staple".into(),
+        source_ip: None,
     }
 }
 
