@@ -40,6 +40,7 @@ async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<B
         "admin-item-update" => admin_item_update::handle(req, app).await,
         "admin-item-stock" => admin_item_stock::handle(req, app).await,
         "admin-order-list" => admin_order_list::handle(req, app).await,
+        "admin-item-list" => admin_item_list::handle(req, app).await,
         "admin-order-status" => admin_order_status::handle(req, app).await,
         _ => http::failure(&Error::NoRoute),
     }

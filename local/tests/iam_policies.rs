@@ -542,6 +542,18 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         200,
     )
     .await;
+    let catalogue = cafe
+        .expect(
+            request("GET", "/admin/items").bearer(&clerk_access).build(),
+            200,
+        )
+        .await;
+    assert!(
+        catalogue["result"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["itemId"] == latte)),
+        "{catalogue}"
+    );
     let queue = cafe
         .expect(
             request("GET", "/admin/orders")

@@ -1723,6 +1723,22 @@ async fn staff(h: &mut Harness, twins: &[Twin; 2]) {
     })
     .await;
 
+    let items = "admin-item-list";
+    let (sample, sam) = (h.sample(items), h.generated(items));
+    h.http(
+        items,
+        "sample-shaped: every item with its version 200",
+        200,
+        twins,
+        &sample,
+        |t| Call::new().bearer(&t.staff.access),
+    )
+    .await;
+    h.http(items, "sam: a customer 403", 403, twins, &sam, |t| {
+        Call::new().bearer(&t.owner.access)
+    })
+    .await;
+
     let step = "admin-order-status";
     let (sample, sam) = (h.sample(step), h.generated(step));
     h.http(

@@ -90,6 +90,7 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("PATCH /admin/items/{id}", 4, 0),
     ("POST /admin/items/{id}/stock", 4, 0),
     ("GET /admin/orders", 2, 0),
+    ("GET /admin/items", 2, 0),
     ("PUT /admin/orders/{id}/status", 3, 0),
 ];
 
@@ -356,6 +357,12 @@ async fn every_endpoint_makes_exactly_its_round_trips() {
             .bearer(&admin.access)
             .json(&json!({"version": version, "mode": "ADD", "quantity": 5, "reason": "delivery"}))
             .build(),
+        200,
+    )
+    .await;
+    cafe.measure(
+        "GET /admin/items",
+        request("GET", "/admin/items").bearer(&admin.access).build(),
         200,
     )
     .await;

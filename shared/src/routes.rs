@@ -39,6 +39,7 @@ pub const ROUTES: &[Route] = &[
     route("PATCH", "/admin/items/{itemId}", "admin-item-update"),
     route("POST", "/admin/items/{itemId}/stock", "admin-item-stock"),
     route("GET", "/admin/orders", "admin-order-list"),
+    route("GET", "/admin/items", "admin-item-list"),
     route(
         "PUT",
         "/admin/orders/{orderId}/status",

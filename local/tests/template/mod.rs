@@ -29,6 +29,7 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("admin-item-update", admin_item_update::TOKEN_KEY),
     ("admin-item-stock", admin_item_stock::TOKEN_KEY),
     ("admin-order-list", admin_order_list::TOKEN_KEY),
+    ("admin-item-list", admin_item_list::TOKEN_KEY),
     ("admin-order-status", admin_order_status::TOKEN_KEY),
     ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
     ("payment-reconcile", payment_reconcile::TOKEN_KEY),

@@ -208,6 +208,13 @@ impl Validate for ItemPatchRequest {
     }
 }
 
+/// Every item as staff see it, inactive ones too, with its version (`GET /admin/items`), by id.
+/// One `Query` of the catalogue index, like `GET /items`.
+pub async fn all_items(deps: &impl HasStore) -> Result<Vec<StaffItem>> {
+    let items = deps.store().list_items().await?;
+    Ok(items.into_iter().map(StaffItem::from).collect())
+}
+
 /// Loads an item for staff: an id that cannot exist or an unknown one → 404CO000.
 async fn load_item(deps: &impl HasStore, item_id: &str) -> Result<Item> {
     if !crate::ids::is_well_formed(item_id) {
