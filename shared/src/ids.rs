@@ -1,27 +1,32 @@
 //! Time-ordered identifiers (ULIDs): sortable as strings, unguessable enough to be opaque.
 
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// The last id this process made: ids made within one millisecond follow it.
-static LAST: Mutex<Option<ulid::Ulid>> = Mutex::new(None);
+/// The last id this process made in each recent millisecond: ids made within one millisecond
+/// follow it, even when clocks at other times interleave (tests with clocks of their own).
+static LAST: Mutex<BTreeMap<u64, ulid::Ulid>> = Mutex::new(BTreeMap::new());
+
+/// Milliseconds remembered; the oldest are forgotten past this.
+const REMEMBERED: usize = 256;
 
 /// A new ULID whose time part is `at`, so ids created in order sort in order — within one
 /// millisecond too: an id made in the same millisecond as this process's previous one is that
 /// one plus one (random part incremented), so two orders created back to back list in the order
-/// they were made. A clock that went back (another test's clock) gets a fresh random id at its
-/// own time: the time part is never bent.
+/// they were made. The time part is always `at`'s, never bent by another clock.
 pub fn new_id(at: DateTime<Utc>) -> String {
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let fresh = || ulid::Ulid::from_parts(millis, rand::random::<u128>());
     let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    let id = match *last {
-        Some(previous) if previous.timestamp_ms() == millis => {
-            previous.increment().unwrap_or_else(fresh)
-        }
-        _ => fresh(),
+    let id = match last.get(&millis) {
+        Some(previous) => previous.increment().unwrap_or_else(fresh),
+        None => fresh(),
     };
-    *last = Some(id);
+    last.insert(millis, id);
+    while last.len() > REMEMBERED {
+        last.pop_first();
+    }
     id.to_string()
 }
 
