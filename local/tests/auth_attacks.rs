@@ -584,16 +584,10 @@ async fn login_from(
     password: &str,
     ip: &str,
 ) -> (u16, Value, Option<String>) {
-    let mut req = cafe_local::testing::request("POST", "/auth/login")
+    let req = cafe_local::testing::request("POST", "/auth/login")
         .json(&json!({"email": email, "password": password}))
+        .from_ip(ip)
         .build();
-    let mut context =
-        lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
-    context.http.source_ip = Some(ip.to_owned());
-    req = lambda_http::RequestExt::with_request_context(
-        req,
-        lambda_http::request::RequestContext::ApiGatewayV2(context),
-    );
     let response = cafe_local::dispatch("auth-login", req, &t.app).await;
     let retry_after = response
         .headers()
@@ -732,16 +726,10 @@ async fn login_on_device(
     if let Some(token) = device_token {
         body["deviceToken"] = json!(token);
     }
-    let mut req = cafe_local::testing::request("POST", "/auth/login")
+    let req = cafe_local::testing::request("POST", "/auth/login")
         .json(&body)
+        .from_ip(ip)
         .build();
-    let mut context =
-        lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
-    context.http.source_ip = Some(ip.to_owned());
-    req = lambda_http::RequestExt::with_request_context(
-        req,
-        lambda_http::request::RequestContext::ApiGatewayV2(context),
-    );
     let response = cafe_local::dispatch("auth-login", req, &t.app).await;
     let status = response.status().as_u16();
     (status, cafe_local::testing::json_of(&response))
@@ -959,16 +947,10 @@ async fn sign_up_as(
 ) -> (u16, Value, Option<String>) {
     let mut body = cafe_local::testing::sign_up_body(email);
     body["password"] = json!(password);
-    let mut req = cafe_local::testing::request("POST", "/member")
+    let req = cafe_local::testing::request("POST", "/member")
         .json(&body)
+        .from_ip(ip)
         .build();
-    let mut context =
-        lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
-    context.http.source_ip = Some(ip.to_owned());
-    req = lambda_http::RequestExt::with_request_context(
-        req,
-        lambda_http::request::RequestContext::ApiGatewayV2(context),
-    );
     let response = cafe_local::dispatch("member-signup", req, &t.app).await;
     let retry_after = response
         .headers()

@@ -7,6 +7,10 @@ use crate::aws::Aws;
 use crate::clock::{Clock, SystemClock};
 pub use crate::config::TokenKey;
 use crate::config::{Backend, Config, KeySetting};
+use crate::deps::{
+    HasClock, HasConfig, HasGateway, HasLock, HasLoginThrottle, HasMetrics, HasPasswords, HasStore,
+    HasTokens,
+};
 use crate::domain::member::admit;
 use crate::domain::{Member, Role};
 use crate::error::{Error, Result};
@@ -234,7 +238,7 @@ impl App {
 /// name.
 macro_rules! lend {
     ($($capability:ident :: $method:ident -> $lent:ty;)*) => {$(
-        impl crate::deps::$capability for App {
+        impl $capability for App {
             fn $method(&self) -> $lent {
                 std::borrow::Borrow::borrow(&self.$method)
             }
@@ -242,17 +246,7 @@ macro_rules! lend {
     )*};
 }
 
-lend! {
-    HasStore::store -> &dyn Store;
-    HasClock::clock -> &dyn Clock;
-    HasLock::lock -> &dyn Lock;
-    HasGateway::gateway -> &dyn PaymentGateway;
-    HasConfig::config -> &Config;
-    HasMetrics::metrics -> &Metrics;
-    HasTokens::tokens -> &AccessTokens;
-    HasPasswords::passwords -> &PasswordHasher;
-    HasLoginThrottle::login_throttle -> &dyn LoginThrottle;
-}
+crate::deps::with_capabilities!(lend);
 
 /// What [`App::assemble`] puts together.
 struct Parts {

@@ -59,6 +59,25 @@ pub trait HasLoginThrottle: Sync {
     fn login_throttle(&self) -> &dyn LoginThrottle;
 }
 
+/// Calls `$callback!` with the list of every capability: its trait, its method and what it
+/// lends. One list serves the `Arc` impls below and `App`'s (`crate::app`).
+macro_rules! with_capabilities {
+    ($callback:ident) => {
+        $callback! {
+            HasStore::store -> &dyn Store;
+            HasClock::clock -> &dyn Clock;
+            HasLock::lock -> &dyn Lock;
+            HasGateway::gateway -> &dyn PaymentGateway;
+            HasConfig::config -> &Config;
+            HasMetrics::metrics -> &Metrics;
+            HasTokens::tokens -> &AccessTokens;
+            HasPasswords::passwords -> &PasswordHasher;
+            HasLoginThrottle::login_throttle -> &dyn LoginThrottle;
+        }
+    };
+}
+pub(crate) use with_capabilities;
+
 /// What has a capability lends it through an `Arc` too (tasks and tests share the app so).
 macro_rules! through_arc {
     ($($capability:ident :: $method:ident -> $lent:ty;)*) => {$(
@@ -70,14 +89,4 @@ macro_rules! through_arc {
     )*};
 }
 
-through_arc! {
-    HasStore::store -> &dyn Store;
-    HasClock::clock -> &dyn Clock;
-    HasLock::lock -> &dyn Lock;
-    HasGateway::gateway -> &dyn PaymentGateway;
-    HasConfig::config -> &Config;
-    HasMetrics::metrics -> &Metrics;
-    HasTokens::tokens -> &AccessTokens;
-    HasPasswords::passwords -> &PasswordHasher;
-    HasLoginThrottle::login_throttle -> &dyn LoginThrottle;
-}
+with_capabilities!(through_arc);
