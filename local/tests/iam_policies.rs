@@ -135,6 +135,8 @@ impl Stack {
             ("ARGON2_PARALLELISM", "1"),
             // A short refresh grace, so the scenario reaches the revocation after it.
             ("REFRESH_REUSE_GRACE_SECONDS", "1"),
+            // One member pays more orders than the floor's default allows open at once.
+            ("SHOP_MAX_OPEN_PER_MEMBER", "100"),
         ] {
             env.insert(name.into(), value.into());
         }

@@ -127,6 +127,13 @@ pub struct Order {
     pub payments: Vec<Payment>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The pickup number of its business day, given when it is paid (orders paid before the
+    /// floor existed have none). An order with a number holds a floor slot until `READY` or
+    /// cancelled (`docs/floor.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_number: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
 }
 
 /// A requested line before prices are known.

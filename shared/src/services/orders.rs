@@ -17,7 +17,7 @@ use crate::http::Validate;
 use crate::lock::{order_key, release_logged};
 use crate::services::history::{HistoryRow, history_rows};
 use crate::services::refunds::{RefundDeps, refund_attempt};
-use crate::store::{CompletedCancellation, OrderStore};
+use crate::store::{CompletedCancellation, OrderStore, SlotRelease};
 use serde::{Deserialize, Serialize};
 
 /// `POST /order` body.
@@ -63,6 +63,9 @@ pub struct OrderSummary {
     /// Left out of the create answer, where there are none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payments: Option<Vec<Payment>>,
+    /// Once paid: the pickup number of its business day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_number: Option<u32>,
     pub created_at: String,
 }
 
@@ -76,6 +79,9 @@ pub struct OrderDetail {
     pub items: Vec<OrderLine>,
     pub payments: Vec<Payment>,
     pub history: Vec<HistoryRow>,
+    /// Once paid: the pickup number of its business day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_number: Option<u32>,
     pub created_at: String,
 }
 
@@ -134,6 +140,7 @@ impl OrderSummary {
             total_price: order.total_price,
             items: order.items.clone(),
             payments: with_payments.then(|| order.payments.clone()),
+            pickup_number: order.pickup_number,
             created_at: rfc3339(order.created_at),
         }
     }
@@ -188,6 +195,8 @@ pub async fn create_order(
         payments: Vec::new(),
         created_at: now,
         updated_at: now,
+        pickup_number: None,
+        paid_at: None,
     };
     let event = DomainEvent::order(
         EventType::OrderCreated,
@@ -224,6 +233,7 @@ pub async fn get_order(
         items: order.items,
         payments: order.payments,
         history: history_rows(history),
+        pickup_number: order.pickup_number,
         created_at: rfc3339(order.created_at),
     })
 }
@@ -358,6 +368,7 @@ async fn cancel_completed_locked(
         at,
         events,
         refund: refund.clone(),
+        release: SlotRelease::of(order, None),
     };
     deps.store().cancel_completed_order(&cancellation).await?;
     crate::fault::pause_point("cancel:committed");

@@ -82,7 +82,7 @@ impl PaymentAttemptStore for DynamoStore {
         idempotency: Option<&IdempotencyOwner>,
     ) -> Result<()> {
         let item = attempt_item(attempt)?;
-        let Some(owner) = idempotency else {
+        if idempotency.is_none() && attempt.floor.is_none() {
             let put = self
                 .client
                 .put_item()
@@ -105,29 +105,42 @@ impl PaymentAttemptStore for DynamoStore {
                 }
                 Err(err) => Err(sdk_error(err)),
             };
-        };
-        // The attempt and the link from the member's idempotency record, together: from now on
-        // the key waits for the attempt to settle.
+        }
+        // The attempt, the link from the member's idempotency record (from now on the key
+        // waits for the attempt to settle) and the floor slot it reserves, together.
         let mut tx = TxItems::new(self);
         tx.put_new(item)?;
-        let link = tx.update(
-            record_key(&owner.member_id, &owner.key),
-            "SET #attempt = :attempt",
-            Some("#state = :inProgress AND #owner = :owner AND attribute_not_exists(#attempt)"),
-            Expr::new()
-                .name("#attempt", ATTEMPT_ATTRIBUTE)
-                .name("#state", "state")
-                .name("#owner", "owner")
-                .value(":attempt", s(&attempt.attempt_id))
-                .value(":inProgress", s(super::idempotency::IN_PROGRESS))
-                .value(":owner", s(&owner.token)),
-        )?;
+        let link = match idempotency {
+            Some(owner) => Some(tx.update(
+                record_key(&owner.member_id, &owner.key),
+                "SET #attempt = :attempt",
+                Some("#state = :inProgress AND #owner = :owner AND attribute_not_exists(#attempt)"),
+                Expr::new()
+                    .name("#attempt", ATTEMPT_ATTRIBUTE)
+                    .name("#state", "state")
+                    .name("#owner", "owner")
+                    .value(":attempt", s(&attempt.attempt_id))
+                    .value(":inProgress", s(super::idempotency::IN_PROGRESS))
+                    .value(":owner", s(&owner.token)),
+            )?),
+            None => None,
+        };
+        let reservation = match &attempt.floor {
+            Some(slot) => Some(super::floor::reserve(&mut tx, &attempt.member_id, slot)?),
+            None => None,
+        };
         match tx.commit().await? {
             Ok(()) => Ok(()),
-            Err(reasons) if reasons.get(link).is_some_and(|r| r.failed) => {
+            Err(reasons) if link.is_some_and(|l| reasons.get(l).is_some_and(|r| r.failed)) => {
                 Err(Error::IdempotencyConflict)
             }
-            Err(_) => Err(Error::Internal("attempt id collision".into())),
+            Err(reasons) => match reservation
+                .as_ref()
+                .and_then(|r| super::floor::refusal(r, &reasons))
+            {
+                Some(refused) => Err(refused),
+                None => Err(Error::Internal("attempt id collision".into())),
+            },
         }
     }
 
@@ -185,12 +198,27 @@ impl PaymentAttemptStore for DynamoStore {
                     .value(":attempt", s(&attempt.attempt_id)),
             )?;
         }
+        // The slot the payment reserved, given back with the money.
+        if let Some(release) = super::floor::release_of_attempt(attempt) {
+            super::floor::release(&mut tx, &release)?;
+        }
         match tx.commit().await? {
             Ok(()) => Ok(true),
             Err(reasons) if reasons.get(moved).is_some_and(|r| r.failed) => Ok(false),
             Err(_) => {
-                // The record is linked to another attempt: settle ours, leave the record.
-                self.update_attempt(&settled, AttemptState::Refunding).await
+                // The record is linked to another attempt: settle ours (and give its slot
+                // back), leave the record.
+                let Some(release) = super::floor::release_of_attempt(attempt) else {
+                    return self.update_attempt(&settled, AttemptState::Refunding).await;
+                };
+                let mut tx = TxItems::new(self);
+                tx.put_if(
+                    attempt_item(&settled)?,
+                    IN_STATE,
+                    in_state(AttemptState::Refunding),
+                )?;
+                super::floor::release(&mut tx, &release)?;
+                Ok(tx.commit().await?.is_ok())
             }
         }
     }

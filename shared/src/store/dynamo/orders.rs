@@ -237,8 +237,13 @@ impl OrderStore for DynamoStore {
             order.created_at,
         )?;
         tx.outbox(std::slice::from_ref(event))?;
+        // While the shop is closed no order is taken (the check is part of the write).
+        let open = super::floor::check_open(&mut tx)?;
         match tx.commit().await? {
             Ok(()) => Ok(()),
+            Err(reasons) if reasons.get(open).is_some_and(|r| r.failed) => {
+                Err(super::floor::closed(open, &reasons).unwrap_or(Error::ShopClosed(None)))
+            }
             // The order row is there already: ours, if a retry of our own send (after a lost
             // answer) found it — same member, same instant. Anything else is a collision.
             Err(reasons) if reasons.first().is_some_and(|r| r.failed) => {
@@ -358,6 +363,19 @@ impl OrderStore for DynamoStore {
             completion.at,
         )?;
         let (update, expr) = with_payments_copy(update, expr, &completion.payments)?;
+        // Paid at the commit instant, with the attempt's pickup number (if it took one).
+        let (update, expr) = match completion.pickup_number {
+            Some(number) => (
+                super::floor::with_set(&update, "#pickupNumber = :pickupNumber, #paidAt = :at"),
+                expr.name("#pickupNumber", "pickupNumber")
+                    .name("#paidAt", "paidAt")
+                    .value(":pickupNumber", n(i64::from(number))),
+            ),
+            None => (
+                super::floor::with_set(&update, "#paidAt = :at"),
+                expr.name("#paidAt", "paidAt"),
+            ),
+        };
         tx.update(
             key(order_pk(order_id), ORDER_SK),
             &update,
@@ -528,6 +546,9 @@ impl OrderStore for DynamoStore {
         tx.outbox(&cancellation.events)?;
         // The refund the cancellation owes, durable before any money moves.
         tx.put_new(attempt_item(&cancellation.refund)?)?;
+        if let Some(release) = &cancellation.release {
+            super::floor::release(&mut tx, release)?;
+        }
         match tx.commit().await? {
             Ok(()) => Ok(()),
             Err(reasons) => match reasons.first().filter(|r| r.failed) {

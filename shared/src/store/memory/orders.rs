@@ -13,6 +13,7 @@ struct OrderCursor {
 impl OrderStore for MemoryStore {
     async fn create_order(&self, order: &Order, event: &DomainEvent) -> Result<()> {
         self.commit(std::slice::from_ref(event), |s| {
+            s.floor.check_open()?;
             if s.orders.contains_key(&order.order_id) {
                 return Err(Error::Internal("order id collision".into()));
             }
@@ -118,6 +119,8 @@ impl OrderStore for MemoryStore {
                 order.status = OrderStatus::Completed;
                 order.updated_at = completion.at;
                 order.payments = completion.payments.clone();
+                order.pickup_number = completion.pickup_number;
+                order.paid_at = Some(completion.at);
             }
             let mut completed = completion.attempt.clone();
             completed.state = AttemptState::Completed;
@@ -213,6 +216,9 @@ impl OrderStore for MemoryStore {
                 cancellation.refund.attempt_id.clone(),
                 cancellation.refund.clone(),
             );
+            if let Some(release) = &cancellation.release {
+                s.floor.release(release);
+            }
             Ok(())
         })
     }
