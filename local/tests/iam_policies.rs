@@ -559,6 +559,37 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         200,
     )
     .await;
+    // Made: the floor slot goes back and the make time is counted (docs/floor.md).
+    cafe.expect(
+        request("PUT", &format!("/admin/orders/{paid_with_key}/status"))
+            .bearer(&clerk_access)
+            .json(&json!({"status": "READY"}))
+            .build(),
+        200,
+    )
+    .await;
+
+    // The floor: staff close the shop (new orders refused), the public sees it, staff open it.
+    let shop = |open: bool| {
+        request("PUT", "/admin/shop")
+            .bearer(&clerk_access)
+            .json(&json!({"open": open, "message": "Back at 2pm"}))
+            .build()
+    };
+    cafe.expect(shop(false), 200).await;
+    let seen = cafe.expect(request("GET", "/shop").build(), 200).await;
+    assert_eq!(seen["result"]["open"], false, "{seen}");
+    let refused = cafe
+        .expect(
+            request("POST", "/order")
+                .bearer(&access)
+                .json(&json!({"items": [{"itemId": COLA, "quantity": 1}]}))
+                .build(),
+            409,
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], "409SH000", "{refused}");
+    cafe.expect(shop(true), 200).await;
 
     let (leaving, leaving_access, _, _) = cafe.sign_up().await;
     cafe.expect(

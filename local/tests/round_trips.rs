@@ -91,6 +91,9 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("POST /admin/items/{id}/stock", 4, 0),
     ("GET /admin/orders", 2, 0),
     ("PUT /admin/orders/{id}/status", 3, 0),
+    ("PUT /admin/orders/{id}/status (READY)", 3, 0),
+    ("GET /shop", 1, 0),
+    ("PUT /admin/shop", 3, 0),
 ];
 
 struct Cafe {
@@ -370,6 +373,27 @@ async fn every_endpoint_makes_exactly_its_round_trips() {
         request("PUT", &format!("/admin/orders/{split}/status"))
             .bearer(&admin.access)
             .json(&json!({"status": "PREPARING"}))
+            .build(),
+        200,
+    )
+    .await;
+    // READY gives the floor slot back and counts the make time in the same transaction.
+    cafe.measure(
+        "PUT /admin/orders/{id}/status (READY)",
+        request("PUT", &format!("/admin/orders/{split}/status"))
+            .bearer(&admin.access)
+            .json(&json!({"status": "READY"}))
+            .build(),
+        200,
+    )
+    .await;
+    cafe.measure("GET /shop", request("GET", "/shop").build(), 200)
+        .await;
+    cafe.measure(
+        "PUT /admin/shop",
+        request("PUT", "/admin/shop")
+            .bearer(&admin.access)
+            .json(&json!({"open": true, "message": "Welcome"}))
             .build(),
         200,
     )

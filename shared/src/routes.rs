@@ -44,6 +44,8 @@ pub const ROUTES: &[Route] = &[
         "/admin/orders/{orderId}/status",
         "admin-order-status",
     ),
+    route("GET", "/shop", "shop-get"),
+    route("PUT", "/admin/shop", "admin-shop-update"),
 ];
 
 /// Functions that are not HTTP endpoints: the daily expiry job, the payment reconciler and the
