@@ -49,6 +49,8 @@ async fn pickup_numbers_are_everywhere_and_start_again_at_local_midnight() {
     let clerk = cafe_local::testing::staff(&t.app, Role::Staff).await;
     let customer = t.sign_up().await;
     let first = order(&t, &customer).await;
+    // Ids made in one millisecond do not sort in creation order.
+    t.clock.advance(chrono::Duration::seconds(1));
     let second = order(&t, &customer).await;
     let paid = ok(&t, payment(&customer, &first), 200).await;
     assert_eq!(paid["pickupNumber"], 1, "{paid}");
@@ -222,4 +224,44 @@ async fn an_order_older_than_the_payment_window_cannot_be_paid() {
     let (status, body) = t.call(payment(&customer, &pending)).await;
     assert_failure(status, &body, "400OR003");
     assert!(t.parts.gateway.ledger().charges.is_empty());
+
+    // The scheduled sweep (its sample event, run at the test clock) moves it to EXPIRED.
+    let sweep = expire_orders::handle(json!({}), None, &t.app)
+        .await
+        .expect("sweep");
+    assert_eq!((sweep.expired, sweep.complete), (1, true));
+    let detail = ok(
+        &t,
+        request("GET", &format!("/order/{pending}"))
+            .bearer(&customer.access)
+            .build(),
+        200,
+    )
+    .await;
+    assert_eq!(detail["status"], "EXPIRED", "{detail}");
+    let statuses: Vec<&Value> = detail["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| &h["status"])
+        .collect();
+    assert_eq!(statuses, [&json!("PENDING_PAYMENT"), &json!("EXPIRED")]);
+    let expired_events = t
+        .parts
+        .events
+        .events()
+        .iter()
+        .filter(|e| e.event_type == EventType::OrderExpired)
+        .count();
+    assert_eq!(expired_events, 1);
+    let (status, body) = t.call(payment(&customer, &pending)).await;
+    assert_failure(status, &body, "400OR003");
+    let (status, body) = t
+        .call(
+            request("DELETE", &format!("/order/{pending}/cancel"))
+                .bearer(&customer.access)
+                .build(),
+        )
+        .await;
+    assert_failure(status, &body, "400OR001");
 }

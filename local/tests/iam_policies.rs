@@ -624,6 +624,25 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         .expect("read")
         .expect("member");
     assert_eq!(ended.status, MemberStatus::End);
+
+    // The unpaid-order sweep past the payment window of an order placed now (the handler
+    // refuses a `now` in production, so the service runs at that instant on the sweep's app).
+    let unpaid = cafe.order(&access, COLA).await;
+    let sweeper = &cafe.functions["expire-orders"].app;
+    let swept = cafe::services::floor::expire_unpaid(
+        sweeper.store.as_ref(),
+        Utc::now() + Duration::minutes(20),
+        sweeper.config.floor.payment_window,
+        None,
+    )
+    .await
+    .expect("sweep");
+    assert!(swept.expired >= 1, "{swept:?}");
+    let expired = cafe::store::OrderStore::get_order(fixtures, &unpaid)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(expired.status, cafe::domain::OrderStatus::Expired);
     let _ = stack;
 }
 

@@ -865,11 +865,15 @@ impl Harness {
             .map(lambda_http::Context::deadline)
             .and_then(cafe::deadline::plausible);
         match function {
-            "expire-withdrawals" | "payment-reconcile" => {
+            "expire-withdrawals" | "payment-reconcile" | "expire-orders" => {
                 let outcome = if function == "expire-withdrawals" {
                     expire_withdrawals::handle(event.clone(), deadline, &self.app)
                         .await
                         .map(|summary| json!(summary))
+                } else if function == "expire-orders" {
+                    expire_orders::handle(event.clone(), deadline, &self.app)
+                        .await
+                        .map(|sweep| json!(sweep))
                 } else {
                     payment_reconcile::handle(event.clone(), deadline, &self.app)
                         .await

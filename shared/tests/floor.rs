@@ -443,3 +443,66 @@ async fn an_order_past_its_payment_window_cannot_be_paid() {
     assert_eq!((wire.status.as_u16(), wire.code), (400, "400OR003"));
     assert!(h.gateway.ledger().charges.is_empty());
 }
+
+/// The sweep: pending orders past the window become `EXPIRED` (history row, event), paid and
+/// cancelled ones are left alone, a second run finds nothing, and an expired order is refused
+/// 400OR003 without a charge.
+async fn unpaid_orders_expire(h: Arc<Harness>) {
+    let orders = pending_orders(&h, 4, 1, 1).await;
+    let member = &orders[0].0;
+    let (_, paid, total) = &orders[0];
+    payments::pay(&h.app, &member.member_id, &card(paid, *total))
+        .await
+        .expect("paid");
+    cafe::services::orders::cancel_order(&h.app, member, &orders[1].1)
+        .await
+        .expect("cancelled");
+    let window = chrono::Duration::minutes(15);
+    let now = h.app.clock.now();
+    // Nothing is due yet.
+    let early = floor::expire_unpaid(h.app.store.as_ref(), now, window, None)
+        .await
+        .expect("sweep");
+    assert_eq!((early.expired, early.complete), (0, true));
+    let later = now + chrono::Duration::minutes(16);
+    let sweep = floor::expire_unpaid(h.app.store.as_ref(), later, window, None)
+        .await
+        .expect("sweep");
+    assert_eq!((sweep.expired, sweep.failed, sweep.complete), (2, 0, true));
+    for (_, order_id, _) in &orders[2..] {
+        assert_eq!(h.order_status(order_id).await, OrderStatus::Expired);
+        let history = h.app.store.order_history(order_id).await.expect("history");
+        let statuses: Vec<&str> = history.iter().map(|e| e.status.as_str()).collect();
+        assert_eq!(statuses, ["PENDING_PAYMENT", "EXPIRED"]);
+    }
+    assert_eq!(h.order_status(paid).await, OrderStatus::Completed);
+    assert_eq!(h.order_status(&orders[1].1).await, OrderStatus::Cancelled);
+    let again = floor::expire_unpaid(h.app.store.as_ref(), later, window, None)
+        .await
+        .expect("sweep");
+    assert_eq!(again.expired, 0);
+    let (_, expired, total) = &orders[2];
+    let refused = payments::pay(&h.app, &member.member_id, &card(expired, *total)).await;
+    assert_eq!(refused.map(|_| ()), Err(Error::PaymentWindowPassed));
+    assert_eq!(h.gateway.ledger().charges.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unpaid_orders_expire_on_memory() {
+    let h = harness(
+        memory_store(),
+        local_lock(lock_config(10_000, 5_000)),
+        quick_gateway(),
+    );
+    unpaid_orders_expire(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unpaid_orders_expire_on_dynamodb() {
+    let h = harness(
+        dynamo_store().await,
+        redis_lock(lock_config(10_000, 5_000)),
+        quick_gateway(),
+    );
+    unpaid_orders_expire(h).await;
+}

@@ -33,6 +33,7 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("shop-get", shop_get::TOKEN_KEY),
     ("admin-shop-update", admin_shop_update::TOKEN_KEY),
     ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
+    ("expire-orders", expire_orders::TOKEN_KEY),
     ("payment-reconcile", payment_reconcile::TOKEN_KEY),
 ];
 

@@ -98,3 +98,73 @@ pub async fn set_shop(
     tracing::info!(open = request.open, staff_id = %staff.member_id, "shop status set");
     shop(deps).await
 }
+
+/// What one run of the unpaid-order sweep did (`expire-orders`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnpaidSweep {
+    /// Orders moved to `EXPIRED`.
+    pub expired: u64,
+    /// Found due but paid or cancelled meanwhile.
+    pub skipped: u64,
+    /// Writes that failed (a dependency error); the next run retries them.
+    pub failed: u64,
+    pub pages: u64,
+    /// False when the run stopped before the list was exhausted (deadline, failures).
+    pub complete: bool,
+}
+
+/// Moves every `PENDING_PAYMENT` order older than the payment window to `EXPIRED`, with its
+/// history row and an `OrderExpired` event, page by page from the store's pending list (never
+/// a scan). Idempotent: an order paid or cancelled meanwhile is skipped by the write's
+/// condition. Stops after the page in progress once `stop_by` has passed.
+pub async fn expire_unpaid(
+    store: &dyn crate::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+    window: chrono::Duration,
+    stop_by: Option<std::time::Instant>,
+) -> Result<UnpaidSweep> {
+    let cutoff = now - window;
+    let mut sweep = UnpaidSweep::default();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .pending_orders_before(cutoff, 100, cursor.as_deref())
+            .await?;
+        sweep.pages += 1;
+        for order in &page.orders {
+            let event = DomainEvent::order(
+                crate::domain::EventType::OrderExpired,
+                &order.order_id,
+                &order.member_id,
+                crate::domain::OrderStatus::Expired.as_str(),
+                order.total_price,
+                now,
+            );
+            match store.expire_order(&order.order_id, now, &event).await {
+                Ok(true) => sweep.expired += 1,
+                Ok(false) => sweep.skipped += 1,
+                Err(error) => {
+                    tracing::warn!(order_id = %order.order_id, %error, "could not expire; retried next run");
+                    sweep.failed += 1;
+                }
+            }
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            sweep.complete = sweep.failed == 0;
+            break;
+        }
+        if stop_by.is_some_and(|at| std::time::Instant::now() >= at) {
+            break;
+        }
+    }
+    tracing::info!(
+        expired = sweep.expired,
+        skipped = sweep.skipped,
+        failed = sweep.failed,
+        pages = sweep.pages,
+        "unpaid orders swept"
+    );
+    Ok(sweep)
+}

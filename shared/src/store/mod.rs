@@ -387,6 +387,23 @@ pub trait OrderStore: Send + Sync {
     /// attempt (a lost answer) → `Ok`. An outcome still unknown after the store's own retries →
     /// 503, and the attempt stays `CHARGED` for the reconciler.
     async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()>;
+    /// Pending orders created before `before`, oldest first, a page at a time (the
+    /// `expire-orders` sweep's work list: never a scan). Orders placed before the floor existed
+    /// are not listed; they still cannot be paid past the window.
+    async fn pending_orders_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage>;
+    /// `PENDING_PAYMENT` → `EXPIRED` with its history row and event; `Ok(false)` when the order
+    /// is no longer pending (paid or cancelled meanwhile: nothing written).
+    async fn expire_order(
+        &self,
+        order_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<bool>;
     /// `PENDING_PAYMENT` → `CANCELLED`; else 400OR001.
     async fn cancel_pending_order(
         &self,
