@@ -66,6 +66,13 @@ async fn pickup_numbers_are_everywhere_and_start_again_at_local_midnight() {
     )
     .await;
     assert_eq!(detail["pickupNumber"], 2, "{detail}");
+    // One order ahead of it; no order made yet today, so 180 s each: 6 minutes, to the minute.
+    assert_eq!(detail["wait"]["ordersAhead"], 1, "{detail}");
+    assert_eq!(detail["wait"]["estimatedWaitMinutes"], 6, "{detail}");
+    assert_eq!(
+        detail["wait"]["estimatedReadyAt"],
+        "2026-01-15T09:06:00.000Z"
+    );
     let list = ok(
         &t,
         request("GET", "/orders").bearer(&customer.access).build(),

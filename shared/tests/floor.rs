@@ -282,6 +282,14 @@ async fn member_limit_and_released_slots(h: Arc<Harness>) {
         async move { payments::pay(&h.app, &member_id, &card(&order_id, total)).await }
     };
 
+    // Their places in the queue: 0, 1 and 2 ahead, in the order they were placed.
+    let mut ahead = Vec::new();
+    for id in &paid {
+        ahead.push(h.app.store.orders_ahead(id).await.expect("ahead"));
+    }
+    ahead.sort_unstable();
+    assert_eq!(ahead, [0, 1, 2]);
+
     // Made: PREPARING does not free the slot, READY does.
     let staff = staff_member(&h).await;
     step(&h, &staff, paid[0], "PREPARING").await;

@@ -6,7 +6,7 @@
 
 use crate::clock::rfc3339;
 use crate::deadline::Deadline;
-use crate::deps::{HasClock, HasLock, HasStore};
+use crate::deps::{HasClock, HasConfig, HasLock, HasStore};
 use crate::domain::attempt::{AttemptState, RECONCILE_GRACE, cancel_refund};
 use crate::domain::order::{RequestedLine, check_order_lines, price_order};
 use crate::domain::{
@@ -18,6 +18,7 @@ use crate::lock::{order_key, release_logged};
 use crate::services::history::{HistoryRow, history_rows};
 use crate::services::refunds::{RefundDeps, refund_attempt};
 use crate::store::{CompletedCancellation, OrderStore, SlotRelease};
+use chrono::DurationRound;
 use serde::{Deserialize, Serialize};
 
 /// `POST /order` body.
@@ -82,7 +83,49 @@ pub struct OrderDetail {
     /// Once paid: the pickup number of its business day.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pickup_number: Option<u32>,
+    /// While paid and not yet `READY`: its place in the queue and when it should be ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<OrderWait>,
     pub created_at: String,
+}
+
+/// Where a paid order stands on the floor (`docs/floor.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderWait {
+    /// Orders staff will make before this one: every one being prepared, and those paid orders
+    /// not yet started that were placed before it (0 while it is being prepared).
+    pub orders_ahead: i64,
+    /// Whole minutes: its own make time and one per order ahead, each the day's mean.
+    pub estimated_wait_minutes: i64,
+    /// Now plus the estimated wait, to the minute.
+    pub estimated_ready_at: String,
+}
+
+/// The wait of `order` while it is `COMPLETED` or `PREPARING` (see
+/// [`crate::domain::floor::estimated_wait_minutes`]); `None` otherwise.
+async fn order_wait(
+    deps: &(impl HasStore + HasClock + HasConfig),
+    order: &Order,
+) -> Result<Option<OrderWait>> {
+    let ahead = match order.status {
+        OrderStatus::Completed => deps.store().orders_ahead(&order.order_id).await?,
+        OrderStatus::Preparing => 0,
+        _ => return Ok(None),
+    };
+    let now = deps.clock().now();
+    let day = crate::domain::floor::business_day(now, deps.config().floor.timezone);
+    let state = deps.store().floor_state(&day).await?;
+    let minutes = crate::domain::floor::estimated_wait_minutes(ahead, state.mean_make_seconds());
+    let ready = now + chrono::Duration::minutes(minutes);
+    let ready = ready
+        .duration_trunc(chrono::Duration::minutes(1))
+        .unwrap_or(ready);
+    Ok(Some(OrderWait {
+        orders_ahead: ahead,
+        estimated_wait_minutes: minutes,
+        estimated_ready_at: rfc3339(ready),
+    }))
 }
 
 /// `GET /orders` answer.
@@ -211,9 +254,10 @@ pub async fn create_order(
 }
 
 /// The member's own order with its payments and status timeline.
-/// The order, its payments and its history come in one read (`get_order_with_history`).
+/// The order, its payments and its history come in one read (`get_order_with_history`); an
+/// order in the making adds its wait (the queue counted, the day's make times read).
 pub async fn get_order(
-    deps: &impl HasStore,
+    deps: &(impl HasStore + HasClock + HasConfig),
     member: &Member,
     order_id: &str,
 ) -> Result<OrderDetail> {
@@ -226,6 +270,7 @@ pub async fn get_order(
         .await?
         .ok_or(Error::NotFound("order"))?;
     order.check_owner(&member.member_id)?;
+    let wait = order_wait(deps, &order).await?;
     Ok(OrderDetail {
         order_id: order.order_id,
         status: order.status,
@@ -234,6 +279,7 @@ pub async fn get_order(
         payments: order.payments,
         history: history_rows(history),
         pickup_number: order.pickup_number,
+        wait,
         created_at: rfc3339(order.created_at),
     })
 }

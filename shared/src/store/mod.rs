@@ -351,6 +351,10 @@ pub trait FloorStore: Send + Sync {
     async fn set_shop(&self, change: &ShopChange, event: &DomainEvent) -> Result<()>;
     /// The member's paid orders not yet `READY` (what their limit counts).
     async fn open_orders_of(&self, member_id: &str) -> Result<i64>;
+    /// The orders ahead of `order_id` in the staff queue: every `PREPARING` order, and the
+    /// `COMPLETED` ones placed before it (the queue is oldest first). Counted on the queue
+    /// index, never read whole.
+    async fn orders_ahead(&self, order_id: &str) -> Result<i64>;
 }
 
 #[async_trait]

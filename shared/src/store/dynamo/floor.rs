@@ -17,12 +17,13 @@
 use super::tx::Expr;
 use super::{Attrs, DynamoStore, Reason, TxItems, attr_str, key, n, s, sdk_error, table};
 use crate::domain::DomainEvent;
+use crate::domain::OrderStatus;
 use crate::domain::attempt::PaymentAttempt;
 use crate::domain::floor::{FloorSlot, FloorState};
 use crate::error::{Error, Result};
 use crate::store::{FloorStore, ShopChange, SlotRelease};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 use chrono::{Duration, NaiveDate};
 use tracing::Instrument;
 
@@ -195,6 +196,43 @@ pub(crate) fn with_set(update: &str, set: &str) -> String {
     }
 }
 
+impl DynamoStore {
+    /// How many orders the queue index holds in `status` (before `before`, if given): `Select
+    /// COUNT` queries, a page (1 MB read) at a time.
+    async fn count_queue(&self, status: OrderStatus, before: Option<&str>) -> Result<i64> {
+        let mut total = 0i64;
+        let mut start: Option<Attrs> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(table::GSI_FULFILMENT)
+                .expression_attribute_names("#fpk", table::FULFILMENT_PK)
+                .expression_attribute_values(":fpk", s(super::orders::fulfilment_pk(status)))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take());
+            query = match before {
+                Some(order_id) => query
+                    .key_condition_expression("#fpk = :fpk AND #fsk < :before")
+                    .expression_attribute_names("#fsk", table::FULFILMENT_SK)
+                    .expression_attribute_values(":before", s(order_id)),
+                None => query.key_condition_expression("#fpk = :fpk"),
+            };
+            let out = query
+                .send()
+                .instrument(crate::spans::dependency_span("dynamodb", "Query"))
+                .await
+                .map_err(sdk_error)?;
+            total += i64::from(out.count);
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl FloorStore for DynamoStore {
     async fn take_pickup_number(&self, day: &str) -> Result<u32> {
@@ -276,6 +314,14 @@ impl FloorStore for DynamoStore {
             Ok(()) => Ok(()),
             Err(_) => Err(Error::Internal("shop change cancelled".into())),
         }
+    }
+
+    async fn orders_ahead(&self, order_id: &str) -> Result<i64> {
+        let preparing = self.count_queue(OrderStatus::Preparing, None).await?;
+        let before = self
+            .count_queue(OrderStatus::Completed, Some(order_id))
+            .await?;
+        Ok(preparing + before)
     }
 
     async fn open_orders_of(&self, member_id: &str) -> Result<i64> {

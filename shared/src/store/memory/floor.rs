@@ -103,4 +103,16 @@ impl FloorStore for MemoryStore {
     async fn open_orders_of(&self, member_id: &str) -> Result<i64> {
         Ok(self.read(|s| s.floor.per_member.get(member_id).copied().unwrap_or(0)))
     }
+
+    async fn orders_ahead(&self, order_id: &str) -> Result<i64> {
+        Ok(self.read(|s| {
+            s.orders
+                .values()
+                .filter(|o| {
+                    o.status == OrderStatus::Preparing
+                        || (o.status == OrderStatus::Completed && o.order_id.as_str() < order_id)
+                })
+                .count() as i64
+        }))
+    }
 }
