@@ -37,16 +37,13 @@ impl Floor {
         if !open {
             return Err(Error::ShopClosed(message));
         }
+        // `Retry-After` is filled in by the payment, as on DynamoDB.
         if self.in_progress >= slot.max_in_progress {
-            return Err(Error::ShopFull(
-                crate::domain::floor::DEFAULT_MAKE_SECONDS as u32,
-            ));
+            return Err(Error::ShopFull(0));
         }
         let mine = self.per_member.get(member_id).copied().unwrap_or(0);
         if mine >= slot.max_open_per_member {
-            return Err(Error::TooManyOpenOrders(
-                crate::domain::floor::DEFAULT_MAKE_SECONDS as u32,
-            ));
+            return Err(Error::TooManyOpenOrders(0));
         }
         self.in_progress += 1;
         *self.per_member.entry(member_id.to_owned()).or_default() += 1;
