@@ -514,3 +514,53 @@ async fn unpaid_orders_expire_on_dynamodb() {
     );
     unpaid_orders_expire(h).await;
 }
+
+/// `SHOP_TIMEZONE` and the limits as the environment gives them; a zone with daylight saving
+/// time, or a limit of 0, is a start-up error rather than a silently wrong day or a shop that
+/// takes nothing.
+#[test]
+fn the_floor_settings_are_read_and_checked() {
+    use cafe::config::{Config, TokenKey, parse_timezone};
+    let read = |vars: &[(&str, &str)]| {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_vars(TokenKey::NotUsed, &move |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    };
+    let defaults = read(&[]).expect("defaults").floor;
+    assert_eq!(defaults.timezone.local_minus_utc(), 9 * 3600);
+    assert_eq!(
+        (defaults.max_in_progress, defaults.max_open_per_member),
+        (20, 3)
+    );
+    assert_eq!(defaults.payment_window, chrono::Duration::minutes(15));
+    let set = read(&[
+        ("SHOP_TIMEZONE", "-05:30"),
+        ("SHOP_MAX_IN_PROGRESS", "8"),
+        ("SHOP_MAX_OPEN_PER_MEMBER", "1"),
+        ("ORDER_PAYMENT_WINDOW", "300"),
+    ])
+    .expect("set")
+    .floor;
+    assert_eq!(set.timezone.local_minus_utc(), -(5 * 3600 + 1800));
+    assert_eq!((set.max_in_progress, set.max_open_per_member), (8, 1));
+    assert_eq!(set.payment_window, chrono::Duration::minutes(5));
+    for bad in [
+        ("SHOP_TIMEZONE", "Europe/Paris"),
+        ("SHOP_TIMEZONE", "+9"),
+        ("SHOP_TIMEZONE", "+15:00"),
+        ("SHOP_MAX_IN_PROGRESS", "0"),
+        ("SHOP_MAX_OPEN_PER_MEMBER", "-1"),
+        ("ORDER_PAYMENT_WINDOW", "soon"),
+    ] {
+        assert!(read(&[bad]).is_err(), "{bad:?} accepted");
+    }
+    assert_eq!(parse_timezone("UTC").map(|z| z.local_minus_utc()), Some(0));
+    assert_eq!(
+        parse_timezone("Asia/Kolkata").map(|z| z.local_minus_utc()),
+        Some(5 * 3600 + 1800)
+    );
+}
