@@ -220,6 +220,33 @@ async fn past_capacity_payment_is_refused_with_retry_after_and_nothing_charged()
         (shop["ordersInProgress"].clone(), shop["room"].clone()),
         (json!(1), json!(0))
     );
+
+    // Under an Idempotency-Key the refusal is not kept: once the first order is made, the same
+    // request with the same key really runs and pays.
+    let keyed = |member: &SignedUp, order_id: &str| {
+        request("POST", "/payment")
+            .bearer(&member.access)
+            .header("idempotency-key", "floor-retry-1")
+            .json(&json!({"orderId": order_id, "payments": [{"amount": PRICE, "type": "CARD"}]}))
+            .build()
+    };
+    let (status, body) = t.call(keyed(&second, &b)).await;
+    assert_failure(status, &body, "409SH001");
+    let clerk = cafe_local::testing::staff(&t.app, Role::Staff).await;
+    for step in ["PREPARING", "READY"] {
+        ok(
+            &t,
+            request("PUT", &format!("/admin/orders/{a}/status"))
+                .bearer(&clerk.access)
+                .json(&json!({"status": step}))
+                .build(),
+            200,
+        )
+        .await;
+    }
+    let paid = ok(&t, keyed(&second, &b), 200).await;
+    assert_eq!(paid["pickupNumber"], 2, "{paid}");
+    assert_eq!(t.parts.gateway.ledger().charges.len(), 2);
 }
 
 #[tokio::test]
