@@ -42,6 +42,8 @@ async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<B
         "admin-order-list" => admin_order_list::handle(req, app).await,
         "admin-item-list" => admin_item_list::handle(req, app).await,
         "admin-order-status" => admin_order_status::handle(req, app).await,
+        "shop-get" => shop_get::handle(req, app).await,
+        "admin-shop-update" => admin_shop_update::handle(req, app).await,
         _ => http::failure(&Error::NoRoute),
     }
 }

@@ -109,6 +109,11 @@ fn body_endpoints(w: &World) -> Vec<BodyEndpoint> {
                 .bearer(&w.staff.access),
             valid: json!({"status": "PREPARING"}),
         },
+        BodyEndpoint {
+            label: "admin-shop",
+            base: raw("PUT", "/admin/shop").bearer(&w.staff.access),
+            valid: json!({"open": true}),
+        },
     ]
 }
 
@@ -438,6 +443,37 @@ fn semantic_cases(w: &World, out: &mut Vec<Case>) {
             .clone()
             .json(&json!({"status": "COMPLETED"})),
         &[BAD],
+    ));
+    for (name, body) in [
+        ("open as a string", json!({"open": "false"})),
+        ("open missing", json!({"message": "closed"})),
+        (
+            "a message of 201 characters",
+            json!({"open": false, "message": "m".repeat(201)}),
+        ),
+        (
+            "a control character in the message",
+            json!({"open": false, "message": "a\u{1b}[2Jb"}),
+        ),
+        (
+            "a message as a number",
+            json!({"open": false, "message": 7}),
+        ),
+    ] {
+        out.push(case(
+            format!("admin-shop: {name}"),
+            raw("PUT", "/admin/shop")
+                .bearer(&w.staff.access)
+                .json(&body),
+            &["400CO000"],
+        ));
+    }
+    out.push(case(
+        "admin-shop: a customer's token",
+        raw("PUT", "/admin/shop")
+            .bearer(&w.a.access)
+            .json(&json!({"open": false})),
+        &["403CO000"],
     ));
     out.push(case(
         "order-status: a pending order",

@@ -142,6 +142,8 @@ impl Stack {
             ("ARGON2_PARALLELISM", "1"),
             // A short refresh grace, so the scenario reaches the revocation after it.
             ("REFRESH_REUSE_GRACE_SECONDS", "1"),
+            // One member pays more orders than the floor's default allows open at once.
+            ("SHOP_MAX_OPEN_PER_MEMBER", "100"),
         ] {
             env.insert(name.into(), value.into());
         }
@@ -577,6 +579,37 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         200,
     )
     .await;
+    // Made: the floor slot goes back and the make time is counted (docs/floor.md).
+    cafe.expect(
+        request("PUT", &format!("/admin/orders/{paid_with_key}/status"))
+            .bearer(&clerk_access)
+            .json(&json!({"status": "READY"}))
+            .build(),
+        200,
+    )
+    .await;
+
+    // The floor: staff close the shop (new orders refused), the public sees it, staff open it.
+    let shop = |open: bool| {
+        request("PUT", "/admin/shop")
+            .bearer(&clerk_access)
+            .json(&json!({"open": open, "message": "Back at 2pm"}))
+            .build()
+    };
+    cafe.expect(shop(false), 200).await;
+    let seen = cafe.expect(request("GET", "/shop").build(), 200).await;
+    assert_eq!(seen["result"]["open"], false, "{seen}");
+    let refused = cafe
+        .expect(
+            request("POST", "/order")
+                .bearer(&access)
+                .json(&json!({"items": [{"itemId": COLA, "quantity": 1}]}))
+                .build(),
+            409,
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], "409SH000", "{refused}");
+    cafe.expect(shop(true), 200).await;
 
     let (leaving, leaving_access, _, _) = cafe.sign_up().await;
     cafe.expect(
@@ -611,6 +644,25 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         .expect("read")
         .expect("member");
     assert_eq!(ended.status, MemberStatus::End);
+
+    // The unpaid-order sweep past the payment window of an order placed now (the handler
+    // refuses a `now` in production, so the service runs at that instant on the sweep's app).
+    let unpaid = cafe.order(&access, COLA).await;
+    let sweeper = &cafe.functions["expire-orders"].app;
+    let swept = cafe::services::floor::expire_unpaid(
+        sweeper.store.as_ref(),
+        Utc::now() + Duration::minutes(20),
+        sweeper.config.floor.payment_window,
+        None,
+    )
+    .await
+    .expect("sweep");
+    assert!(swept.expired >= 1, "{swept:?}");
+    let expired = cafe::store::OrderStore::get_order(fixtures, &unpaid)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(expired.status, cafe::domain::OrderStatus::Expired);
     let _ = stack;
 }
 

@@ -58,7 +58,7 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Functions with no error answer to compare: `GET /items` and `GET /.well-known/jwks.json` read
 /// nothing of the request, so only a failing dependency (which both sides share) could fail them.
-const NO_ERROR_ANSWER: &[&str] = &["items-list", "jwks-get"];
+const NO_ERROR_ANSWER: &[&str] = &["items-list", "jwks-get", "shop-get"];
 /// The refresh reuse grace both sides run with (`REFRESH_REUSE_GRACE_SECONDS` in
 /// scripts/emulator.sh): short, so the case after it can wait it out.
 const REFRESH_GRACE_SECONDS: i64 = 2;
@@ -865,11 +865,15 @@ impl Harness {
             .map(lambda_http::Context::deadline)
             .and_then(cafe::deadline::plausible);
         match function {
-            "expire-withdrawals" | "payment-reconcile" => {
+            "expire-withdrawals" | "payment-reconcile" | "expire-orders" => {
                 let outcome = if function == "expire-withdrawals" {
                     expire_withdrawals::handle(event.clone(), deadline, &self.app)
                         .await
                         .map(|summary| json!(summary))
+                } else if function == "expire-orders" {
+                    expire_orders::handle(event.clone(), deadline, &self.app)
+                        .await
+                        .map(|sweep| json!(sweep))
                 } else {
                     payment_reconcile::handle(event.clone(), deadline, &self.app)
                         .await
@@ -1778,6 +1782,77 @@ async fn staff(h: &mut Harness, twins: &[Twin; 2]) {
     .await;
 }
 
+/// The floor (docs/floor.md): the public shop, staff closing and opening it, the sweep.
+async fn floor(h: &mut Harness, twins: &[Twin; 2]) {
+    let get = "shop-get";
+    let (sample, sam) = (h.sample(get), h.generated(get));
+    h.http(get, "sample: the shop 200", 200, twins, &sample, |_| {
+        Call::new()
+    })
+    .await;
+    h.http(get, "sam event", 200, twins, &sam, |_| Call::new())
+        .await;
+
+    let set = "admin-shop-update";
+    let (sample, sam) = (h.sample(set), h.generated(set));
+    h.http(
+        set,
+        "sample: staff close the shop 200",
+        200,
+        twins,
+        &sample,
+        |t| {
+            Call::new()
+                .bearer(&t.staff.access)
+                .body(sample_body(&sample))
+        },
+    )
+    .await;
+    // Open again at once: the cases after this one order and pay.
+    h.http(set, "sam: staff open it 200", 200, twins, &sam, |t| {
+        Call::new()
+            .bearer(&t.staff.access)
+            .body(json!({"open": true}))
+    })
+    .await;
+    h.http(set, "sam: a customer 403", 403, twins, &sam, |t| {
+        Call::new()
+            .bearer(&t.owner.access)
+            .body(json!({"open": false}))
+    })
+    .await;
+    h.http(set, "sam: a message too long 400", 400, twins, &sam, |t| {
+        Call::new()
+            .bearer(&t.staff.access)
+            .body(json!({"open": false, "message": "m".repeat(201)}))
+    })
+    .await;
+
+    let sweep = "expire-orders";
+    let (sample, sam) = (h.sample(sweep), h.generated(sweep));
+    // The sample's `now` is long before this run's orders: nothing is due.
+    h.case(
+        sweep,
+        "sample: nothing due at its now",
+        200,
+        twins,
+        [sample.clone(), sample],
+        None,
+    )
+    .await;
+    let mut bad = sam.clone();
+    bad["detail"]["now"] = json!("yesterday");
+    h.case(
+        sweep,
+        "sam, detail.now not RFC 3339: Lambda error",
+        500,
+        twins,
+        [bad.clone(), bad],
+        None,
+    )
+    .await;
+}
+
 async fn withdraw_and_restore(h: &mut Harness, twins: &[Twin; 2]) {
     for (function, verb) in [
         ("member-withdraw", "withdraw"),
@@ -2120,6 +2195,7 @@ async fn release_binaries_under_the_emulator_answer_like_the_handlers() {
     payments(&mut h, &twins).await;
     cancels(&mut h, &twins).await;
     staff(&mut h, &twins).await;
+    floor(&mut h, &twins).await;
     withdraw_and_restore(&mut h, &twins).await;
     expiry(&mut h, &twins).await;
     reconcile(&mut h, &twins).await;

@@ -267,6 +267,10 @@ fn codes_from_the_error_enum() -> BTreeSet<String> {
         Error::IdempotencyConflict,
         Error::ItemUnavailable("x".into()),
         Error::VersionConflict,
+        Error::ShopClosed(None),
+        Error::ShopFull(1),
+        Error::TooManyOpenOrders(1),
+        Error::PaymentWindowPassed,
     ]
     .iter()
     .map(|e| e.wire().code.to_owned())
@@ -374,6 +378,7 @@ fn public_and_protected_operations_match_the_contract() {
         ("GET", "/items"),
         ("GET", "/items/{itemId}"),
         ("GET", "/.well-known/jwks.json"),
+        ("GET", "/shop"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))

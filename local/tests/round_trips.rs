@@ -76,10 +76,11 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("GET /items/{id}", 1, 0),
     ("POST /order", 2, 0),
     ("GET /order/{id}", 2, 0),
+    ("GET /order/{id} (in the making)", 5, 0),
     ("GET /orders", 2, 0),
-    ("POST /payment (1 part)", 5, 2),
-    ("POST /payment (1 part, Idempotency-Key)", 6, 2),
-    ("POST /payment (2 parts)", 6, 2),
+    ("POST /payment (1 part)", 6, 2),
+    ("POST /payment (1 part, Idempotency-Key)", 7, 2),
+    ("POST /payment (2 parts)", 7, 2),
     ("DELETE /order/{id}/cancel (pending)", 3, 0),
     ("DELETE /order/{id}/cancel (paid)", 4, 2),
     ("DELETE /member/{id}/withdraw", 2, 0),
@@ -92,6 +93,9 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("GET /admin/orders", 2, 0),
     ("GET /admin/items", 2, 0),
     ("PUT /admin/orders/{id}/status", 3, 0),
+    ("PUT /admin/orders/{id}/status (READY)", 3, 0),
+    ("GET /shop", 1, 0),
+    ("PUT /admin/shop", 3, 0),
 ];
 
 struct Cafe {
@@ -264,6 +268,15 @@ async fn every_endpoint_makes_exactly_its_round_trips() {
         .to_owned();
     cafe.measure(
         "GET /order/{id}",
+        request("GET", &format!("/order/{order_id}"))
+            .bearer(&member.access)
+            .build(),
+        200,
+    )
+    .await;
+    // Paid, not yet made: its wait counts the queue and reads the day's make times.
+    cafe.measure(
+        "GET /order/{id} (in the making)",
         request("GET", &format!("/order/{warm}"))
             .bearer(&member.access)
             .build(),
@@ -379,6 +392,27 @@ async fn every_endpoint_makes_exactly_its_round_trips() {
         request("PUT", &format!("/admin/orders/{split}/status"))
             .bearer(&admin.access)
             .json(&json!({"status": "PREPARING"}))
+            .build(),
+        200,
+    )
+    .await;
+    // READY gives the floor slot back and counts the make time in the same transaction.
+    cafe.measure(
+        "PUT /admin/orders/{id}/status (READY)",
+        request("PUT", &format!("/admin/orders/{split}/status"))
+            .bearer(&admin.access)
+            .json(&json!({"status": "READY"}))
+            .build(),
+        200,
+    )
+    .await;
+    cafe.measure("GET /shop", request("GET", "/shop").build(), 200)
+        .await;
+    cafe.measure(
+        "PUT /admin/shop",
+        request("PUT", "/admin/shop")
+            .bearer(&admin.access)
+            .json(&json!({"open": true, "message": "Welcome"}))
             .build(),
         200,
     )

@@ -349,6 +349,9 @@ fn every_timeout_covers_its_function_s_budget() {
     if seconds("expire-withdrawals") <= expire_withdrawals::SAFETY_MARGIN * 2 {
         problems.push("expire-withdrawals: its timeout leaves no time to work".into());
     }
+    if seconds("expire-orders") <= expire_orders::SAFETY_MARGIN * 2 {
+        problems.push("expire-orders: its timeout leaves no time to work".into());
+    }
     report("the deployed timeouts and the code's budgets", problems);
 }
 

@@ -213,6 +213,86 @@ pub struct Config {
     pub dependency_timeout: Duration,
     /// Where operational metrics go (EMF on Lambda; see [`crate::metrics`]).
     pub metrics: crate::metrics::MetricsConfig,
+    /// The cafe floor: business day, capacity, payment window (`docs/floor.md`).
+    pub floor: FloorConfig,
+}
+
+/// The cafe floor's settings (`docs/floor.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloorConfig {
+    /// `SHOP_TIMEZONE`: the offset of the shop's local time; the business day (and its pickup
+    /// numbers) turns over at local midnight. Default `Asia/Seoul` (+09:00).
+    pub timezone: chrono::FixedOffset,
+    /// `SHOP_MAX_IN_PROGRESS`: paid orders not yet `READY`, at most (default 20).
+    pub max_in_progress: i64,
+    /// `SHOP_MAX_OPEN_PER_MEMBER`: one member's paid orders not yet `READY`, at most (default 3).
+    pub max_open_per_member: i64,
+    /// `ORDER_PAYMENT_WINDOW` (seconds): a pending order older than this can no longer be paid
+    /// and is moved to `EXPIRED` (default 900).
+    pub payment_window: chrono::Duration,
+}
+
+impl Default for FloorConfig {
+    fn default() -> Self {
+        Self {
+            timezone: SEOUL,
+            max_in_progress: 20,
+            max_open_per_member: 3,
+            payment_window: chrono::Duration::minutes(15),
+        }
+    }
+}
+
+/// Asia/Seoul: +09:00 all year.
+const SEOUL: chrono::FixedOffset = match chrono::FixedOffset::east_opt(9 * 3600) {
+    Some(offset) => offset,
+    None => panic!("+09:00 is a valid offset"),
+};
+
+/// Zones without daylight saving time, by name: their offset never changes, so a fixed offset
+/// is exact. A zone with DST needs the time-zone database (not linked: every function is its own
+/// binary); give its offset instead, or add one here if it has none.
+const FIXED_ZONES: &[(&str, i32)] = &[
+    ("UTC", 0),
+    ("Etc/UTC", 0),
+    ("Asia/Seoul", 9 * 3600),
+    ("Asia/Tokyo", 9 * 3600),
+    ("Asia/Shanghai", 8 * 3600),
+    ("Asia/Taipei", 8 * 3600),
+    ("Asia/Hong_Kong", 8 * 3600),
+    ("Asia/Singapore", 8 * 3600),
+    ("Asia/Manila", 8 * 3600),
+    ("Asia/Jakarta", 7 * 3600),
+    ("Asia/Bangkok", 7 * 3600),
+    ("Asia/Ho_Chi_Minh", 7 * 3600),
+    ("Asia/Kolkata", 5 * 3600 + 1800),
+    ("Asia/Dubai", 4 * 3600),
+];
+
+/// `SHOP_TIMEZONE`: a zone of [`FIXED_ZONES`] or an offset `+09:00` / `-05:30` / `Z`.
+pub fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
+    let text = text.trim();
+    if let Some((_, seconds)) = FIXED_ZONES.iter().find(|(name, _)| *name == text) {
+        return chrono::FixedOffset::east_opt(*seconds);
+    }
+    if text == "Z" {
+        return chrono::FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let (hours, minutes) = rest.split_once(':')?;
+    if hours.len() != 2 || minutes.len() != 2 {
+        return None;
+    }
+    let hours: i32 = hours.parse().ok()?;
+    let minutes: i32 = minutes.parse().ok()?;
+    if hours > 14 || minutes > 59 {
+        return None;
+    }
+    chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
 impl Default for Config {
@@ -247,6 +327,7 @@ impl Default for Config {
             history_retention_days: 400,
             dependency_timeout: Duration::from_secs(3),
             metrics: crate::metrics::MetricsConfig::default(),
+            floor: FloorConfig::default(),
         }
     }
 }
@@ -525,6 +606,39 @@ impl Config {
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.dependency_timeout),
             metrics: crate::metrics::MetricsConfig::from_vars(lookup).map_err(Error::Internal)?,
+            floor: FloorConfig::from_vars(&vars, defaults.floor)?,
+        })
+    }
+}
+
+impl FloorConfig {
+    fn from_vars(vars: &Vars<'_>, defaults: FloorConfig) -> Result<Self> {
+        let timezone = match vars.get("SHOP_TIMEZONE") {
+            None => defaults.timezone,
+            Some(text) => parse_timezone(&text).ok_or_else(|| {
+                Error::Internal(
+                    "SHOP_TIMEZONE must be a zone without daylight saving time (Asia/Seoul, UTC, …) or an offset like +09:00".into(),
+                )
+            })?,
+        };
+        let positive = |name: &str, default: i64| -> Result<i64> {
+            match vars.parse::<i64>(name)? {
+                None => Ok(default),
+                Some(v) if v >= 1 => Ok(v),
+                Some(_) => Err(Error::Internal(format!("{name} must be at least 1"))),
+            }
+        };
+        Ok(Self {
+            timezone,
+            max_in_progress: positive("SHOP_MAX_IN_PROGRESS", defaults.max_in_progress)?,
+            max_open_per_member: positive(
+                "SHOP_MAX_OPEN_PER_MEMBER",
+                defaults.max_open_per_member,
+            )?,
+            payment_window: chrono::Duration::seconds(positive(
+                "ORDER_PAYMENT_WINDOW",
+                defaults.payment_window.num_seconds(),
+            )?),
         })
     }
 }

@@ -91,6 +91,21 @@ pub enum Error {
     /// attempt is not settled yet (the reconciler settles it; the retry then gets its answer).
     #[error("payment under this idempotency key still settling")]
     PaymentSettling,
+    /// 409SH000: the shop is closed; nothing was charged. Holds the staff's message, if any.
+    #[error("the shop is closed")]
+    ShopClosed(Option<String>),
+    /// 409SH001 with `Retry-After`: as many paid orders are being made as the bar takes; nothing
+    /// was charged. Holds the seconds until one is likely made.
+    #[error("the shop is at capacity")]
+    ShopFull(u32),
+    /// 409SH002 with `Retry-After`: the member has as many open orders as one may; nothing was
+    /// charged. Holds the seconds until one is likely made.
+    #[error("too many open orders for this member")]
+    TooManyOpenOrders(u32),
+    /// 400OR003: the order was not paid within the payment window; it is (or is about to be)
+    /// `EXPIRED`.
+    #[error("the order's payment window has passed")]
+    PaymentWindowPassed,
 }
 
 /// `Retry-After` of a payment still settling: about when the reconciler (every 5 minutes) has
@@ -251,6 +266,33 @@ impl Error {
                     "409PA002",
                     "The payment made under this Idempotency-Key is still being settled; retry later for its answer.".into(),
                     Some(PAYMENT_SETTLING_RETRY_AFTER_SECONDS),
+                ),
+                Error::ShopClosed(message) => (
+                    409,
+                    "409SH000",
+                    match message {
+                        Some(message) => format!("The shop is closed: {message}"),
+                        None => "The shop is closed.".into(),
+                    },
+                    None,
+                ),
+                Error::ShopFull(seconds) => (
+                    409,
+                    "409SH001",
+                    "The shop is making as many orders as it can; nothing was charged. Retry after Retry-After seconds.".into(),
+                    Some((*seconds).max(1)),
+                ),
+                Error::TooManyOpenOrders(seconds) => (
+                    409,
+                    "409SH002",
+                    "You have as many orders in the making as one may; nothing was charged. Retry once one is ready.".into(),
+                    Some((*seconds).max(1)),
+                ),
+                Error::PaymentWindowPassed => (
+                    400,
+                    "400OR003",
+                    "The order was not paid in time and has expired; place it again.".into(),
+                    None,
                 ),
             };
         WireError {

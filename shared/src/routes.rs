@@ -45,12 +45,15 @@ pub const ROUTES: &[Route] = &[
         "/admin/orders/{orderId}/status",
         "admin-order-status",
     ),
+    route("GET", "/shop", "shop-get"),
+    route("PUT", "/admin/shop", "admin-shop-update"),
 ];
 
-/// Functions that are not HTTP endpoints: the daily expiry job, the payment reconciler and the
-/// stream publisher.
+/// Functions that are not HTTP endpoints: the daily expiry job, the payment reconciler, the
+/// stream publisher and the unpaid-order sweep.
 pub const NON_HTTP_FUNCTIONS: &[&str] = &[
     "expire-withdrawals",
+    "expire-orders",
     "payment-reconcile",
     "events-publisher",
 ];

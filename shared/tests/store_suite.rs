@@ -4,6 +4,8 @@
 
 #[path = "store_suite/dynamo_only.rs"]
 mod dynamo_only;
+#[path = "store_suite/floor.rs"]
+mod floor;
 #[path = "store_suite/harness.rs"]
 mod harness;
 #[path = "store_suite/idempotency.rs"]
@@ -80,4 +82,8 @@ suite!(
     staff::roles_are_set_only_on_members_in_service,
     staff::item_edits_need_the_version_they_read,
     staff::paid_orders_queue_oldest_first_and_move_one_step_at_a_time,
+    floor::pickup_numbers_count_per_day,
+    floor::slots_are_reserved_with_the_attempt_and_given_back_with_its_refund,
+    floor::a_closed_shop_takes_no_new_order,
+    floor::pending_orders_are_listed_until_paid_cancelled_or_expired,
 );

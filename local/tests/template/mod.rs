@@ -31,7 +31,10 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("admin-order-list", admin_order_list::TOKEN_KEY),
     ("admin-item-list", admin_item_list::TOKEN_KEY),
     ("admin-order-status", admin_order_status::TOKEN_KEY),
+    ("shop-get", shop_get::TOKEN_KEY),
+    ("admin-shop-update", admin_shop_update::TOKEN_KEY),
     ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
+    ("expire-orders", expire_orders::TOKEN_KEY),
     ("payment-reconcile", payment_reconcile::TOKEN_KEY),
 ];
 

@@ -103,6 +103,10 @@ pub struct PaymentAttempt {
     #[serde(default)]
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The floor slot the payment reserved when it started, and its pickup number once every
+    /// part is charged (`docs/floor.md`). A refund settling the attempt gives the slot back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<crate::domain::floor::FloorSlot>,
 }
 
 impl PaymentAttempt {
@@ -167,6 +171,9 @@ impl PaymentAttempt {
                 let mut event =
                     DomainEvent::payment(EventType::PaymentCompleted, &self.order_id, payment, at);
                 event.event_id = derived_id(at, &format!("{}:event:{n}", self.attempt_id));
+                if let Some(number) = self.pickup_number() {
+                    event.detail["pickupNumber"] = serde_json::json!(number);
+                }
                 event
             })
             .collect())
@@ -178,6 +185,17 @@ impl PaymentAttempt {
         self.state = AttemptState::Charged;
         self.committed_at = Some(now);
         self.commit_sequence = Some(ulid::Ulid::new().to_string());
+    }
+
+    /// The pickup number the completion gives the order, once taken.
+    pub fn pickup_number(&self) -> Option<u32> {
+        self.floor.as_ref().and_then(|slot| slot.pickup_number)
+    }
+
+    /// True when settling this attempt as refunded gives a floor slot back: a payment that
+    /// reserved one (a completed payment hands its slot on to the order).
+    pub fn holds_slot(&self) -> bool {
+        self.kind == AttemptKind::Payment && self.floor.is_some()
     }
 
     /// The history sequence id of row `n` of the completing write: the commit sequence and `n`.
@@ -219,6 +237,7 @@ pub fn cancel_refund(
         commit_sequence: None,
         idempotency_key: None,
         created_at: at,
+        floor: None,
     }
 }
 
@@ -269,6 +288,7 @@ mod tests {
             commit_sequence: None,
             idempotency_key: None,
             created_at: at,
+            floor: None,
         }
     }
 

@@ -24,6 +24,10 @@ pub enum EventType {
     ItemStockChanged,
     /// A fulfilment step: `PREPARING`, `READY` or `PICKED_UP` (the detail's `status`).
     OrderFulfilmentAdvanced,
+    /// Staff opened or closed the shop (the detail's `open` and `message`).
+    ShopStatusChanged,
+    /// A pending order was not paid within the payment window.
+    OrderExpired,
 }
 
 impl EventType {
@@ -42,6 +46,8 @@ impl EventType {
             EventType::ItemUpdated => "ItemUpdated",
             EventType::ItemStockChanged => "ItemStockChanged",
             EventType::OrderFulfilmentAdvanced => "OrderFulfilmentAdvanced",
+            EventType::ShopStatusChanged => "ShopStatusChanged",
+            EventType::OrderExpired => "OrderExpired",
         }
     }
 }
@@ -99,6 +105,16 @@ impl DomainEvent {
             json!({"itemId": item.item_id, "name": item.name, "price": item.price,
                    "stock": item.stock, "active": item.active, "version": item.version,
                    "staffId": staff_id, "reason": reason, "at": crate::clock::rfc3339(at)}),
+        )
+    }
+
+    /// The shop opened or closed by staff.
+    pub fn shop(open: bool, message: Option<&str>, staff_id: &str, at: DateTime<Utc>) -> Self {
+        Self::new(
+            EventType::ShopStatusChanged,
+            at,
+            json!({"open": open, "message": message, "staffId": staff_id,
+                   "at": crate::clock::rfc3339(at)}),
         )
     }
 

@@ -2,6 +2,7 @@
 
 pub mod attempt;
 pub mod events;
+pub mod floor;
 pub mod history;
 pub mod item;
 pub mod member;

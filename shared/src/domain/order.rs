@@ -20,6 +20,9 @@ pub enum OrderStatus {
     Ready,
     PickedUp,
     Cancelled,
+    /// Not paid within the payment window (`ORDER_PAYMENT_WINDOW`); moved here by the
+    /// `expire-orders` sweep (`docs/floor.md`).
+    Expired,
 }
 
 impl OrderStatus {
@@ -31,6 +34,7 @@ impl OrderStatus {
             OrderStatus::Ready => "READY",
             OrderStatus::PickedUp => "PICKED_UP",
             OrderStatus::Cancelled => "CANCELLED",
+            OrderStatus::Expired => "EXPIRED",
         }
     }
 
@@ -43,6 +47,7 @@ impl OrderStatus {
             OrderStatus::Ready,
             OrderStatus::PickedUp,
             OrderStatus::Cancelled,
+            OrderStatus::Expired,
         ]
         .into_iter()
         .find(|status| status.as_str() == text)
@@ -127,6 +132,13 @@ pub struct Order {
     pub payments: Vec<Payment>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The pickup number of its business day, given when it is paid (orders paid before the
+    /// floor existed have none). An order with a number holds a floor slot until `READY` or
+    /// cancelled (`docs/floor.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_number: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
 }
 
 /// A requested line before prices are known.
@@ -212,10 +224,11 @@ pub fn check_payment_parts(parts: &[RequestedPayment], order_total: i64) -> Resu
 }
 
 impl Order {
-    /// Payment needs `PENDING_PAYMENT` (400OR001 otherwise).
+    /// Payment needs `PENDING_PAYMENT` (400OR001 otherwise; `EXPIRED` → 400OR003).
     pub fn check_payable(&self) -> Result<()> {
         match self.status {
             OrderStatus::PendingPayment => Ok(()),
+            OrderStatus::Expired => Err(Error::PaymentWindowPassed),
             _ => Err(Error::OrderStatusConflict),
         }
     }
@@ -228,7 +241,8 @@ impl Order {
             OrderStatus::Preparing
             | OrderStatus::Ready
             | OrderStatus::PickedUp
-            | OrderStatus::Cancelled => Err(Error::OrderStatusConflict),
+            | OrderStatus::Cancelled
+            | OrderStatus::Expired => Err(Error::OrderStatusConflict),
         }
     }
 

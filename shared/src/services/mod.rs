@@ -3,6 +3,7 @@
 //! call exactly one of these, passing the app.
 
 pub mod expiry;
+pub mod floor;
 pub mod history;
 pub mod members;
 pub mod orders;

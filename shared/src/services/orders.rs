@@ -6,7 +6,7 @@
 
 use crate::clock::rfc3339;
 use crate::deadline::Deadline;
-use crate::deps::{HasClock, HasLock, HasStore};
+use crate::deps::{HasClock, HasConfig, HasLock, HasStore};
 use crate::domain::attempt::{AttemptState, RECONCILE_GRACE, cancel_refund};
 use crate::domain::order::{RequestedLine, check_order_lines, price_order};
 use crate::domain::{
@@ -17,7 +17,8 @@ use crate::http::Validate;
 use crate::lock::{order_key, release_logged};
 use crate::services::history::{HistoryRow, history_rows};
 use crate::services::refunds::{RefundDeps, refund_attempt};
-use crate::store::{CompletedCancellation, OrderStore};
+use crate::store::{CompletedCancellation, OrderStore, SlotRelease};
+use chrono::DurationRound;
 use serde::{Deserialize, Serialize};
 
 /// `POST /order` body.
@@ -63,6 +64,9 @@ pub struct OrderSummary {
     /// Left out of the create answer, where there are none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payments: Option<Vec<Payment>>,
+    /// Once paid: the pickup number of its business day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_number: Option<u32>,
     pub created_at: String,
 }
 
@@ -76,7 +80,52 @@ pub struct OrderDetail {
     pub items: Vec<OrderLine>,
     pub payments: Vec<Payment>,
     pub history: Vec<HistoryRow>,
+    /// Once paid: the pickup number of its business day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_number: Option<u32>,
+    /// While paid and not yet `READY`: its place in the queue and when it should be ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<OrderWait>,
     pub created_at: String,
+}
+
+/// Where a paid order stands on the floor (`docs/floor.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderWait {
+    /// Orders staff will make before this one: every one being prepared, and those paid orders
+    /// not yet started that were placed before it (0 while it is being prepared).
+    pub orders_ahead: i64,
+    /// Whole minutes: its own make time and one per order ahead, each the day's mean.
+    pub estimated_wait_minutes: i64,
+    /// Now plus the estimated wait, to the minute.
+    pub estimated_ready_at: String,
+}
+
+/// The wait of `order` while it is `COMPLETED` or `PREPARING` (see
+/// [`crate::domain::floor::estimated_wait_minutes`]); `None` otherwise.
+async fn order_wait(
+    deps: &(impl HasStore + HasClock + HasConfig),
+    order: &Order,
+) -> Result<Option<OrderWait>> {
+    let ahead = match order.status {
+        OrderStatus::Completed => deps.store().orders_ahead(&order.order_id).await?,
+        OrderStatus::Preparing => 0,
+        _ => return Ok(None),
+    };
+    let now = deps.clock().now();
+    let day = crate::domain::floor::business_day(now, deps.config().floor.timezone);
+    let state = deps.store().floor_state(&day).await?;
+    let minutes = crate::domain::floor::estimated_wait_minutes(ahead, state.mean_make_seconds());
+    let ready = now + chrono::Duration::minutes(minutes);
+    let ready = ready
+        .duration_trunc(chrono::Duration::minutes(1))
+        .unwrap_or(ready);
+    Ok(Some(OrderWait {
+        orders_ahead: ahead,
+        estimated_wait_minutes: minutes,
+        estimated_ready_at: rfc3339(ready),
+    }))
 }
 
 /// `GET /orders` answer.
@@ -134,6 +183,7 @@ impl OrderSummary {
             total_price: order.total_price,
             items: order.items.clone(),
             payments: with_payments.then(|| order.payments.clone()),
+            pickup_number: order.pickup_number,
             created_at: rfc3339(order.created_at),
         }
     }
@@ -188,6 +238,8 @@ pub async fn create_order(
         payments: Vec::new(),
         created_at: now,
         updated_at: now,
+        pickup_number: None,
+        paid_at: None,
     };
     let event = DomainEvent::order(
         EventType::OrderCreated,
@@ -202,9 +254,10 @@ pub async fn create_order(
 }
 
 /// The member's own order with its payments and status timeline.
-/// The order, its payments and its history come in one read (`get_order_with_history`).
+/// The order, its payments and its history come in one read (`get_order_with_history`); an
+/// order in the making adds its wait (the queue counted, the day's make times read).
 pub async fn get_order(
-    deps: &impl HasStore,
+    deps: &(impl HasStore + HasClock + HasConfig),
     member: &Member,
     order_id: &str,
 ) -> Result<OrderDetail> {
@@ -217,6 +270,7 @@ pub async fn get_order(
         .await?
         .ok_or(Error::NotFound("order"))?;
     order.check_owner(&member.member_id)?;
+    let wait = order_wait(deps, &order).await?;
     Ok(OrderDetail {
         order_id: order.order_id,
         status: order.status,
@@ -224,6 +278,8 @@ pub async fn get_order(
         items: order.items,
         payments: order.payments,
         history: history_rows(history),
+        pickup_number: order.pickup_number,
+        wait,
         created_at: rfc3339(order.created_at),
     })
 }
@@ -358,6 +414,7 @@ async fn cancel_completed_locked(
         at,
         events,
         refund: refund.clone(),
+        release: SlotRelease::of(order, None),
     };
     deps.store().cancel_completed_order(&cancellation).await?;
     crate::fault::pause_point("cancel:committed");

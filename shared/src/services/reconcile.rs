@@ -20,7 +20,7 @@ use crate::deps::{HasClock, HasConfig, HasGateway, HasMetrics, HasStore};
 use crate::domain::attempt::{AttemptKind, AttemptState, PaymentAttempt};
 use crate::error::{Error, Result};
 use crate::gateway::bounded;
-use crate::services::payments::commit_attempt;
+use crate::services::payments::{commit_attempt, number_and_mark_charged};
 use crate::services::refunds::refund_attempt;
 use crate::store::ATTEMPT_SHARDS;
 use chrono::{DateTime, Utc};
@@ -203,7 +203,10 @@ async fn settle_charging(deps: &impl ReconcileDeps, mut attempt: PaymentAttempt)
     if !payable {
         return refund(deps, attempt, AttemptState::Charging).await;
     }
-    attempt.mark_charged(deps.clock().now());
+    if let Err(error) = number_and_mark_charged(deps, &mut attempt).await {
+        tracing::warn!(%error, "could not take the pickup number; retried next run");
+        return Settled::Failed;
+    }
     match deps
         .store()
         .update_attempt(&attempt, AttemptState::Charging)

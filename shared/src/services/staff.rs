@@ -4,7 +4,7 @@
 //! atomic writes in [`crate::store::StaffStore`].
 
 use crate::clock::rfc3339;
-use crate::deps::{HasClock, HasStore};
+use crate::deps::{HasClock, HasConfig, HasStore};
 use crate::domain::item::{
     ItemPatch, StockMode, check_item_name, check_price, check_reason, check_stock_change,
 };
@@ -12,7 +12,7 @@ use crate::domain::{DomainEvent, EventType, Item, Member, Order, OrderLine, Orde
 use crate::error::{Error, Result};
 use crate::http::Validate;
 use crate::services::orders::ListQuery;
-use crate::store::StockChange;
+use crate::store::{SlotRelease, StockChange};
 use serde::{Deserialize, Serialize};
 
 /// An item as customers see it (`GET /items`, `GET /items/{itemId}`).
@@ -355,6 +355,9 @@ pub struct QueuedOrder {
     pub status: OrderStatus,
     pub total_price: i64,
     pub items: Vec<OrderLine>,
+    /// The pickup number to call (orders paid before the floor existed have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_number: Option<u32>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -367,6 +370,7 @@ impl From<&Order> for QueuedOrder {
             status: order.status,
             total_price: order.total_price,
             items: order.items.clone(),
+            pickup_number: order.pickup_number,
             created_at: rfc3339(order.created_at),
             updated_at: rfc3339(order.updated_at),
         }
@@ -439,7 +443,7 @@ pub struct FulfilmentStep {
 /// Asking for the status the order already has answers 200 again (a retry after a lost answer);
 /// any other jump → 400OR001; unknown order → 404CO000.
 pub async fn advance_order(
-    deps: &(impl HasStore + HasClock),
+    deps: &(impl HasStore + HasClock + HasConfig),
     staff: &Member,
     order_id: &str,
     request: &FulfilmentRequest,
@@ -476,9 +480,20 @@ pub async fn advance_order(
         at,
     );
     event.detail["staffId"] = serde_json::json!(staff.member_id);
+    if let Some(number) = order.pickup_number {
+        event.detail["pickupNumber"] = serde_json::json!(number);
+    }
+    // Made: the order's floor slot is given back, and its make time (since PREPARING) counted.
+    let release = if target == OrderStatus::Ready {
+        let day = crate::domain::floor::business_day(at, deps.config().floor.timezone);
+        let seconds = (at - order.updated_at).num_seconds().max(0);
+        SlotRelease::of(&order, Some((day, seconds)))
+    } else {
+        None
+    };
     match deps
         .store()
-        .advance_order(&order.order_id, from, target, at, &event)
+        .advance_order(&order.order_id, from, target, at, &event, release.as_ref())
         .await
     {
         Ok(()) => {}

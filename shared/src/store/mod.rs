@@ -261,6 +261,8 @@ pub struct PaymentCompletion {
     pub attempt: PaymentAttempt,
     /// The answer stored under the attempt's `Idempotency-Key`, if it has one.
     pub answer: Option<StoredResponse>,
+    /// The pickup number the order gets (the attempt's), with the payment instant.
+    pub pickup_number: Option<u32>,
 }
 
 impl PaymentCompletion {
@@ -281,6 +283,7 @@ impl PaymentCompletion {
             events,
             attempt: attempt.clone(),
             answer,
+            pickup_number: attempt.pickup_number(),
         })
     }
 }
@@ -300,11 +303,64 @@ pub struct CompletedCancellation {
     /// The refund attempt (`REFUNDING`) that guarantees the money goes back, written in the
     /// same step.
     pub refund: PaymentAttempt,
+    /// The floor slot the order held, given back in the same step (`None` for an order paid
+    /// before the floor existed).
+    pub release: Option<SlotRelease>,
+}
+
+/// A floor slot given back in the write that ends an order's making: `READY`, or cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRelease {
+    /// Whose per-member count goes down with the shop's.
+    pub member_id: String,
+    /// On `READY`: the business day and the seconds it took from `PREPARING`, added to the
+    /// day's make times (the wait estimate's input).
+    pub made: Option<(String, i64)>,
+}
+
+impl SlotRelease {
+    /// The release of `order`'s slot, if it holds one (it has a pickup number).
+    pub fn of(order: &Order, made: Option<(String, i64)>) -> Option<Self> {
+        order.pickup_number.map(|_| Self {
+            member_id: order.member_id.clone(),
+            made,
+        })
+    }
+}
+
+/// A change of the shop's state by staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopChange {
+    pub open: bool,
+    pub message: Option<String>,
+    pub staff_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The floor's counters: pickup numbers, the shop's state, the slots of paid orders (reserved
+/// by [`PaymentAttemptStore::start_attempt`], given back by a refund, `READY` or a
+/// cancellation, each inside that write) and the day's make times. See `docs/floor.md`.
+#[async_trait]
+pub trait FloorStore: Send + Sync {
+    /// The next pickup number of business day `day`, from 1: one atomic increment, so no two
+    /// callers ever get the same number (a number taken by a payment that then fails is lost).
+    async fn take_pickup_number(&self, day: &str) -> Result<u32>;
+    /// The shop's state with the make times of business day `day`. A shop never set is open.
+    async fn floor_state(&self, day: &str) -> Result<crate::domain::floor::FloorState>;
+    /// Opens or closes the shop with its message, with its outbox event, atomically.
+    async fn set_shop(&self, change: &ShopChange, event: &DomainEvent) -> Result<()>;
+    /// The member's paid orders not yet `READY` (what their limit counts).
+    async fn open_orders_of(&self, member_id: &str) -> Result<i64>;
+    /// The orders ahead of `order_id` in the staff queue: every `PREPARING` order, and the
+    /// `COMPLETED` ones placed before it (the queue is oldest first). Counted on the queue
+    /// index, never read whole.
+    async fn orders_ahead(&self, order_id: &str) -> Result<i64>;
 }
 
 #[async_trait]
 pub trait OrderStore: Send + Sync {
-    /// Stores a new `PENDING_PAYMENT` order with its first history row.
+    /// Stores a new `PENDING_PAYMENT` order with its first history row; the shop closed →
+    /// 409SH000 (checked in the same write), nothing written.
     async fn create_order(&self, order: &Order, event: &DomainEvent) -> Result<()>;
     /// The order with its payments.
     async fn get_order(&self, order_id: &str) -> Result<Option<Order>>;
@@ -335,6 +391,23 @@ pub trait OrderStore: Send + Sync {
     /// attempt (a lost answer) → `Ok`. An outcome still unknown after the store's own retries →
     /// 503, and the attempt stays `CHARGED` for the reconciler.
     async fn complete_payment(&self, completion: &PaymentCompletion) -> Result<()>;
+    /// Pending orders created before `before`, oldest first, a page at a time (the
+    /// `expire-orders` sweep's work list: never a scan). Orders placed before the floor existed
+    /// are not listed; they still cannot be paid past the window.
+    async fn pending_orders_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage>;
+    /// `PENDING_PAYMENT` → `EXPIRED` with its history row and event; `Ok(false)` when the order
+    /// is no longer pending (paid or cancelled meanwhile: nothing written).
+    async fn expire_order(
+        &self,
+        order_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<bool>;
     /// `PENDING_PAYMENT` → `CANCELLED`; else 400OR001.
     async fn cancel_pending_order(
         &self,
@@ -372,6 +445,9 @@ pub trait PaymentAttemptStore: Send + Sync {
     /// Writes a new attempt. With `idempotency`, the member's in-progress record is linked to it
     /// in the same atomic write (from then on the key is released or answered only when the
     /// attempt settles); a record no longer owned by that token → 409PA002, nothing written.
+    /// With a floor slot (`attempt.floor`), the slot is reserved in the same write: the shop
+    /// closed → 409SH000, its paid orders not yet `READY` at the slot's limit → 409SH001, the
+    /// member's at theirs → 409SH002; nothing written then.
     async fn start_attempt(
         &self,
         attempt: &PaymentAttempt,
@@ -385,7 +461,8 @@ pub trait PaymentAttemptStore: Send + Sync {
         expected: AttemptState,
     ) -> Result<bool>;
     /// `REFUNDING` → `REFUNDED`; a payment's idempotency record linked to it is released in the
-    /// same write, so the client's retry runs anew. `Ok(false)` if it was not `REFUNDING`.
+    /// same write, so the client's retry runs anew, and its floor slot given back.
+    /// `Ok(false)` if it was not `REFUNDING`.
     async fn settle_refunded(&self, attempt: &PaymentAttempt) -> Result<bool>;
     async fn get_attempt(&self, attempt_id: &str) -> Result<Option<PaymentAttempt>>;
     /// Unsettled attempts of `shard` whose deadline is at or before `now`, oldest first.
@@ -496,6 +573,8 @@ pub trait StaffStore: Send + Sync {
     /// zero → 400OR000; unknown → 404CO000.
     async fn change_stock(&self, change: &StockChange) -> Result<()>;
     /// `from` → `to` (a fulfilment step); the order not in `from` → 400OR001, unknown → 404CO000.
+    /// With `release` (the step to `READY` of an order holding a floor slot), the slot is given
+    /// back in the same write.
     async fn advance_order(
         &self,
         order_id: &str,
@@ -503,6 +582,7 @@ pub trait StaffStore: Send + Sync {
         to: OrderStatus,
         at: DateTime<Utc>,
         event: &DomainEvent,
+        release: Option<&SlotRelease>,
     ) -> Result<()>;
     /// Orders in `status` (one of the fulfilment statuses), oldest first; without payments.
     async fn fulfilment_orders(
@@ -523,6 +603,7 @@ pub trait Store:
     + IdempotencyStore
     + PaymentAttemptStore
     + StaffStore
+    + FloorStore
 {
 }
 
@@ -535,6 +616,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + PaymentAttemptStore
         + StaffStore
+        + FloorStore
 {
 }
 

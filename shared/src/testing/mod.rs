@@ -7,10 +7,17 @@ use crate::config::{Argon2Params, Config};
 use chrono::{DateTime, TimeZone, Utc};
 use std::sync::Arc;
 
-/// The embedded default with the cheapest Argon2 parameters and a fixed secret.
+/// The embedded default with the cheapest Argon2 parameters and a fixed secret, and a floor
+/// without capacity limits (tests that are not about the floor pay many orders per member and
+/// never mark them `READY`; the floor's own tests set the limits they test).
 pub fn test_config() -> Config {
     Config {
         argon2: Argon2Params::cheapest_for_tests(),
+        floor: crate::config::FloorConfig {
+            max_in_progress: 1_000_000_000,
+            max_open_per_member: 1_000_000_000,
+            ..crate::config::FloorConfig::default()
+        },
         ..Config::default()
     }
 }

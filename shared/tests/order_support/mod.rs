@@ -153,8 +153,19 @@ pub struct Harness {
 }
 
 pub fn harness(store: Arc<dyn Store>, lock: Arc<dyn Lock>, gateway: GatewayConfig) -> Arc<Harness> {
+    harness_with(store, lock, gateway, cafe::testing::test_config().floor)
+}
+
+/// [`harness`] with the floor's limits and window set (`docs/floor.md`).
+pub fn harness_with(
+    store: Arc<dyn Store>,
+    lock: Arc<dyn Lock>,
+    gateway: GatewayConfig,
+    floor: cafe::config::FloorConfig,
+) -> Arc<Harness> {
     let mut config = cafe::testing::test_config();
     config.gateway = gateway;
+    config.floor = floor;
     let scripted = Arc::new(ScriptedGateway::new(gateway));
     let app = App {
         tokens: cafe::app::access_tokens(&config, None).expect("token keys"),

@@ -159,6 +159,8 @@ pub fn order(member_id: &str, lines: Vec<OrderLine>, at: DateTime<Utc>) -> Order
         payments: Vec::new(),
         created_at: at,
         updated_at: at,
+        pickup_number: None,
+        paid_at: None,
     }
 }
 

@@ -54,6 +54,7 @@ fn attempt(member: &str, key: &str) -> PaymentAttempt {
         commit_sequence: None,
         idempotency_key: Some(key.into()),
         created_at: t0(),
+        floor: None,
     }
 }
 

@@ -46,6 +46,7 @@ pub async fn completion(
         commit_sequence: Some(ulid::Ulid::new().to_string()),
         idempotency_key: None,
         created_at: at,
+        floor: None,
     };
     store.start_attempt(&attempt, None).await.expect("attempt");
     PaymentCompletion::of(&attempt, &order.items, None).expect("completion")
@@ -457,6 +458,7 @@ pub async fn cancelling_a_completed_order_gives_stock_back(b: Backend) {
             at,
             events: vec![order_event(EventType::OrderCancelled, &o, "CANCELLED", at)],
             refund: cancel_refund_of(&paid, at),
+            release: None,
         }
     };
     let early = cancellation(Vec::new(), t0());

@@ -233,6 +233,7 @@ pub async fn paid_orders_queue_oldest_first_and_move_one_step_at_a_time(b: Backe
             OrderStatus::Preparing,
             t0() + Duration::minutes(5),
             &preparing,
+            None,
         )
         .await
         .expect("preparing");
@@ -246,7 +247,8 @@ pub async fn paid_orders_queue_oldest_first_and_move_one_step_at_a_time(b: Backe
                 OrderStatus::Completed,
                 OrderStatus::Preparing,
                 t0(),
-                &twice
+                &twice,
+                None,
             )
             .await,
         Err(Error::OrderStatusConflict)
@@ -281,6 +283,7 @@ pub async fn paid_orders_queue_oldest_first_and_move_one_step_at_a_time(b: Backe
                 to,
                 t0() + Duration::minutes(6),
                 &step(o, to),
+                None,
             )
             .await
             .expect("step");
@@ -327,6 +330,7 @@ pub async fn paid_orders_queue_oldest_first_and_move_one_step_at_a_time(b: Backe
                 at,
             )],
             refund: cancel_refund_of(&stored_order, at),
+            release: None,
         })
         .await
         .expect("cancelled");
@@ -341,7 +345,8 @@ pub async fn paid_orders_queue_oldest_first_and_move_one_step_at_a_time(b: Backe
                 OrderStatus::Completed,
                 OrderStatus::Preparing,
                 t0(),
-                &step(o, OrderStatus::Preparing)
+                &step(o, OrderStatus::Preparing),
+                None,
             )
             .await,
         Err(Error::NotFound("order"))

@@ -7,6 +7,7 @@ use crate::deps::{HasClock, HasConfig, HasGateway, HasLock, HasMetrics, HasStore
 use crate::domain::attempt::{
     AttemptKind, AttemptPart, AttemptState, PaymentAttempt, RECONCILE_GRACE,
 };
+use crate::domain::floor::FloorSlot;
 use crate::domain::order::{RequestedPayment, check_payment_parts};
 use crate::domain::{Item, Order, OrderStatus};
 use crate::error::{Error, Result};
@@ -164,6 +165,7 @@ async fn pay_locked(
     let (order, items) = read_payment(deps, member_id, order_id).await?;
     check_payment_parts(parts, order.total_price)?;
     order.check_payable()?;
+    check_payment_window(deps, &order)?;
     check_stock(&order, &items)?;
     if !deadline.allows(charge_budget(deps.config(), parts.len())) {
         tracing::warn!(remaining = ?deadline.remaining(), "too little time left to charge; refused before charging");
@@ -192,8 +194,17 @@ async fn pay_locked(
         commit_sequence: None,
         idempotency_key: idempotency.map(|owner| owner.key.clone()),
         created_at: now,
+        // A slot on the floor, reserved by the attempt's own write (refused → nothing charged).
+        floor: Some(FloorSlot {
+            max_in_progress: deps.config().floor.max_in_progress,
+            max_open_per_member: deps.config().floor.max_open_per_member,
+            pickup_number: None,
+            business_day: None,
+        }),
     };
-    deps.store().start_attempt(&attempt, idempotency).await?;
+    if let Err(refused) = deps.store().start_attempt(&attempt, idempotency).await {
+        return Err(with_floor_wait(deps, refused).await);
+    }
     *charged = true;
 
     for n in 0..attempt.parts.len() {
@@ -242,7 +253,7 @@ async fn pay_locked(
         }
     }
 
-    attempt.mark_charged(deps.clock().now());
+    number_and_mark_charged(deps, &mut attempt).await?;
     if !deps
         .store()
         .update_attempt(&attempt, AttemptState::Charging)
@@ -297,6 +308,7 @@ fn receipt_of(attempt: &PaymentAttempt) -> Result<(PaymentReceipt, StoredRespons
         order_id: attempt.order_id.clone(),
         status: OrderStatus::Completed,
         payments: attempt.payments()?,
+        pickup_number: attempt.pickup_number(),
     };
     let stored = stored_of(&crate::http::success(200, &receipt));
     Ok((receipt, stored))
@@ -330,6 +342,53 @@ pub(crate) async fn commit_attempt(
             deps.metrics().left_to_reconciliation(false);
             Err(error)
         }
+    }
+}
+
+/// Every part charged: the attempt takes its pickup number (one atomic increment of the business
+/// day's counter; a number taken by a payment that then fails is a gap, never a duplicate) and
+/// becomes `CHARGED`. Only a payment that got a floor slot and was charged takes a number, so
+/// refused payers leave no gaps. The number is in the attempt before its commit, so every rebuild
+/// of the completing write (a re-send, the reconciler) gives the same one.
+pub(crate) async fn number_and_mark_charged(
+    deps: &(impl HasStore + HasClock + HasConfig),
+    attempt: &mut PaymentAttempt,
+) -> Result<()> {
+    let now = deps.clock().now();
+    if let Some(slot) = attempt.floor.as_mut()
+        && slot.pickup_number.is_none()
+    {
+        let day = crate::domain::floor::business_day(now, deps.config().floor.timezone);
+        slot.pickup_number = Some(deps.store().take_pickup_number(&day).await?);
+        slot.business_day = Some(day);
+    }
+    attempt.mark_charged(now);
+    Ok(())
+}
+
+/// A pending order older than the payment window can no longer be paid (400OR003), even before
+/// the sweep has moved it to `EXPIRED`.
+fn check_payment_window(deps: &(impl HasConfig + HasClock), order: &Order) -> Result<()> {
+    if deps.clock().now() - order.created_at > deps.config().floor.payment_window {
+        return Err(Error::PaymentWindowPassed);
+    }
+    Ok(())
+}
+
+/// A payment the floor refused (full, or the member at their limit): `Retry-After` is about
+/// when one order is made, from the day's mean make time. Any other error as it is.
+async fn with_floor_wait(deps: &(impl HasStore + HasClock + HasConfig), refused: Error) -> Error {
+    if !matches!(refused, Error::ShopFull(_) | Error::TooManyOpenOrders(_)) {
+        return refused;
+    }
+    let day = crate::domain::floor::business_day(deps.clock().now(), deps.config().floor.timezone);
+    let seconds = match deps.store().floor_state(&day).await {
+        Ok(state) => u32::try_from(state.mean_make_seconds()).unwrap_or(u32::MAX),
+        Err(_) => u32::try_from(crate::domain::floor::DEFAULT_MAKE_SECONDS).unwrap_or(60),
+    };
+    match refused {
+        Error::ShopFull(_) => Error::ShopFull(seconds),
+        _ => Error::TooManyOpenOrders(seconds),
     }
 }
 

@@ -63,11 +63,19 @@ fn render(outcome: &Result<PaymentReceipt>) -> Response<Body> {
 /// same request will always get) is stored, so a repeat never charges again.
 ///
 /// Refusals of the payer (401CO000, 403CO000) are not stored either: they are judged with the
-/// stock, after the key is taken, and a member who restores their membership may retry.
+/// stock, after the key is taken, and a member who restores their membership may retry. Nor are
+/// the floor's refusals (409SH000 closed, 409SH001 full, 409SH002 the member's limit): nothing was
+/// charged, and the same request succeeds once the shop opens or an order is made.
 fn is_final(outcome: &Result<PaymentReceipt>) -> bool {
     match outcome {
         Ok(_) => true,
-        Err(Error::Unauthorized | Error::Forbidden) => false,
+        Err(
+            Error::Unauthorized
+            | Error::Forbidden
+            | Error::ShopClosed(_)
+            | Error::ShopFull(_)
+            | Error::TooManyOpenOrders(_),
+        ) => false,
         Err(error) => !error.is_transient(),
     }
 }
@@ -191,6 +199,10 @@ mod tests {
             // Judged after the key is taken: a member restored may retry with it.
             Error::Unauthorized,
             Error::Forbidden,
+            // The floor: the same request succeeds once the shop opens or an order is made.
+            Error::ShopClosed(None),
+            Error::ShopFull(60),
+            Error::TooManyOpenOrders(60),
         ] {
             assert!(!is_final(&Err(retried)));
         }
@@ -199,6 +211,7 @@ mod tests {
             Error::OutOfStock("i".into()),
             Error::PaymentMismatch,
             Error::NotFound("order"),
+            Error::PaymentWindowPassed,
         ] {
             assert!(is_final(&Err(final_error)));
         }

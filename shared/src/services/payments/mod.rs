@@ -26,8 +26,8 @@ mod flow;
 mod idempotent;
 mod request;
 
-pub(crate) use flow::commit_attempt;
 pub use flow::{Paid, PaymentDeps, charge_budget, pay, pay_within};
+pub(crate) use flow::{commit_attempt, number_and_mark_charged};
 pub use idempotent::{
     IDEMPOTENCY_KEY_HEADER, PaymentAnswer, idempotency_key, pay_once, pay_once_within,
 };

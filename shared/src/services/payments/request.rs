@@ -73,6 +73,9 @@ pub struct PaymentReceipt {
     pub order_id: String,
     pub status: OrderStatus,
     pub payments: Vec<Payment>,
+    /// The order's pickup number for the day (`docs/floor.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_number: Option<u32>,
 }
 
 /// A response as stored for a replay: its status and its body, verbatim.

@@ -79,7 +79,7 @@ impl PaymentAttemptStore for DynamoStore {
     ) -> Result<()> {
         let token = fresh_token();
         let item = with_token(attempt_item(attempt)?, &token);
-        let Some(owner) = idempotency else {
+        if idempotency.is_none() && attempt.floor.is_none() {
             let put = self
                 .client
                 .put_item()
@@ -108,23 +108,30 @@ impl PaymentAttemptStore for DynamoStore {
                     _ => Err(sdk_error(err)),
                 },
             };
-        };
-        // The attempt and the link from the member's idempotency record, together: from now on
-        // the key waits for the attempt to settle.
+        }
+        // The attempt, the link from the member's idempotency record (from now on the key
+        // waits for the attempt to settle) and the floor slot it reserves, together.
         let mut tx = TxItems::new(self);
         let put = tx.put_new(item)?;
-        let link = tx.update(
-            record_key(&owner.member_id, &owner.key),
-            "SET #attempt = :attempt",
-            Some("#state = :inProgress AND #owner = :owner AND attribute_not_exists(#attempt)"),
-            Expr::new()
-                .name("#attempt", ATTEMPT_ATTRIBUTE)
-                .name("#state", "state")
-                .name("#owner", "owner")
-                .value(":attempt", s(&attempt.attempt_id))
-                .value(":inProgress", s(super::idempotency::IN_PROGRESS))
-                .value(":owner", s(&owner.token)),
-        )?;
+        let link = match idempotency {
+            Some(owner) => Some(tx.update(
+                record_key(&owner.member_id, &owner.key),
+                "SET #attempt = :attempt",
+                Some("#state = :inProgress AND #owner = :owner AND attribute_not_exists(#attempt)"),
+                Expr::new()
+                    .name("#attempt", ATTEMPT_ATTRIBUTE)
+                    .name("#state", "state")
+                    .name("#owner", "owner")
+                    .value(":attempt", s(&attempt.attempt_id))
+                    .value(":inProgress", s(super::idempotency::IN_PROGRESS))
+                    .value(":owner", s(&owner.token)),
+            )?),
+            None => None,
+        };
+        let reservation = match &attempt.floor {
+            Some(slot) => Some(super::floor::reserve(&mut tx, &attempt.member_id, slot)?),
+            None => None,
+        };
         match tx.commit().await? {
             Ok(()) => Ok(()),
             // The attempt carries this call's token: this transaction applied (it is all or
@@ -132,10 +139,16 @@ impl PaymentAttemptStore for DynamoStore {
             Err(reasons) if written_by(reasons.get(put).and_then(|r| r.old.as_ref()), &token) => {
                 Ok(())
             }
-            Err(reasons) if reasons.get(link).is_some_and(|r| r.failed) => {
+            Err(reasons) if link.is_some_and(|l| reasons.get(l).is_some_and(|r| r.failed)) => {
                 Err(Error::IdempotencyConflict)
             }
-            Err(_) => Err(Error::Internal("attempt id collision".into())),
+            Err(reasons) => match reservation
+                .as_ref()
+                .and_then(|r| super::floor::refusal(r, &reasons))
+            {
+                Some(refused) => Err(refused),
+                None => Err(Error::Internal("attempt id collision".into())),
+            },
         }
     }
 
@@ -195,6 +208,10 @@ impl PaymentAttemptStore for DynamoStore {
                     .value(":attempt", s(&attempt.attempt_id)),
             )?;
         }
+        // The slot the payment reserved, given back with the money.
+        if let Some(release) = super::floor::release_of_attempt(attempt) {
+            super::floor::release(&mut tx, &release)?;
+        }
         match tx.commit().await? {
             Ok(()) => Ok(true),
             // Settled as we meant it: the SDK's re-send of this transaction after a lost answer.
@@ -203,8 +220,19 @@ impl PaymentAttemptStore for DynamoStore {
                 &token,
             )),
             Err(_) => {
-                // The record is linked to another attempt: settle ours, leave the record.
-                self.update_attempt(&settled, AttemptState::Refunding).await
+                // The record is linked to another attempt: settle ours (and give its slot
+                // back), leave the record.
+                let Some(release) = super::floor::release_of_attempt(attempt) else {
+                    return self.update_attempt(&settled, AttemptState::Refunding).await;
+                };
+                let mut tx = TxItems::new(self);
+                tx.put_if(
+                    attempt_item(&settled)?,
+                    IN_STATE,
+                    in_state(AttemptState::Refunding),
+                )?;
+                super::floor::release(&mut tx, &release)?;
+                Ok(tx.commit().await?.is_ok())
             }
         }
     }

@@ -67,7 +67,7 @@ impl DynamoStore {
         Ok(updated)
     }
 
-    async fn batch_get(&self, keys: Vec<Attrs>) -> Result<Vec<Attrs>> {
+    pub(crate) async fn batch_get(&self, keys: Vec<Attrs>) -> Result<Vec<Attrs>> {
         let mut found = Vec::new();
         for chunk in keys.chunks(BATCH) {
             let mut pending = Some(

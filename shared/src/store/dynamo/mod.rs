@@ -7,6 +7,7 @@
 mod attempts;
 mod errors;
 mod expiry;
+mod floor;
 mod idempotency;
 mod items;
 mod members;

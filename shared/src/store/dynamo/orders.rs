@@ -48,6 +48,15 @@ fn order_item(order: &Order) -> Result<Attrs> {
     item.insert(table::SK.into(), s(ORDER_SK));
     item.insert(table::GSI1_PK.into(), s(member_orders_pk(&order.member_id)));
     item.insert(table::GSI1_SK.into(), s(order_pk(&order.order_id)));
+    if order.status == OrderStatus::PendingPayment {
+        // The expiry sweep's work list (`docs/floor.md`): the queue index's pending partition,
+        // left when the order is paid (it moves to `FULFIL#COMPLETED`), cancelled or expired.
+        item.insert(
+            table::FULFILMENT_PK.into(),
+            s(fulfilment_pk(OrderStatus::PendingPayment)),
+        );
+        item.insert(table::FULFILMENT_SK.into(), s(&order.order_id));
+    }
     Ok(item)
 }
 
@@ -70,6 +79,12 @@ fn quantities(lines: &[OrderLine]) -> BTreeMap<&str, i64> {
         *by_item.entry(line.item_id.as_str()).or_insert(0) += line.quantity;
     }
     by_item
+}
+
+/// The position after the last order of a page of the expiry sweep.
+#[derive(Serialize, Deserialize)]
+struct PendingCursor {
+    after: String,
 }
 
 /// The position after the last order of a page, bound to the member it was issued for.
@@ -175,7 +190,6 @@ pub(crate) fn status_expr(from: OrderStatus, to: OrderStatus, at: DateTime<Utc>)
         .value(":at", to_attribute_value(at).map_err(shape_error)?))
 }
 
-const ORDER_TRANSITION: &str = "SET #status = :to, #updatedAt = :at";
 /// A transition into a fulfilment status: the order enters (or moves within) the queue.
 pub(crate) const ORDER_INTO_FULFILMENT: &str =
     "SET #status = :to, #updatedAt = :at, #fpk = :fpk, #fsk = :fsk";
@@ -238,8 +252,13 @@ impl OrderStore for DynamoStore {
             order.created_at,
         )?;
         tx.outbox(std::slice::from_ref(event))?;
+        // While the shop is closed no order is taken (the check is part of the write).
+        let open = super::floor::check_open(&mut tx)?;
         match tx.commit().await? {
             Ok(()) => Ok(()),
+            Err(reasons) if reasons.get(open).is_some_and(|r| r.failed) => {
+                Err(super::floor::closed(open, &reasons).unwrap_or(Error::ShopClosed(None)))
+            }
             // The order row is there already: ours, if a retry of our own send (after a lost
             // answer) found it — same member, same instant. Anything else is a collision.
             Err(reasons) if reasons.first().is_some_and(|r| r.failed) => {
@@ -359,6 +378,19 @@ impl OrderStore for DynamoStore {
             completion.at,
         )?;
         let (update, expr) = with_payments_copy(update, expr, &completion.payments)?;
+        // Paid at the commit instant, with the attempt's pickup number (if it took one).
+        let (update, expr) = match completion.pickup_number {
+            Some(number) => (
+                super::floor::with_set(&update, "#pickupNumber = :pickupNumber, #paidAt = :at"),
+                expr.name("#pickupNumber", "pickupNumber")
+                    .name("#paidAt", "paidAt")
+                    .value(":pickupNumber", n(i64::from(number))),
+            ),
+            None => (
+                super::floor::with_set(&update, "#paidAt = :at"),
+                expr.name("#paidAt", "paidAt"),
+            ),
+        };
         tx.update(
             key(order_pk(order_id), ORDER_SK),
             &update,
@@ -456,6 +488,98 @@ impl OrderStore for DynamoStore {
         Err(Error::Internal("payment completion cancelled".into()))
     }
 
+    async fn pending_orders_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage> {
+        let partition = fulfilment_pk(OrderStatus::PendingPayment);
+        let start = match cursor {
+            Some(c) => {
+                let position: PendingCursor = cursor::decode(c)?;
+                if !crate::ids::is_well_formed(&position.after) {
+                    return Err(Error::invalid("cursor"));
+                }
+                let mut start = key(order_pk(&position.after), ORDER_SK);
+                start.insert(table::FULFILMENT_PK.into(), s(&partition));
+                start.insert(table::FULFILMENT_SK.into(), s(&position.after));
+                Some(start)
+            }
+            None => None,
+        };
+        // Order ids are ULIDs: every id made before `before` sorts below the first one of it.
+        let millis = u64::try_from(before.timestamp_millis()).unwrap_or(0);
+        let bound = ulid::Ulid::from_parts(millis, 0).to_string();
+        let limit = limit.clamp(1, 1000);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(table::GSI_FULFILMENT)
+            .key_condition_expression("#fpk = :fpk AND #fsk < :bound")
+            .expression_attribute_names("#fpk", table::FULFILMENT_PK)
+            .expression_attribute_names("#fsk", table::FULFILMENT_SK)
+            .expression_attribute_values(":fpk", s(&partition))
+            .expression_attribute_values(":bound", s(bound))
+            .scan_index_forward(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .instrument(crate::spans::dependency_span("dynamodb", "Query"))
+            .await
+            .map_err(sdk_error)?;
+        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let rows = out.items.unwrap_or_default();
+        let last = rows
+            .last()
+            .and_then(|row| attr_str(row, table::FULFILMENT_SK))
+            .map(str::to_owned);
+        let orders: Vec<Order> = rows
+            .into_iter()
+            // The index is eventually consistent: a row that moved on since is left out.
+            .filter(|row| attr_str(row, "status") == Some(OrderStatus::PendingPayment.as_str()))
+            .map(|row| from_item(row).map_err(shape_error))
+            .collect::<Result<_>>()?;
+        let next_cursor = match last {
+            Some(after) if more => Some(cursor::encode(&PendingCursor { after })?),
+            _ => None,
+        };
+        Ok(OrderPage {
+            orders,
+            next_cursor,
+        })
+    }
+
+    async fn expire_order(
+        &self,
+        order_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<bool> {
+        let (update, expr) = fulfilment_expr(
+            order_id,
+            OrderStatus::PendingPayment,
+            OrderStatus::Expired,
+            at,
+        )?;
+        let mut tx = TxItems::new(self);
+        tx.update(
+            key(order_pk(order_id), ORDER_SK),
+            update,
+            Some(ORDER_IN_STATUS),
+            expr,
+        )?;
+        tx.history(EntityKind::Order, order_id, "EXPIRED", at)?;
+        tx.outbox(std::slice::from_ref(event))?;
+        match tx.commit().await? {
+            Ok(()) => Ok(true),
+            // Paid, cancelled or gone meanwhile: nothing to expire.
+            Err(reasons) if reasons.first().is_some_and(|r| r.failed) => Ok(false),
+            Err(_) => Err(Error::Internal("order expiry cancelled".into())),
+        }
+    }
+
     async fn cancel_pending_order(
         &self,
         order_id: &str,
@@ -463,11 +587,18 @@ impl OrderStore for DynamoStore {
         event: &DomainEvent,
     ) -> Result<()> {
         let mut tx = TxItems::new(self);
+        // Cancelled: the order leaves the expiry sweep's list.
+        let (update, expr) = fulfilment_expr(
+            order_id,
+            OrderStatus::PendingPayment,
+            OrderStatus::Cancelled,
+            at,
+        )?;
         tx.update(
             key(order_pk(order_id), ORDER_SK),
-            ORDER_TRANSITION,
+            update,
             Some(ORDER_IN_STATUS),
-            status_expr(OrderStatus::PendingPayment, OrderStatus::Cancelled, at)?,
+            expr,
         )?;
         tx.history(EntityKind::Order, order_id, "CANCELLED", at)?;
         tx.outbox(std::slice::from_ref(event))?;
@@ -531,6 +662,9 @@ impl OrderStore for DynamoStore {
         tx.outbox(&cancellation.events)?;
         // The refund the cancellation owes, durable before any money moves.
         tx.put_new(attempt_item(&cancellation.refund)?)?;
+        if let Some(release) = &cancellation.release {
+            super::floor::release(&mut tx, release)?;
+        }
         match tx.commit().await? {
             Ok(()) => Ok(()),
             Err(reasons) => match reasons.first().filter(|r| r.failed) {

@@ -15,7 +15,7 @@ use super::{
 use crate::domain::item::StockMode;
 use crate::domain::{DomainEvent, EntityKind, Item, MemberStatus, Order, OrderStatus, Role};
 use crate::error::{Error, Result};
-use crate::store::{OrderPage, StaffStore, StockChange, cursor};
+use crate::store::{OrderPage, SlotRelease, StaffStore, StockChange, cursor};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -192,6 +192,7 @@ impl StaffStore for DynamoStore {
         to: OrderStatus,
         at: DateTime<Utc>,
         event: &DomainEvent,
+        release: Option<&SlotRelease>,
     ) -> Result<()> {
         let (update, expr) = fulfilment_expr(order_id, from, to, at)?;
         let mut tx = TxItems::new(self);
@@ -203,6 +204,9 @@ impl StaffStore for DynamoStore {
         )?;
         tx.history(EntityKind::Order, order_id, to.as_str(), at)?;
         tx.outbox(std::slice::from_ref(event))?;
+        if let Some(release) = release {
+            super::floor::release(&mut tx, release)?;
+        }
         match tx.commit().await? {
             Ok(()) => Ok(()),
             Err(reasons) => match reasons.first().filter(|r| r.failed) {

@@ -20,6 +20,19 @@ impl PaymentAttemptStore for MemoryStore {
             if s.attempts.contains_key(&attempt.attempt_id) {
                 return Err(Error::Internal("attempt id collision".into()));
             }
+            // Checked before anything changes: a refused reservation writes nothing.
+            if let Some(owner) = idempotency {
+                let slot = (owner.member_id.clone(), owner.key.clone());
+                let linkable = matches!(s.idempotency.get(&slot), Some(IdempotencyRecord {
+                    state: IdempotencyState::InProgress { owner: current, attempt: None, .. }, ..
+                }) if *current == owner.token);
+                if !linkable {
+                    return Err(Error::IdempotencyConflict);
+                }
+            }
+            if let Some(slot) = &attempt.floor {
+                s.floor.reserve(&attempt.member_id, slot)?;
+            }
             if let Some(owner) = idempotency {
                 let slot = (owner.member_id.clone(), owner.key.clone());
                 match s.idempotency.get_mut(&slot) {
@@ -67,6 +80,12 @@ impl PaymentAttemptStore for MemoryStore {
                     };
                 }
                 _ => return Ok(false),
+            }
+            if attempt.holds_slot() {
+                s.floor.release(&SlotRelease {
+                    member_id: attempt.member_id.clone(),
+                    made: None,
+                });
             }
             if let Some(key) = &attempt.idempotency_key {
                 let slot = (attempt.member_id.clone(), key.clone());

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 mod attempts;
 mod expiry;
+mod floor;
 mod idempotency;
 mod items;
 mod members;
@@ -39,6 +40,7 @@ struct State {
     orders_by_member: HashMap<String, BTreeSet<String>>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     attempts: HashMap<String, PaymentAttempt>,
+    floor: floor::Floor,
 }
 
 impl State {

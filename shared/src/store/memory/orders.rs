@@ -9,10 +9,17 @@ struct OrderCursor {
     before: String,
 }
 
+/// The position after the last order of a page of the pending sweep.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingCursor {
+    after: String,
+}
+
 #[async_trait]
 impl OrderStore for MemoryStore {
     async fn create_order(&self, order: &Order, event: &DomainEvent) -> Result<()> {
         self.commit(std::slice::from_ref(event), |s| {
+            s.floor.check_open()?;
             if s.orders.contains_key(&order.order_id) {
                 return Err(Error::Internal("order id collision".into()));
             }
@@ -118,6 +125,8 @@ impl OrderStore for MemoryStore {
                 order.status = OrderStatus::Completed;
                 order.updated_at = completion.at;
                 order.payments = completion.payments.clone();
+                order.pickup_number = completion.pickup_number;
+                order.paid_at = Some(completion.at);
             }
             let mut completed = completion.attempt.clone();
             completed.state = AttemptState::Completed;
@@ -150,6 +159,71 @@ impl OrderStore for MemoryStore {
             }
             Ok(())
         })
+    }
+
+    async fn pending_orders_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage> {
+        let after = cursor
+            .map(crate::store::cursor::decode::<PendingCursor>)
+            .transpose()?
+            .map(|c| c.after);
+        let limit = limit.max(1);
+        self.read(|s| {
+            let mut due: Vec<&Order> = s
+                .orders
+                .values()
+                .filter(|o| o.status == OrderStatus::PendingPayment && o.created_at < before)
+                .filter(|o| after.as_ref().is_none_or(|a| o.order_id > *a))
+                .collect();
+            due.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+            let mut orders: Vec<Order> = due.into_iter().take(limit + 1).cloned().collect();
+            let next_cursor = if orders.len() > limit {
+                orders.truncate(limit);
+                orders
+                    .last()
+                    .map(|o| {
+                        crate::store::cursor::encode(&PendingCursor {
+                            after: o.order_id.clone(),
+                        })
+                    })
+                    .transpose()?
+            } else {
+                None
+            };
+            Ok(OrderPage {
+                orders,
+                next_cursor,
+            })
+        })
+    }
+
+    async fn expire_order(
+        &self,
+        order_id: &str,
+        at: DateTime<Utc>,
+        event: &DomainEvent,
+    ) -> Result<bool> {
+        let expired = self.commit(std::slice::from_ref(event), |s| {
+            match s.orders.get_mut(order_id) {
+                Some(order) if order.status == OrderStatus::PendingPayment => {
+                    order.status = OrderStatus::Expired;
+                    order.updated_at = at;
+                }
+                Some(_) => return Err(Error::OrderStatusConflict),
+                None => return Err(Error::NotFound("order")),
+            }
+            s.add_history(EntityKind::Order, order_id, "EXPIRED", at);
+            Ok(())
+        });
+        match expired {
+            Ok(()) => Ok(true),
+            Err(Error::OrderStatusConflict | Error::NotFound(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     async fn cancel_pending_order(
@@ -213,6 +287,9 @@ impl OrderStore for MemoryStore {
                 cancellation.refund.attempt_id.clone(),
                 cancellation.refund.clone(),
             );
+            if let Some(release) = &cancellation.release {
+                s.floor.release(release);
+            }
             Ok(())
         })
     }

@@ -101,6 +101,7 @@ impl StaffStore for MemoryStore {
         to: OrderStatus,
         at: DateTime<Utc>,
         event: &DomainEvent,
+        release: Option<&SlotRelease>,
     ) -> Result<()> {
         self.commit(std::slice::from_ref(event), |s| {
             let order = s.orders.get_mut(order_id).ok_or(Error::NotFound("order"))?;
@@ -110,6 +111,9 @@ impl StaffStore for MemoryStore {
             order.status = to;
             order.updated_at = at;
             s.add_history(EntityKind::Order, order_id, to.as_str(), at);
+            if let Some(release) = release {
+                s.floor.release(release);
+            }
             Ok(())
         })
     }
