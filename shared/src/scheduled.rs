@@ -47,6 +47,20 @@ pub fn stop_by(deadline: SystemTime, margin: Duration) -> Instant {
     Instant::now() + left
 }
 
+/// One invocation as the Lambda runtime makes it: `run` given the event and the invocation's
+/// deadline (when it is plausible); a failure is reported as [`RunFailed`]. What each scheduled
+/// function's `invoke` (and so its `main`) is.
+pub async fn invoke<T, Run>(
+    event: lambda_http::lambda_runtime::LambdaEvent<Value>,
+    run: impl FnOnce(Value, Option<SystemTime>) -> Run,
+) -> std::result::Result<T, RunFailed>
+where
+    Run: std::future::Future<Output = Result<T>>,
+{
+    let deadline = crate::deadline::plausible(event.context.deadline());
+    Ok(run(event.payload, deadline).await?)
+}
+
 /// A scheduled run that failed, as the Lambda runtime reports it. The runtime names an error by
 /// its Rust type (`lambda_runtime::Diagnostic`), so a boxed error would be reported as
 /// `&alloc::boxed::Box<dyn core::error::Error + …>`; this one is reported with `errorType`

@@ -36,3 +36,12 @@ pub async fn handle(
     }
     Ok(sweep)
 }
+
+/// One invocation as the Lambda runtime makes it: [`handle`] within the invocation's deadline; a
+/// failure is reported as [`cafe::scheduled::RunFailed`] (`errorType` `RunFailed`).
+pub async fn invoke(
+    event: lambda_runtime::LambdaEvent<Value>,
+    app: &App,
+) -> Result<UnpaidSweep, cafe::scheduled::RunFailed> {
+    cafe::scheduled::invoke(event, |payload, deadline| handle(payload, deadline, app)).await
+}

@@ -7,12 +7,7 @@ async fn main() -> Result<(), Error> {
     let app = cafe::App::from_env(expire_orders::TOKEN_KEY).await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let app = &app;
-        async move {
-            let deadline = cafe::deadline::plausible(event.context.deadline());
-            expire_orders::handle(event.payload, deadline, app)
-                .await
-                .map_err(Error::from)
-        }
+        async move { expire_orders::invoke(event, app).await }
     }))
     .await
 }

@@ -44,6 +44,5 @@ pub async fn invoke(
     event: lambda_runtime::LambdaEvent<Value>,
     app: &App,
 ) -> Result<ReconcileSummary, cafe::scheduled::RunFailed> {
-    let deadline = cafe::deadline::plausible(event.context.deadline());
-    Ok(handle(event.payload, deadline, app).await?)
+    cafe::scheduled::invoke(event, |payload, deadline| handle(payload, deadline, app)).await
 }
