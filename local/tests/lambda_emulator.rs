@@ -1645,7 +1645,7 @@ async fn staff(h: &mut Harness, twins: &[Twin; 2]) {
     )
     .await;
 
-    // Before either twin adds an item of its own: both see the same catalogue.
+    // Before either twin adds another item: both see the same catalogue.
     let items = "admin-item-list";
     let (sample, sam) = (h.sample(items), h.generated(items));
     h.http(
@@ -2190,6 +2190,18 @@ async fn release_binaries_under_the_emulator_answer_like_the_handlers() {
         make_twin(&h.app, 1, "emulator").await,
     ];
     add_expiring(&h.app, &mut twins).await;
+    // Staff see every item, the other twin's inactive fixture item too (`GET /admin/items`): each
+    // side names both fixture items alike, so the catalogue compares equal.
+    let fixture_items: Vec<(String, &str)> =
+        twins.iter().map(|t| (t.item.clone(), t.side)).collect();
+    for twin in &mut twins {
+        for (item, side) in &fixture_items {
+            if *item != twin.item {
+                twin.names.add(item, "item");
+                twin.names.add(&format!("Latte {side}"), "item-name");
+            }
+        }
+    }
 
     println!(
         "\n{:>7}  {:<19} {:<44} {:>3}",
