@@ -66,7 +66,7 @@
 //! The edge:
 //! - `app`: `App`, built once per process from the configuration; authentication. Imports the
 //!   layers below, never `services`.
-//! - `scheduled`: the scheduled functions' runtime glue. Imports `app`, `error`.
+//! - `scheduled`: the scheduled functions' runtime glue. Imports `app`, `deadline`, `error`.
 //! - `testing`: fixtures for tests. Imports the layers below, never `services`.
 
 pub mod app;
