@@ -130,6 +130,7 @@ pub fn new_member(password_hash: &str, at: chrono::DateTime<chrono::Utc>) -> Mem
         role: Default::default(),
         withdrawn_at: None,
         created_at: at,
+        session_version: 0,
     }
 }
 
@@ -158,7 +159,7 @@ pub async fn raw_payer(app: &App, store: &DynamoStore) -> Result<Payer, BoxError
         .await?;
     let access = app
         .tokens
-        .issue(&member.member_id, cafe::domain::Role::Customer, now)
+        .issue(&member.member_id, cafe::domain::Role::Customer, 0, now)
         .await?;
     Ok(Payer { member, access })
 }
@@ -175,7 +176,7 @@ pub async fn payer(app: &App, password_hash: &str) -> Result<Payer, BoxError> {
     app.store.create_member(&member, &event).await?;
     let access = app
         .tokens
-        .issue(&member.member_id, cafe::domain::Role::Customer, now)
+        .issue(&member.member_id, cafe::domain::Role::Customer, 0, now)
         .await?;
     Ok(Payer { member, access })
 }

@@ -24,6 +24,7 @@ async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<B
         "member-signup" => member_signup::handle(req, app).await,
         "auth-login" => auth_login::handle(req, app).await,
         "auth-refresh" => auth_refresh::handle(req, app).await,
+        "auth-logout" => auth_logout::handle(req, app).await,
         "member-get" => member_get::handle(req, app).await,
         "member-withdraw" => member_withdraw::handle(req, app).await,
         "member-restore" => member_restore::handle(req, app).await,

@@ -227,7 +227,18 @@ pub async fn staff(app: &App, role: cafe::domain::Role) -> SignedUp {
     )
     .await
     .expect("grant the role");
-    member.access = log_in(app, &member.email).await;
+    // The role change ended the sign-up's session: a fresh log-in for both tokens.
+    let (status, body) = call(
+        app,
+        request("POST", "/auth/login")
+            .json(&serde_json::json!({"email": member.email, "password": PASSWORD}))
+            .build(),
+    )
+    .await;
+    assert_eq!(status, 200, "log-in failed: {body}");
+    let token = |name: &str| body["result"][name].as_str().expect("token").to_owned();
+    member.access = token("accessToken");
+    member.refresh = token("refreshToken");
     member
 }
 

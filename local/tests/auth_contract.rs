@@ -264,6 +264,7 @@ async fn member_endpoints_refuse_missing_tampered_unsigned_and_expired_tokens() 
     .issue(
         &victim.member_id,
         cafe::domain::Role::Customer,
+        0,
         t.clock.now(),
     )
     .await
@@ -312,7 +313,12 @@ async fn an_ended_members_tokens_and_password_are_refused() {
     let access = t
         .app
         .tokens
-        .issue(&me.member_id, cafe::domain::Role::Customer, t.clock.now())
+        .issue(
+            &me.member_id,
+            cafe::domain::Role::Customer,
+            0,
+            t.clock.now(),
+        )
         .await
         .expect("token");
     for (method, path) in member_paths(&me.member_id) {

@@ -19,6 +19,7 @@ fn member(email: &str) -> Member {
         role: Role::Customer,
         withdrawn_at: None,
         created_at: now,
+        session_version: 0,
     }
 }
 

@@ -14,6 +14,7 @@ const EXPECTED_STATUS: &[(&str, u16)] = &[
     // Nobody is registered in a fresh app.
     ("auth-login", 401),
     ("auth-refresh", 401),
+    ("auth-logout", 401),
     // Their bearer token is signed with another secret.
     ("member-get", 401),
     ("member-withdraw", 401),

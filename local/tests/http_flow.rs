@@ -131,6 +131,21 @@ async fn a_member_signs_up_logs_in_withdraws_restores_and_refreshes_over_http() 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["status"], "SERVICE");
 
+    // The withdrawal ended the session: its refresh token is refused; a new log-in starts one.
+    let (status, body) = api
+        .send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            Some(&json!({"refreshToken": refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, logged_in) = api
+        .send(Method::POST, "/auth/login", None, Some(&login))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{logged_in}");
+    let refresh = text(&logged_in, "refreshToken").to_owned();
     let (status, rotated) = api
         .send(
             Method::POST,

@@ -331,6 +331,23 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
     let successor = rotated["result"]["refreshToken"].as_str().expect("token");
     cafe.expect(refresh_with(successor), 401).await;
 
+    // Log-out: the token read, its family revoked; everywhere also ends every session (another
+    // member's, so this one's tokens stay for the scenario below).
+    let logout = |token: &str, everywhere: bool| {
+        request("POST", "/auth/logout")
+            .json(&json!({"refreshToken": token, "everywhere": everywhere}))
+            .build()
+    };
+    let (_, leaving_access, leaving_refresh, _) = cafe.sign_up().await;
+    cafe.expect(logout(&leaving_refresh, true), 200).await;
+    cafe.expect(refresh_with(&leaving_refresh), 401).await;
+    cafe.expect(
+        request("GET", "/orders").bearer(&leaving_access).build(),
+        401,
+    )
+    .await;
+    cafe.expect(logout(successor, false), 200).await;
+
     cafe.expect(
         request("GET", &format!("/member/{member}"))
             .bearer(&access)
@@ -681,6 +698,7 @@ async fn withdrawn_long_ago(store: &DynamoStore) -> String {
         role: Default::default(),
         withdrawn_at: None,
         created_at: at - Duration::days(100),
+        session_version: 0,
     };
     let registered = DomainEvent::member(EventType::MemberRegistered, &member_id, "SERVICE", at);
     store
@@ -722,6 +740,16 @@ async fn publish_sample(stack: &Stack, template: &Yaml) -> CallRecorder {
     recorder
 }
 
+/// A recorded partition key for the listing, its ids cut: `MEMBER#01J…` → `MEMBER#*`,
+/// `SHOP#DAY#2026-12-06` → `SHOP#DAY#*`; a key with no `#` (`SHOP`) as it is.
+fn key_shape(key: &str) -> String {
+    match key.split_once('#') {
+        Some(("SHOP", rest)) => format!("SHOP#{}#*", rest.split('#').next().unwrap_or_default()),
+        Some((kind, _)) => format!("{kind}#*"),
+        None => key.to_owned(),
+    }
+}
+
 /// IAM's wildcard match: `*` is any run of characters.
 fn matches(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
@@ -744,24 +772,53 @@ fn allows(grant: &Grant, action: &str, resource: &str) -> bool {
     ) && matches(&grant.resource, resource)
 }
 
-/// Problems of one function: calls not granted, grants never used.
-fn check(function: &str, calls: &BTreeSet<(String, String)>, grants: &[Grant]) -> Vec<String> {
+/// `dynamodb:LeadingKeys` under `ForAllValues:StringLike`: every partition key the call names
+/// matches a pattern (a call naming none passes, as in IAM).
+fn allows_key(grant: &Grant, key: &str) -> bool {
+    match &grant.leading_keys {
+        None => true,
+        Some(_) if key.is_empty() => true,
+        Some(patterns) => patterns.iter().any(|p| matches(p, key)),
+    }
+}
+
+/// One recorded call: action, canonical resource, the partition key it names ("" for none).
+type Call = (String, String, String);
+
+fn grants_call(grant: &Grant, (action, resource, key): &Call) -> bool {
+    allows(grant, action, resource) && allows_key(grant, key)
+}
+
+/// Problems of one function: calls not granted, grants (and key patterns) never used.
+fn check(function: &str, calls: &BTreeSet<Call>, grants: &[Grant]) -> Vec<String> {
     let mut problems = Vec::new();
-    for (action, resource) in calls {
+    for call in calls {
+        let (action, resource, key) = call;
         if resource.starts_with('<') {
             problems.push(format!("{function}: {action} on {resource}"));
-        } else if !grants.iter().any(|g| allows(g, action, resource)) {
+        } else if !grants.iter().any(|g| grants_call(g, call)) {
             problems.push(format!(
-                "{function}: calls {action} on {resource}, which its policy does not grant"
+                "{function}: calls {action} on {resource} (key {key:?}), which its policy does not grant"
             ));
         }
     }
     for grant in grants {
-        if !calls.iter().any(|(a, r)| allows(grant, a, r)) {
+        if !calls.iter().any(|c| grants_call(grant, c)) {
             problems.push(format!(
                 "{function}: is granted {} on {}, which it never uses",
                 grant.action, grant.resource
             ));
+        }
+        for pattern in grant.leading_keys.iter().flatten() {
+            let used = calls
+                .iter()
+                .any(|(a, r, k)| allows(grant, a, r) && !k.is_empty() && matches(pattern, k));
+            if !used {
+                problems.push(format!(
+                    "{function}: is granted {} on keys {pattern}, which it never uses",
+                    grant.action
+                ));
+            }
         }
     }
     problems
@@ -793,7 +850,7 @@ async fn every_function_is_granted_exactly_the_calls_it_makes() {
     let cafe = Cafe { functions, gateway };
     scenario(&cafe, &fixtures, &stack).await;
 
-    let mut recorded: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut recorded: BTreeMap<String, BTreeSet<Call>> = BTreeMap::new();
     let publisher = publish_sample(&stack, &template).await;
     let recorders = cafe
         .functions
@@ -804,7 +861,13 @@ async fn every_function_is_granted_exactly_the_calls_it_makes() {
         let calls = recorder
             .calls()
             .iter()
-            .map(|c| (c.action.clone(), stack.canonical(&c.resource)))
+            .map(|c| {
+                (
+                    c.action.clone(),
+                    stack.canonical(&c.resource),
+                    c.leading_key.clone().unwrap_or_default(),
+                )
+            })
             .collect();
         recorded.insert(name, calls);
     }
@@ -815,8 +878,12 @@ async fn every_function_is_granted_exactly_the_calls_it_makes() {
     println!("calls recorded per function (action on resource):");
     for (name, calls) in &recorded {
         println!("  {name}:");
-        for (action, resource) in calls {
-            println!("    {action} on {resource}");
+        let shapes: BTreeSet<(&String, &String, String)> = calls
+            .iter()
+            .map(|(action, resource, key)| (action, resource, key_shape(key)))
+            .collect();
+        for (action, resource, key) in shapes {
+            println!("    {action} on {resource} {key}");
         }
         let Some((_, resource)) = deployed.get(name) else {
             problems.push(format!("{name}: not in template.yaml"));
@@ -842,6 +909,32 @@ async fn every_function_is_granted_exactly_the_calls_it_makes() {
         problems,
     );
 
+    // Every grant on the table's items is held to the partition keys its function uses, so a
+    // function that never reads members cannot read a password hash (`MEMBER#…` rows).
+    for (name, grants) in &policies {
+        for grant in grants {
+            if grant.resource == "table/Table" && grant.action.starts_with("dynamodb:") {
+                assert!(
+                    grant.leading_keys.is_some(),
+                    "{name}: {} on the whole table has no dynamodb:LeadingKeys condition",
+                    grant.action
+                );
+            }
+        }
+        let reads_members = grants.iter().any(|g| {
+            allows(g, "dynamodb:GetItem", "table/Table") && allows_key(g, "MEMBER#01JC0FFEE")
+        });
+        if matches!(
+            name.as_str(),
+            "items-get" | "items-list" | "shop-get" | "jwks-get"
+        ) {
+            assert!(
+                !reads_members,
+                "{name} can read a member row (a password hash)"
+            );
+        }
+    }
+
     // The check must catch a broken policy: each grant removed in turn, and an unused one added.
     for (name, grants) in &policies {
         let calls = &recorded[name];
@@ -854,10 +947,29 @@ async fn every_function_is_granted_exactly_the_calls_it_makes() {
                 "{name}: removing {gone:?} went unnoticed"
             );
         }
+        // Each key pattern removed in turn from a grant that has several.
+        for (index, grant) in grants.iter().enumerate() {
+            let patterns = grant.leading_keys.clone().unwrap_or_default();
+            if patterns.len() < 2 {
+                continue;
+            }
+            for removed in 0..patterns.len() {
+                let mut narrower = grants.clone();
+                let mut fewer = patterns.clone();
+                let gone = fewer.remove(removed);
+                narrower[index].leading_keys = Some(fewer);
+                let found = check(name, calls, &narrower);
+                assert!(
+                    found.iter().any(|p| p.contains("does not grant")),
+                    "{name}: removing the key pattern {gone} from {grant:?} went unnoticed"
+                );
+            }
+        }
         let mut wider = grants.clone();
         wider.push(Grant {
             action: "dynamodb:Scan".into(),
             resource: "table/Table".into(),
+            leading_keys: None,
         });
         let found = check(name, calls, &wider);
         assert!(
@@ -872,6 +984,7 @@ fn wildcards_match_like_iam() {
     let grant = |action: &str, resource: &str| Grant {
         action: action.into(),
         resource: resource.into(),
+        leading_keys: None,
     };
     assert!(allows(
         &grant("dynamodb:*", "table/Table"),

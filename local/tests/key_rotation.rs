@@ -81,7 +81,7 @@ async fn rotations_with_live_tokens_refuse_no_valid_token() {
     // Before the first `cafe-keys rotate`: 503, never a token signed by nothing.
     let early = instance(&secrets, TokenKey::Signs, FRESH);
     assert_eq!(
-        early.issue("m1", cafe::domain::Role::Customer, t0).await,
+        early.issue("m1", cafe::domain::Role::Customer, 0, t0).await,
         Err(Error::Unavailable("secrets manager"))
     );
     let first = rotate_at(&secrets, t0).await;
@@ -100,6 +100,7 @@ async fn rotations_with_live_tokens_refuse_no_valid_token() {
             .issue(
                 &format!("before-{round}"),
                 cafe::domain::Role::Customer,
+                0,
                 now,
             )
             .await
@@ -117,14 +118,14 @@ async fn rotations_with_live_tokens_refuse_no_valid_token() {
             (
                 "signed after it by a stale signer",
                 stale_signer
-                    .issue("stale", cafe::domain::Role::Customer, now)
+                    .issue("stale", cafe::domain::Role::Customer, 0, now)
                     .await
                     .expect("signed"),
             ),
             (
                 "signed after it by a fresh signer",
                 fresh_signer
-                    .issue("fresh", cafe::domain::Role::Customer, now)
+                    .issue("fresh", cafe::domain::Role::Customer, 0, now)
                     .await
                     .expect("signed"),
             ),

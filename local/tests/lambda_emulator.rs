@@ -1281,6 +1281,33 @@ async fn refresh(h: &mut Harness, twins: &[Twin; 2]) {
     h.as_is("auth-refresh", 401, twins).await;
 }
 
+async fn logout(h: &mut Harness, twins: &[Twin; 2]) {
+    let sample = h.sample("auth-logout");
+    let with = |token: String| Call::new().body(json!({ "refreshToken": token }));
+    // The second family (already rotated by `refresh`): its family revoked, the owner's other
+    // sessions untouched (no `everywhere`), so later cases keep their tokens.
+    h.http(
+        "auth-logout",
+        "sample: the second family 200",
+        200,
+        twins,
+        &sample,
+        |t| with(t.refresh.clone()),
+    )
+    .await;
+    h.http(
+        "auth-logout",
+        "sample: a malformed token 401CO000",
+        401,
+        twins,
+        &sample,
+        |_| with("not-a-refresh-token".into()),
+    )
+    .await;
+    // The sample's own token was never issued.
+    h.as_is("auth-logout", 401, twins).await;
+}
+
 async fn member_get(h: &mut Harness, twins: &[Twin; 2]) {
     let (sample, sam) = (h.sample("member-get"), h.generated("member-get"));
     let own = |t: &Twin| {
@@ -2210,6 +2237,7 @@ async fn release_binaries_under_the_emulator_answer_like_the_handlers() {
     items(&mut h, &twins).await;
     sign_up_and_log_in(&mut h, &mut twins).await;
     refresh(&mut h, &twins).await;
+    logout(&mut h, &twins).await;
     member_get(&mut h, &twins).await;
     orders(&mut h, &twins).await;
     payments(&mut h, &twins).await;

@@ -85,6 +85,8 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("DELETE /order/{id}/cancel (paid)", 4, 2),
     ("DELETE /member/{id}/withdraw", 2, 0),
     ("POST /member/{id}/restore", 2, 0),
+    ("POST /auth/logout", 2, 0),
+    ("POST /auth/logout (everywhere)", 3, 0),
     ("GET /.well-known/jwks.json", 0, 0),
     ("PUT /admin/members/{id}/role", 2, 0),
     ("POST /admin/items", 2, 0),
@@ -442,6 +444,22 @@ async fn every_endpoint_makes_exactly_its_round_trips() {
         200,
     )
     .await;
+    // Log-out: the token read, the family's marker written; everywhere also moves the member's
+    // session version on (one UpdateItem).
+    for (case, everywhere) in [
+        ("POST /auth/logout", false),
+        ("POST /auth/logout (everywhere)", true),
+    ] {
+        let session = sign_up(&cafe.app).await;
+        cafe.measure(
+            case,
+            request("POST", "/auth/logout")
+                .json(&json!({"refreshToken": session.refresh, "everywhere": everywhere}))
+                .build(),
+            200,
+        )
+        .await;
+    }
 
     let mut problems = Vec::new();
     for (case, dynamodb, redis) in EXPECTED {

@@ -111,6 +111,7 @@ fn event_source_grants(function: &Value) -> Vec<template::Grant> {
             Some(template::Grant {
                 action: "sqs:SendMessage".into(),
                 resource: format!("queue/{logical}"),
+                leading_keys: None,
             })
         })
         .collect()

@@ -1,7 +1,7 @@
 //! The dependencies of every handler, built once per process (at Lambda init) and lent to each
 //! invocation.
 
-use crate::auth::tokens::{KeySource, SecretKeys, Verifying, VerifyingKeysWithJwks};
+use crate::auth::tokens::{KeySource, SecretKeys, VerifiedToken, Verifying, VerifyingKeysWithJwks};
 use crate::auth::{AccessTokens, Jwks, PasswordHasher, SigningKeyset};
 use crate::aws::Aws;
 use crate::clock::{Clock, SystemClock};
@@ -194,38 +194,40 @@ impl App {
     }
 
     /// The member behind the request's bearer token. Missing/invalid/expired token, unknown
-    /// member or an `END` member → 401CO000. `WITHDRAWN` members pass (they may restore).
+    /// member, an `END` member or a session that has ended (a withdrawal, a role change
+    /// or log-out everywhere since the token was issued) → 401CO000. `WITHDRAWN` members pass
+    /// with the token they withdrew with (they may restore).
     pub async fn authenticate(&self, req: &Request) -> Result<Member> {
-        let member_id = self.verified_member_id(req).await?;
-        admit(self.store.get_member(&member_id).await?)
+        let caller = self.verified_caller(req).await?;
+        admit(self.store.get_member(&caller.member_id).await?, &caller)
     }
 
-    /// The stored member of a verified token's id, in `SERVICE`: unknown or `END` → 401CO000,
-    /// any other status → 403CO000. For the answers that must judge the caller before
-    /// anything else, when the read that would have carried the member never happens (a body
-    /// refused with 400 still answers 401 or 403 first).
-    pub async fn member_in_service(&self, member_id: &str) -> Result<Member> {
-        let member = admit(self.store.get_member(member_id).await?)?;
+    /// The stored member of a verified token, in `SERVICE`: unknown, `END` or an ended session
+    /// → 401CO000, any other status → 403CO000. For the answers that must judge the caller
+    /// before anything else, when the read that would have carried the member never happens (a
+    /// body refused with 400 still answers 401 or 403 first).
+    pub async fn member_in_service(&self, caller: &VerifiedToken) -> Result<Member> {
+        let member = admit(self.store.get_member(&caller.member_id).await?, caller)?;
         member.check_in_service()?;
         Ok(member)
     }
 
-    /// The member id of the request's valid bearer token (401CO000 otherwise), before the
-    /// member is read: endpoints that read other rows anyway read the member with them (one
-    /// request) and then [`admit`] it.
-    pub async fn verified_member_id(&self, req: &Request) -> Result<String> {
+    /// The claims of the request's valid bearer token (401CO000 otherwise), before the member
+    /// is read: endpoints that read other rows anyway read the member with them (one request)
+    /// and then [`admit`] it with these claims.
+    pub async fn verified_caller(&self, req: &Request) -> Result<VerifiedToken> {
         let token = crate::http::bearer_token(req)?;
-        self.tokens.verify(token, self.clock.now()).await
+        self.tokens.verify_claims(token, self.clock.now()).await
     }
 
-    /// The caller of a staff endpoint: a valid token (401CO000) whose role claim and whose
-    /// stored member both hold at least `required`, the member in `SERVICE` (403CO000
-    /// otherwise). The stored role is the authority: a role taken away, or a member withdrawn,
-    /// stops their tokens at once; a role granted needs a fresh token (log in or refresh).
+    /// The caller of a staff endpoint: a valid token (401CO000) of the member's current session
+    /// whose role claim and whose stored member both hold at least `required`, the member in
+    /// `SERVICE` (403CO000 otherwise). A role change ends the member's sessions, so a demoted
+    /// clerk's token is dead for good, even if the role is granted again; a granted role needs a
+    /// fresh log-in.
     pub async fn authenticate_staff(&self, req: &Request, required: Role) -> Result<Member> {
-        let token = crate::http::bearer_token(req)?;
-        let verified = self.tokens.verify_claims(token, self.clock.now()).await?;
-        let member = admit(self.store.get_member(&verified.member_id).await?)?;
+        let verified = self.verified_caller(req).await?;
+        let member = admit(self.store.get_member(&verified.member_id).await?, &verified)?;
         if verified.role < required {
             return Err(Error::Forbidden);
         }

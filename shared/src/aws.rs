@@ -208,6 +208,41 @@ pub struct AwsCall {
     /// `ConditionCheckItem`), so it is recorded as one call per write.
     pub action: String,
     pub resource: AwsResource,
+    /// The partition key (`pk`) value of the item the call reads or writes, for a call on the
+    /// table itself: what IAM's `dynamodb:LeadingKeys` condition is evaluated on. `None` for a
+    /// call on an index, or one that names no item (a `Scan`, a table call).
+    pub leading_key: Option<String>,
+}
+
+/// The table's partition key attribute (`store::dynamo::table::PK`; this module imports nothing
+/// of the crate).
+const PARTITION_KEY: &str = "pk";
+
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+fn pk_of(item: Option<&Item>) -> Option<String> {
+    item?.get(PARTITION_KEY)?.as_s().ok().cloned()
+}
+
+/// The value a `Query`'s key condition binds the partition key to (`#pk = :pk AND …`).
+fn queried_pk(input: &aws_sdk_dynamodb::operation::query::QueryInput) -> Option<String> {
+    let condition = input.key_condition_expression()?;
+    let first = condition.split(" AND ").next()?;
+    let (left, right) = first.split_once('=')?;
+    let (left, right) = (left.trim(), right.trim());
+    let attribute = match left.strip_prefix('#') {
+        Some(_) => input.expression_attribute_names()?.get(left)?.as_str(),
+        None => left,
+    };
+    if attribute != PARTITION_KEY {
+        return None;
+    }
+    input
+        .expression_attribute_values()?
+        .get(right)?
+        .as_s()
+        .ok()
+        .cloned()
 }
 
 /// The resource of a call, by the name the code used.
@@ -257,6 +292,15 @@ fn call(action: &str, resource: AwsResource) -> AwsCall {
     AwsCall {
         action: action.to_owned(),
         resource,
+        leading_key: None,
+    }
+}
+
+/// A call on one item of the table, keyed by its partition key.
+fn item_call(action: &str, table_name: Option<&str>, pk: Option<String>) -> AwsCall {
+    AwsCall {
+        leading_key: pk,
+        ..call(action, table(table_name))
     }
 }
 
@@ -271,22 +315,30 @@ fn calls_of(
 ) -> Option<Vec<AwsCall>> {
     use aws_sdk_dynamodb::operation as ddb;
     if let Some(i) = input.downcast_ref::<ddb::get_item::GetItemInput>() {
-        return Some(vec![call("dynamodb:GetItem", table(i.table_name()))]);
+        let pk = pk_of(i.key());
+        return Some(vec![item_call("dynamodb:GetItem", i.table_name(), pk)]);
     }
     if let Some(i) = input.downcast_ref::<ddb::put_item::PutItemInput>() {
-        return Some(vec![call("dynamodb:PutItem", table(i.table_name()))]);
+        let pk = pk_of(i.item());
+        return Some(vec![item_call("dynamodb:PutItem", i.table_name(), pk)]);
     }
     if let Some(i) = input.downcast_ref::<ddb::update_item::UpdateItemInput>() {
-        return Some(vec![call("dynamodb:UpdateItem", table(i.table_name()))]);
+        let pk = pk_of(i.key());
+        return Some(vec![item_call("dynamodb:UpdateItem", i.table_name(), pk)]);
     }
     if let Some(i) = input.downcast_ref::<ddb::delete_item::DeleteItemInput>() {
-        return Some(vec![call("dynamodb:DeleteItem", table(i.table_name()))]);
+        let pk = pk_of(i.key());
+        return Some(vec![item_call("dynamodb:DeleteItem", i.table_name(), pk)]);
     }
     if let Some(i) = input.downcast_ref::<ddb::query::QueryInput>() {
-        return Some(vec![call(
-            "dynamodb:Query",
-            indexed(i.table_name(), i.index_name()),
-        )]);
+        let pk = match i.index_name() {
+            None => queried_pk(i),
+            Some(_) => None,
+        };
+        return Some(vec![AwsCall {
+            leading_key: pk,
+            ..call("dynamodb:Query", indexed(i.table_name(), i.index_name()))
+        }]);
     }
     if let Some(i) = input.downcast_ref::<ddb::scan::ScanInput>() {
         return Some(vec![call(
@@ -295,14 +347,17 @@ fn calls_of(
         )]);
     }
     if let Some(i) = input.downcast_ref::<ddb::batch_get_item::BatchGetItemInput>() {
-        let tables = i.request_items().map(|r| r.keys().collect::<Vec<_>>());
-        return Some(
-            tables
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| call("dynamodb:BatchGetItem", table(Some(t))))
-                .collect(),
-        );
+        let mut calls = Vec::new();
+        for (name, keys) in i.request_items().into_iter().flatten() {
+            for key in keys.keys() {
+                calls.push(item_call(
+                    "dynamodb:BatchGetItem",
+                    Some(name),
+                    pk_of(Some(key)),
+                ));
+            }
+        }
+        return Some(calls);
     }
     if let Some(i) = input.downcast_ref::<ddb::batch_write_item::BatchWriteItemInput>() {
         let tables = i.request_items().map(|r| r.keys().collect::<Vec<_>>());
@@ -320,14 +375,30 @@ fn calls_of(
                 .iter()
                 .filter_map(|item| {
                     if let Some(w) = item.put() {
-                        Some(call("dynamodb:PutItem", table(Some(w.table_name()))))
+                        Some(item_call(
+                            "dynamodb:PutItem",
+                            Some(w.table_name()),
+                            pk_of(Some(w.item())),
+                        ))
                     } else if let Some(w) = item.update() {
-                        Some(call("dynamodb:UpdateItem", table(Some(w.table_name()))))
+                        Some(item_call(
+                            "dynamodb:UpdateItem",
+                            Some(w.table_name()),
+                            pk_of(Some(w.key())),
+                        ))
                     } else if let Some(w) = item.delete() {
-                        Some(call("dynamodb:DeleteItem", table(Some(w.table_name()))))
+                        Some(item_call(
+                            "dynamodb:DeleteItem",
+                            Some(w.table_name()),
+                            pk_of(Some(w.key())),
+                        ))
                     } else {
                         item.condition_check().map(|w| {
-                            call("dynamodb:ConditionCheckItem", table(Some(w.table_name())))
+                            item_call(
+                                "dynamodb:ConditionCheckItem",
+                                Some(w.table_name()),
+                                pk_of(Some(w.key())),
+                            )
                         })
                     }
                 })
@@ -339,7 +410,13 @@ fn calls_of(
             i.transact_items()
                 .iter()
                 .filter_map(|item| item.get())
-                .map(|g| call("dynamodb:GetItem", table(Some(g.table_name()))))
+                .map(|g| {
+                    item_call(
+                        "dynamodb:GetItem",
+                        Some(g.table_name()),
+                        pk_of(Some(g.key())),
+                    )
+                })
                 .collect(),
         );
     }
@@ -414,6 +491,7 @@ impl Intercept for CallRecorder {
                 self.push([AwsCall {
                     action: format!("{service}:{operation}"),
                     resource: AwsResource::Unrecognised { service, operation },
+                    leading_key: None,
                 }]);
             }
         }

@@ -23,6 +23,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/member", "member-signup"),
     route("POST", "/auth/login", "auth-login"),
     route("POST", "/auth/refresh", "auth-refresh"),
+    route("POST", "/auth/logout", "auth-logout"),
     route("GET", "/member/{memberId}", "member-get"),
     route("DELETE", "/member/{memberId}/withdraw", "member-withdraw"),
     route("POST", "/member/{memberId}/restore", "member-restore"),

@@ -44,6 +44,7 @@ fn member(at: DateTime<Utc>, n: usize) -> Member {
         role: Default::default(),
         withdrawn_at: None,
         created_at: at,
+        session_version: 0,
     }
 }
 

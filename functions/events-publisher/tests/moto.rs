@@ -224,6 +224,7 @@ fn member(at: chrono::DateTime<chrono::Utc>) -> Member {
         role: Default::default(),
         withdrawn_at: None,
         created_at: at,
+        session_version: 0,
     }
 }
 

@@ -29,6 +29,7 @@ async fn withdrawn(app: &App, at: DateTime<Utc>) -> String {
         role: Default::default(),
         withdrawn_at: None,
         created_at: at - Duration::days(10),
+        session_version: 0,
     };
     let event = DomainEvent::member(EventType::MemberRegistered, &member_id, "SERVICE", at);
     app.store

@@ -12,13 +12,13 @@ pub async fn handle(req: Request, app: &App) -> Response<Body> {
 }
 
 async fn get_profile(req: &Request, app: &App) -> Result<Response<Body>> {
-    let member_id = app.verified_member_id(req).await?;
-    if http::path_param(req, "memberId")? != member_id {
+    let caller = app.verified_caller(req).await?;
+    if http::path_param(req, "memberId")? != caller.member_id {
         // Someone else's profile: 403, once the caller is known to be a member at all (401).
         app.authenticate(req).await?;
         return Err(Error::Forbidden);
     }
     // The profile and its history in one read, which authenticates the caller too.
-    let profile = members::own_profile(app, &member_id).await?;
+    let profile = members::own_profile(app, &caller).await?;
     Ok(http::success(200, &profile))
 }

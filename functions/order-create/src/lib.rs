@@ -15,14 +15,14 @@ async fn create(req: &Request, app: &App) -> Result<Response<Body>> {
     // Auth first (401, then 403 for a member not in SERVICE), then the body, then lookups. The
     // member is read with the items (one `BatchGetItem`) and judged there; only a refused body
     // reads the member on its own, to answer 401/403 before 400.
-    let member_id = app.verified_member_id(req).await?;
+    let caller = app.verified_caller(req).await?;
     let request: CreateOrderRequest = match http::parse_body(req) {
         Ok(request) => request,
         Err(refused) => {
-            app.member_in_service(&member_id).await?;
+            app.member_in_service(&caller).await?;
             return Err(refused);
         }
     };
-    let order = orders::create_order(app, &member_id, &request).await?;
+    let order = orders::create_order(app, &caller, &request).await?;
     Ok(http::success(201, &order))
 }

@@ -21,7 +21,7 @@ async fn pay(req: &Request, app: &App) -> Result<Response<Body>> {
     // Auth first (401, then 403 for a member not in SERVICE), then the body and the key. The
     // member is read with the stock, under the lock (one `BatchGetItem`), and judged there; only
     // a refused body or key reads the member on its own, to answer 401/403 before 400.
-    let member_id = app.verified_member_id(req).await?;
+    let caller = app.verified_caller(req).await?;
     let parsed = http::parse_body::<PaymentRequest>(req).and_then(|request| {
         let header = req.headers().get(IDEMPOTENCY_KEY_HEADER);
         let key = payments::idempotency_key(header.map(|value| value.as_bytes()))?;
@@ -30,11 +30,10 @@ async fn pay(req: &Request, app: &App) -> Result<Response<Body>> {
     let (request, key) = match parsed {
         Ok(parsed) => parsed,
         Err(refused) => {
-            app.member_in_service(&member_id).await?;
+            app.member_in_service(&caller).await?;
             return Err(refused);
         }
     };
-    let answer =
-        payments::pay_once_within(app, &member_id, &request, key.as_deref(), deadline).await;
+    let answer = payments::pay_once_within(app, &caller, &request, key.as_deref(), deadline).await;
     Ok(answer.into_response())
 }

@@ -13,6 +13,7 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("member-signup", member_signup::TOKEN_KEY),
     ("auth-login", auth_login::TOKEN_KEY),
     ("auth-refresh", auth_refresh::TOKEN_KEY),
+    ("auth-logout", auth_logout::TOKEN_KEY),
     ("member-get", member_get::TOKEN_KEY),
     ("member-withdraw", member_withdraw::TOKEN_KEY),
     ("member-restore", member_restore::TOKEN_KEY),
@@ -151,6 +152,9 @@ pub fn report(what: &str, problems: Vec<String>) {
 pub struct Grant {
     pub action: String,
     pub resource: String,
+    /// The statement's `ForAllValues:StringLike` `dynamodb:LeadingKeys` patterns: the partition
+    /// keys its item calls may name. `None` for a statement without that condition.
+    pub leading_keys: Option<Vec<String>>,
 }
 
 /// A policy resource as a pattern over the canonical names (`table/Table/index/x` …).
@@ -244,6 +248,33 @@ pub fn document_grants(
             ));
             continue;
         }
+        let leading_keys = match statement.get("Condition") {
+            None => None,
+            Some(condition) => {
+                let patterns = condition
+                    .get("ForAllValues:StringLike")
+                    .and_then(|c| c.get("dynamodb:LeadingKeys"));
+                let known = condition.as_mapping().is_some_and(|m| m.len() == 1)
+                    && condition
+                        .get("ForAllValues:StringLike")
+                        .and_then(Value::as_mapping)
+                        .is_some_and(|m| m.len() == 1);
+                match patterns {
+                    Some(patterns) if known => Some(
+                        one_or_many(Some(patterns))
+                            .iter()
+                            .filter_map(|p| p.as_str().map(str::to_owned))
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => {
+                        problems.push(format!(
+                            "only a ForAllValues:StringLike dynamodb:LeadingKeys condition is supported: {condition:?}"
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
         for action in one_or_many(statement.get("Action")) {
             let Some(action) = action.as_str() else {
                 problems.push(format!("an action that is not a string: {action:?}"));
@@ -254,6 +285,7 @@ pub fn document_grants(
                     Ok(resource) => grants.push(Grant {
                         action: action.to_owned(),
                         resource,
+                        leading_keys: leading_keys.clone(),
                     }),
                     Err(problem) => problems.push(problem),
                 }

@@ -35,6 +35,15 @@ pub struct AccessTokenClaims {
     /// it and the stored member's role (docs/staff.md).
     #[serde(default, skip_serializing_if = "Role::is_customer")]
     pub role: Role,
+    /// The member's session version when the token was issued (`Member::session_version`):
+    /// a withdrawal, role change or log-out everywhere moves the stored one on and the
+    /// token dies. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sv: u32,
+}
+
+fn is_zero(version: &u32) -> bool {
+    *version == 0
 }
 
 /// What a valid token says.
@@ -42,6 +51,17 @@ pub struct AccessTokenClaims {
 pub struct VerifiedToken {
     pub member_id: String,
     pub role: Role,
+    pub session_version: u32,
+}
+
+/// A verified token speaks for its member only within its session ([`crate::domain::member::admit`]).
+impl crate::domain::member::Caller for VerifiedToken {
+    fn member_id(&self) -> &str {
+        &self.member_id
+    }
+    fn session_version(&self) -> Option<u32> {
+        Some(self.session_version)
+    }
 }
 
 /// A token check never re-reads the keys more often than this for an unknown `kid`: a flood of
@@ -252,12 +272,18 @@ impl AccessTokens {
         }
     }
 
-    /// A token for `member_id`, valid from `now` for the configured lifetime, signed by the
-    /// current key.
-    pub async fn issue(&self, member_id: &str, role: Role, now: DateTime<Utc>) -> Result<String> {
+    /// A token for `member_id` in its session `session_version`, valid from `now` for the
+    /// configured lifetime, signed by the current key.
+    pub async fn issue(
+        &self,
+        member_id: &str,
+        role: Role,
+        session_version: u32,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
         let jti = crate::ids::new_id(now);
         Ok(self
-            .issue_exact(member_id, role, now, &jti, None)
+            .issue_exact(member_id, role, session_version, now, &jti, None)
             .await?
             .token)
     }
@@ -268,6 +294,7 @@ impl AccessTokens {
         &self,
         member_id: &str,
         role: Role,
+        session_version: u32,
         issued_at: DateTime<Utc>,
         jti: &str,
         kid: Option<&str>,
@@ -285,6 +312,7 @@ impl AccessTokens {
             nbf: None,
             jti: Some(jti.to_owned()),
             role,
+            sv: session_version,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
@@ -362,6 +390,7 @@ impl AccessTokens {
         Ok(VerifiedToken {
             member_id: claims.sub,
             role: claims.role,
+            session_version: claims.sv,
         })
     }
 }
@@ -394,7 +423,7 @@ mod tests {
         let now = Utc::now();
         let keyset = SigningKeyset::generate(now);
         let token = tokens(keyset.clone())
-            .issue("m1", Role::Customer, now)
+            .issue("m1", Role::Customer, 0, now)
             .await
             .expect("signed");
         let verifier = verifier_of(&keyset, "cafe", "cafe-api");
@@ -407,7 +436,7 @@ mod tests {
         assert_eq!(header.kid.as_deref(), Some(keyset.current.kid.as_str()));
         // A verifier cannot sign.
         assert!(matches!(
-            verifier.issue("m1", Role::Customer, now).await,
+            verifier.issue("m1", Role::Customer, 0, now).await,
             Err(Error::Internal(_))
         ));
     }
@@ -418,16 +447,16 @@ mod tests {
         let keyset = SigningKeyset::generate(now);
         let signer = tokens(keyset.clone());
         let one = signer
-            .issue_exact("m1", Role::Customer, now, "j1", None)
+            .issue_exact("m1", Role::Customer, 0, now, "j1", None)
             .await
             .expect("one");
         let two = signer
-            .issue_exact("m1", Role::Customer, now, "j1", Some(&one.kid))
+            .issue_exact("m1", Role::Customer, 0, now, "j1", Some(&one.kid))
             .await
             .expect("two");
         assert_eq!(one, two);
         let by_next = signer
-            .issue_exact("m1", Role::Customer, now, "j1", Some(&keyset.next.kid))
+            .issue_exact("m1", Role::Customer, 0, now, "j1", Some(&keyset.next.kid))
             .await
             .expect("next");
         assert_eq!(by_next.kid, keyset.next.kid);
@@ -446,7 +475,7 @@ mod tests {
         let mut foreign = SigningKeyset::generate(now);
         foreign.current.kid = keyset.current.kid.clone();
         let forged = tokens(foreign)
-            .issue("m1", Role::Customer, now)
+            .issue("m1", Role::Customer, 0, now)
             .await
             .expect("signed");
         assert_eq!(refused(forged).await, Err(Error::Unauthorized));
@@ -454,7 +483,7 @@ mod tests {
         for (iss, aud) in [("evil", "cafe-api"), ("cafe", "other-api")] {
             let signer = AccessTokens::fixed(keyset.clone(), iss, aud, Duration::minutes(30));
             let token = signer
-                .issue("m1", Role::Customer, now)
+                .issue("m1", Role::Customer, 0, now)
                 .await
                 .expect("signed");
             assert_eq!(
@@ -489,7 +518,7 @@ mod tests {
         let mut unknown = keyset.clone();
         unknown.current.kid = "not-a-published-kid".into();
         let token = tokens(unknown)
-            .issue("m1", Role::Customer, now)
+            .issue("m1", Role::Customer, 0, now)
             .await
             .expect("signed");
         assert_eq!(refused(token).await, Err(Error::Unauthorized));

@@ -98,6 +98,16 @@ pub struct Member {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub withdrawn_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The generation of the member's sessions: every access token and refresh token carries the
+    /// one it was issued under, and only the current one is accepted ([`admit`]). A withdrawal,
+    /// a role change and a log-out everywhere move it on, which ends every session issued
+    /// before, for good. Absent (0) on rows written before sessions had versions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub session_version: u32,
+}
+
+fn is_zero(version: &u32) -> bool {
+    *version == 0
 }
 
 /// The stored attributes of [`Member`] that hold personal data, removed at `END`.
@@ -119,6 +129,7 @@ impl std::fmt::Debug for Member {
             .field("role", &self.role)
             .field("withdrawn_at", &self.withdrawn_at)
             .field("created_at", &self.created_at)
+            .field("session_version", &self.session_version)
             .finish_non_exhaustive()
     }
 }
@@ -194,13 +205,62 @@ pub fn expiry_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
     now - RESTORE_WINDOW
 }
 
-/// The stored member behind a verified token: an unknown member or an `END` one → 401CO000
-/// (their tokens outlive them by at most the access token's lifetime).
-pub fn admit(member: Option<Member>) -> Result<Member> {
+/// Who a request is made by: the member id of a verified token and the session version it was
+/// issued under. Handlers pass the verified token itself; code that acts for a member without
+/// a token of theirs (tests, the bench fixture, an operator's tool) passes the bare id, which
+/// names no session and is judged by the member's status alone.
+pub trait Caller: Send + Sync {
+    fn member_id(&self) -> &str;
+    /// The token's session version; `None` for a bare member id.
+    fn session_version(&self) -> Option<u32>;
+}
+
+impl Caller for str {
+    fn member_id(&self) -> &str {
+        self
+    }
+    fn session_version(&self) -> Option<u32> {
+        None
+    }
+}
+
+impl Caller for String {
+    fn member_id(&self) -> &str {
+        self
+    }
+    fn session_version(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// The stored member behind a caller: an unknown member or an `END` one → 401CO000 (their
+/// tokens outlive them by at most the access token's lifetime), and so is a token of a session
+/// that has ended ([`session_is_current`]).
+pub fn admit(member: Option<Member>, caller: &(impl Caller + ?Sized)) -> Result<Member> {
     match member {
-        Some(member) if member.status != MemberStatus::End => Ok(member),
+        Some(member)
+            if member.status != MemberStatus::End
+                && caller
+                    .session_version()
+                    .is_none_or(|version| session_is_current(&member, version)) =>
+        {
+            Ok(member)
+        }
         _ => Err(Error::Unauthorized),
     }
+}
+
+/// True if a token issued under session `version` still speaks for `member`: it is the
+/// member's current version, or the member is `WITHDRAWN` and the token was issued just before
+/// the withdrawal (which moved the version on by one): the contract keeps such a token valid
+/// for its lifetime so the member can restore, while every endpoint that needs `SERVICE`
+/// refuses it (403CO000). Once restored the member is no longer `WITHDRAWN`, so tokens from
+/// before the withdrawal (the one that restored included) never come back; a session begun
+/// while withdrawn (a log-in to restore) carries on.
+pub fn session_is_current(member: &Member, version: u32) -> bool {
+    version == member.session_version
+        || (member.status == MemberStatus::Withdrawn
+            && version.checked_add(1) == Some(member.session_version))
 }
 
 #[cfg(test)]
@@ -220,6 +280,7 @@ mod tests {
             role: Role::Customer,
             withdrawn_at,
             created_at: Utc::now(),
+            session_version: 0,
         }
     }
 

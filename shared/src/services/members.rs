@@ -118,6 +118,7 @@ pub async fn sign_up(
         role: Role::Customer,
         withdrawn_at: None,
         created_at: now,
+        session_version: 0,
     };
     let event = DomainEvent::member(
         EventType::MemberRegistered,
@@ -126,7 +127,7 @@ pub async fn sign_up(
         now,
     );
     // The member and its first refresh token in one write.
-    let (refresh_token, record) = new_session(deps, &member.member_id, now);
+    let (refresh_token, record) = new_session(deps, &member, now);
     deps.store()
         .sign_up_member(&member, &event, &record)
         .await?;
@@ -135,7 +136,7 @@ pub async fn sign_up(
     Ok(TokenPair {
         access_token: deps
             .tokens()
-            .issue(&member.member_id, member.role, now)
+            .issue(&member.member_id, member.role, member.session_version, now)
             .await?,
         device_token: Some(issue_device_token(&keyset, &member.email, None, now)?),
         member_id: member.member_id,
@@ -193,7 +194,7 @@ pub async fn log_in(
             return Err(Error::BadCredentials);
         }
     };
-    let mut pair = start_session(deps, &member.member_id, member.role, now).await?;
+    let mut pair = start_session(deps, &member, now).await?;
     deps.login_throttle().release(&reservation).await;
     pair.device_token = Some(issue_device_token(&keyset, &email, device.as_deref(), now)?);
     Ok(pair)
@@ -236,7 +237,11 @@ pub async fn refresh(deps: &impl SessionDeps, refresh_token: &str) -> Result<Tok
         .get_member(&member_id)
         .await?
         .ok_or(Error::Unauthorized)?;
-    if member.status == MemberStatus::End {
+    // A family begun before the member's sessions ended (withdrawal, restore, role change, log-out
+    // everywhere) never refreshes again.
+    if member.status == MemberStatus::End
+        || member.session_version != rotation.successor.session_version
+    {
         return Err(Error::Unauthorized);
     }
     // The access token's id is derived from the presented token (one-way, in its own domain), so
@@ -247,6 +252,7 @@ pub async fn refresh(deps: &impl SessionDeps, refresh_token: &str) -> Result<Tok
         .issue_exact(
             &member.member_id,
             member.role,
+            member.session_version,
             rotation.rotated_at,
             &jti,
             Some(&rotation.signing_kid),
@@ -260,12 +266,66 @@ pub async fn refresh(deps: &impl SessionDeps, refresh_token: &str) -> Result<Tok
     })
 }
 
+/// What a log-out ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedOut {
+    pub member_id: String,
+    /// True when every session of the member ended, not only this one.
+    pub everywhere: bool,
+}
+
+/// Log-out (`POST /auth/logout`): the presented refresh token's whole family is revoked, so
+/// neither it nor any token rotated from it refreshes again (the access token in hand lives out
+/// its lifetime, at most `ACCESS_TOKEN_TTL`). With `everywhere`, every session of the member
+/// ends at once: their session version moves on, and every access token and refresh family
+/// issued before is refused from the next request. Holding the refresh token is the credential,
+/// as for a refresh. Malformed or unknown → 401CO000; logging out of a family already revoked
+/// answers the same again.
+pub async fn log_out(
+    deps: &(impl HasStore + HasClock),
+    refresh_token: &str,
+    everywhere: bool,
+) -> Result<LoggedOut> {
+    if !is_well_formed(refresh_token) {
+        return Err(Error::Unauthorized);
+    }
+    let now = deps.clock().now();
+    let member_id = deps
+        .store()
+        .revoke_refresh_family(&hash_refresh_token(refresh_token), now)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if everywhere {
+        deps.store()
+            .end_sessions(&member_id)
+            .await
+            .map_err(|error| match error {
+                // An erased member's token: nothing is left to end.
+                Error::NotFound(_) => Error::Unauthorized,
+                other => other,
+            })?;
+    }
+    tracing::info!(member_id, everywhere, "logged out");
+    Ok(LoggedOut {
+        member_id,
+        everywhere,
+    })
+}
+
 /// The member's profile with their status timeline (oldest first).
 /// The caller's own profile with its history, for the member id of a verified token: one read
 /// (`get_member_with_history`), which also authenticates (unknown or `END` → 401CO000).
-pub async fn own_profile(deps: &impl HasStore, member_id: &str) -> Result<Profile> {
-    let (member, history) = match deps.store().get_member_with_history(member_id).await? {
-        Some((member, history)) => (crate::domain::member::admit(Some(member))?, history),
+pub async fn own_profile(
+    deps: &impl HasStore,
+    caller: &(impl crate::domain::member::Caller + ?Sized),
+) -> Result<Profile> {
+    let found = deps
+        .store()
+        .get_member_with_history(caller.member_id())
+        .await?;
+    let (member, history) = match found {
+        Some((member, history)) => (crate::domain::member::admit(Some(member), caller)?, history),
         None => return Err(Error::Unauthorized),
     };
     profile_of(&member, history)
@@ -333,16 +393,17 @@ pub async fn restore(deps: &(impl HasStore + HasClock), member: &Member) -> Resu
 /// The first refresh token of a new family, and the record that stores it (its hash).
 fn new_session(
     deps: &impl HasConfig,
-    member_id: &str,
+    member: &Member,
     now: DateTime<Utc>,
 ) -> (String, RefreshTokenRecord) {
     let refresh_token = new_refresh_token();
     let record = RefreshTokenRecord {
         token_hash: hash_refresh_token(&refresh_token),
-        member_id: member_id.to_owned(),
+        member_id: member.member_id.clone(),
         family_id: crate::ids::new_id(now),
         issued_at: now,
         expires_at: now + deps.config().refresh_token_ttl,
+        session_version: member.session_version,
     };
     (refresh_token, record)
 }
@@ -350,15 +411,17 @@ fn new_session(
 /// An access token and the first refresh token of a new family.
 async fn start_session(
     deps: &impl SessionDeps,
-    member_id: &str,
-    role: Role,
+    member: &Member,
     now: DateTime<Utc>,
 ) -> Result<TokenPair> {
-    let (refresh_token, record) = new_session(deps, member_id, now);
+    let (refresh_token, record) = new_session(deps, member, now);
     deps.store().store_refresh_token(&record).await?;
     Ok(TokenPair {
-        member_id: member_id.to_owned(),
-        access_token: deps.tokens().issue(member_id, role, now).await?,
+        member_id: member.member_id.clone(),
+        access_token: deps
+            .tokens()
+            .issue(&member.member_id, member.role, member.session_version, now)
+            .await?,
         refresh_token,
         device_token: None,
     })

@@ -219,14 +219,15 @@ impl<T: RefundDeps + HasClock + HasLock + ?Sized> CancelDeps for T {}
 /// 403CO000; an unknown item → 404CO000; stock below a line's quantity → 400OR000.
 pub async fn create_order(
     deps: &(impl HasStore + HasClock),
-    member_id: &str,
+    caller: &(impl crate::domain::member::Caller + ?Sized),
     request: &CreateOrderRequest,
 ) -> Result<OrderSummary> {
+    let member_id = caller.member_id();
     let lines = request.lines();
     check_order_lines(&lines)?;
     let ids: Vec<String> = lines.iter().map(|l| l.item_id.clone()).collect();
     let (member, items) = deps.store().get_member_and_items(member_id, &ids).await?;
-    crate::domain::member::admit(member)?.check_in_service()?;
+    crate::domain::member::admit(member, caller)?.check_in_service()?;
     let (priced, total_price) = price_order(&lines, &items)?;
     let now = deps.clock().now();
     let order = Order {

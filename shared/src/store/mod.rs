@@ -84,6 +84,9 @@ pub trait MemberStore: Send + Sync {
     }
     /// Oldest first.
     async fn member_history(&self, member_id: &str) -> Result<Vec<HistoryEntry>>;
+    /// Ends every session of the member (log-out everywhere): moves `session_version` on, so
+    /// every access token and refresh family issued before is refused. Unknown → 404CO000.
+    async fn end_sessions(&self, member_id: &str) -> Result<()>;
     /// The member with its history (oldest first): one `Query` of the member's partition on
     /// DynamoDB, where the profile and its history rows live together.
     async fn get_member_with_history(
@@ -144,6 +147,9 @@ pub struct RefreshTokenRecord {
     pub family_id: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The member's session version when the family began (`Member::session_version`); every
+    /// successor keeps it, and a refresh is refused once the member's has moved on.
+    pub session_version: u32,
 }
 
 /// What a rotation records on the used token, so that the same token presented again within
@@ -202,6 +208,15 @@ pub trait RefreshTokenStore: Send + Sync {
         next_expires_at: DateTime<Utc>,
         mark: &RotationMark,
     ) -> Result<RefreshRotation>;
+
+    /// Log-out: revokes the whole family of the presented token, used or not, and answers the
+    /// member it belongs to; `None` for a token never issued (or long expired and deleted).
+    /// Revoking a revoked family again is harmless.
+    async fn revoke_refresh_family(
+        &self,
+        presented_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>>;
 
     /// A rotation with no grace: any reuse revokes the family.
     async fn rotate_refresh_token(

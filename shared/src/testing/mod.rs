@@ -63,6 +63,7 @@ pub async fn stored_member(
         role: Default::default(),
         withdrawn_at: None,
         created_at: now,
+        session_version: 0,
     };
     let registered = DomainEvent::member(
         EventType::MemberRegistered,

@@ -76,6 +76,7 @@ async fn history_outbox_refresh_and_idempotency_items_carry_a_ttl() {
         family_id: id(t0()),
         issued_at: t0(),
         expires_at: t0() + DAY * 14,
+        session_version: 0,
     };
     b.store.store_refresh_token(&token).await.expect("stored");
     let row = dynamo

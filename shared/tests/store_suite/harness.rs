@@ -99,6 +99,7 @@ pub fn member(email: &str, at: DateTime<Utc>) -> Member {
         role: Default::default(),
         withdrawn_at: None,
         created_at: at,
+        session_version: 0,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::harness::*;
 use cafe::Error;
-use cafe::domain::{EventType, MemberStatus};
+use cafe::domain::{EventType, MemberStatus, Role};
 use cafe::store::{WITHDRAWN_SHARDS, withdrawn_shard};
 use chrono::Duration;
 use std::collections::HashSet;
@@ -83,6 +83,7 @@ pub async fn sign_up_writes_the_member_and_its_first_refresh_token_together(b: B
         family_id: id(t0()),
         issued_at: t0(),
         expires_at: t0() + DAY * 14,
+        session_version: 0,
     };
     let rotates = |hash: String| {
         let store = b.store.clone();
@@ -666,5 +667,57 @@ pub async fn a_restored_member_is_not_erased(b: Backend) {
             .await
             .expect("lookup")
             .is_some()
+    );
+}
+
+/// Withdrawal, a role change and a log-out everywhere each move the session version on by one;
+/// a restore does not (a session begun while withdrawn carries on). Concurrent log-outs
+/// everywhere are each counted.
+pub async fn session_versions_move_on_when_sessions_end(b: Backend) {
+    let m = signed_up(&b, "sessions@example.com", t0()).await;
+    let version = |b: &Backend, id: String| {
+        let store = b.store.clone();
+        async move {
+            store
+                .get_member(&id)
+                .await
+                .expect("read")
+                .expect("member")
+                .session_version
+        }
+    };
+    assert_eq!(version(&b, m.member_id.clone()).await, 0);
+    let role = member_event(EventType::MemberRoleChanged, &m.member_id, "STAFF", t0());
+    b.store
+        .set_member_role(&m.member_id, Role::Staff, t0(), &role)
+        .await
+        .expect("role granted");
+    assert_eq!(version(&b, m.member_id.clone()).await, 1);
+    let withdrawn = member_event(EventType::MemberWithdrawn, &m.member_id, "WITHDRAWN", t0());
+    b.store
+        .withdraw_member(&m.member_id, t0(), &withdrawn)
+        .await
+        .expect("withdrawn");
+    assert_eq!(version(&b, m.member_id.clone()).await, 2);
+    let restored = member_event(EventType::MemberRestored, &m.member_id, "SERVICE", t0());
+    b.store
+        .restore_member(&m.member_id, t0() + DAY, &restored)
+        .await
+        .expect("restored");
+    assert_eq!(version(&b, m.member_id.clone()).await, 2);
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = b.store.clone();
+            let id = m.member_id.clone();
+            tokio::spawn(async move { store.end_sessions(&id).await })
+        })
+        .collect();
+    for racer in racers {
+        racer.await.expect("joined").expect("sessions ended");
+    }
+    assert_eq!(version(&b, m.member_id.clone()).await, 10);
+    assert_eq!(
+        b.store.end_sessions("01JC0FFEE0000000000000NONE").await,
+        Err(Error::NotFound("member"))
     );
 }

@@ -13,6 +13,7 @@ fn first_token(member_id: &str) -> RefreshTokenRecord {
         family_id: id(t0()),
         issued_at: t0(),
         expires_at: t0() + DAY * 14,
+        session_version: 0,
     }
 }
 
@@ -38,6 +39,7 @@ pub async fn rotation_issues_a_successor_in_the_same_family(b: Backend) {
             family_id: first.family_id.clone(),
             issued_at: now,
             expires_at: now + DAY * 14,
+            session_version: 0,
         }
     );
     let third = b
@@ -249,4 +251,71 @@ pub async fn concurrent_repeats_of_one_rotation_all_get_it(b: Backend) {
         .rotate_refresh_token(&successor, &fresh_hash(), now, now + DAY)
         .await
         .expect("the family lives: its successor rotates");
+}
+
+/// Log-out: the presented token's family is revoked, used or not, whichever token of it is
+/// presented; other families of the member stand; an unknown token names nobody.
+pub async fn logging_out_revokes_the_whole_family_and_only_it(b: Backend) {
+    let first = first_token("member-1");
+    let other = first_token("member-1");
+    b.store.store_refresh_token(&first).await.expect("stored");
+    b.store.store_refresh_token(&other).await.expect("stored");
+    let now = t0() + Duration::minutes(5);
+    let successor = fresh_hash();
+    b.store
+        .rotate_refresh_token(&first.token_hash, &successor, now, now + DAY * 14)
+        .await
+        .expect("rotated");
+    // The used first token logs its family out: the successor is revoked with it.
+    assert_eq!(
+        b.store
+            .revoke_refresh_family(&first.token_hash, now)
+            .await
+            .expect("logged out"),
+        Some("member-1".to_owned())
+    );
+    assert_eq!(
+        b.store
+            .rotate_refresh_token(&successor, &fresh_hash(), now, now + DAY * 14)
+            .await,
+        Err(Error::Unauthorized),
+        "the family's live token is revoked"
+    );
+    // Again: the same answer, nothing else changes.
+    assert_eq!(
+        b.store
+            .revoke_refresh_family(&successor, now)
+            .await
+            .expect("logged out again"),
+        Some("member-1".to_owned())
+    );
+    let rotated = b
+        .store
+        .rotate_refresh_token(&other.token_hash, &fresh_hash(), now, now + DAY * 14)
+        .await
+        .expect("another family of the member still refreshes");
+    assert_eq!(rotated.family_id, other.family_id);
+    assert_eq!(
+        b.store
+            .revoke_refresh_family(&fresh_hash(), now)
+            .await
+            .expect("answered"),
+        None
+    );
+}
+
+/// A successor keeps the session version its family began under.
+pub async fn a_successor_keeps_its_familys_session_version(b: Backend) {
+    let first = RefreshTokenRecord {
+        session_version: 3,
+        ..first_token("member-1")
+    };
+    b.store.store_refresh_token(&first).await.expect("stored");
+    let now = t0() + Duration::minutes(5);
+    let second = b
+        .store
+        .rotate_refresh_token(&first.token_hash, &fresh_hash(), now, now + DAY * 14)
+        .await
+        .expect("rotated");
+    assert_eq!(second.session_version, 3);
 }

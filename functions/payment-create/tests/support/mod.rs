@@ -11,7 +11,7 @@ pub async fn member(app: &App, withdrawn: bool) -> (Member, String) {
         .expect("member");
     let token = app
         .tokens
-        .issue(&member.member_id, cafe::domain::Role::Customer, now)
+        .issue(&member.member_id, cafe::domain::Role::Customer, 0, now)
         .await
         .expect("token");
     (member, token)

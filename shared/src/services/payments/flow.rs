@@ -8,6 +8,7 @@ use crate::domain::attempt::{
     AttemptKind, AttemptPart, AttemptState, PaymentAttempt, RECONCILE_GRACE,
 };
 use crate::domain::floor::FloorSlot;
+use crate::domain::member::Caller;
 use crate::domain::order::{RequestedPayment, check_payment_parts};
 use crate::domain::{Item, Order, OrderStatus};
 use crate::error::{Error, Result};
@@ -39,11 +40,11 @@ pub struct Paid {
 /// Pays the member's own pending order within the default budget (see [`pay_within`]).
 pub async fn pay(
     deps: &impl PaymentDeps,
-    member_id: &str,
+    caller: &(impl Caller + ?Sized),
     request: &PaymentRequest,
 ) -> Result<PaymentReceipt> {
     let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, deps.clock().now());
-    pay_within(deps, member_id, request, None, deadline)
+    pay_within(deps, caller, request, None, deadline)
         .await
         .result
 }
@@ -52,21 +53,13 @@ pub async fn pay(
 /// flow), refusing to start charging when `deadline` leaves too little time to finish.
 pub async fn pay_within(
     deps: &impl PaymentDeps,
-    member_id: &str,
+    caller: &(impl Caller + ?Sized),
     request: &PaymentRequest,
     idempotency: Option<&IdempotencyOwner>,
     deadline: Deadline,
 ) -> Paid {
     let mut charged = false;
-    let result = pay_checked(
-        deps,
-        member_id,
-        request,
-        idempotency,
-        deadline,
-        &mut charged,
-    )
-    .await;
+    let result = pay_checked(deps, caller, request, idempotency, deadline, &mut charged).await;
     deps.metrics().payment(match &result {
         Ok(_) => PaymentOutcome::Completed,
         Err(error) if error.wire().status.is_server_error() => PaymentOutcome::Failed,
@@ -77,7 +70,7 @@ pub async fn pay_within(
 
 async fn pay_checked(
     deps: &impl PaymentDeps,
-    member_id: &str,
+    caller: &(impl Caller + ?Sized),
     request: &PaymentRequest,
     idempotency: Option<&IdempotencyOwner>,
     deadline: Deadline,
@@ -94,7 +87,7 @@ async fn pay_checked(
         // The item keys come from the order: read it first (and again under the lock). An
         // ill-formed id is refused here too, after the payer is judged.
         LockScope::Order | LockScope::OrderAndItems => {
-            let (order, _) = read_payment(deps, member_id, &request.order_id).await?;
+            let (order, _) = read_payment(deps, caller, &request.order_id).await?;
             check_payment_parts(&parts, order.total_price)?;
             keys_of_order(&order)
         }
@@ -103,7 +96,7 @@ async fn pay_checked(
     crate::fault::pause_point("payment:locked");
     let outcome = pay_locked(
         deps,
-        member_id,
+        caller,
         &request.order_id,
         &parts,
         idempotency,
@@ -130,7 +123,7 @@ pub fn charge_budget(config: &crate::config::Config, parts: usize) -> std::time:
 /// 403CO000; then the order: unknown → 404CO000, another member's → 403CO000.
 async fn read_payment(
     deps: &impl PaymentDeps,
-    member_id: &str,
+    caller: &(impl Caller + ?Sized),
     order_id: &str,
 ) -> Result<(Order, Vec<Item>)> {
     let order = if crate::ids::is_well_formed(order_id) {
@@ -144,17 +137,17 @@ async fn read_payment(
         .collect();
     let (member, items) = deps
         .store()
-        .get_member_and_items(member_id, &item_ids)
+        .get_member_and_items(caller.member_id(), &item_ids)
         .await?;
-    crate::domain::member::admit(member)?.check_in_service()?;
+    crate::domain::member::admit(member, caller)?.check_in_service()?;
     let order = order.ok_or(Error::NotFound("order"))?;
-    order.check_owner(member_id)?;
+    order.check_owner(caller.member_id())?;
     Ok((order, items))
 }
 
 async fn pay_locked(
     deps: &impl PaymentDeps,
-    member_id: &str,
+    caller: &(impl Caller + ?Sized),
     order_id: &str,
     parts: &[RequestedPayment],
     idempotency: Option<&IdempotencyOwner>,
@@ -162,7 +155,7 @@ async fn pay_locked(
     charged: &mut bool,
 ) -> Result<PaymentReceipt> {
     // Read under the lock: a payment or cancellation that held it before us is visible.
-    let (order, items) = read_payment(deps, member_id, order_id).await?;
+    let (order, items) = read_payment(deps, caller, order_id).await?;
     check_payment_parts(parts, order.total_price)?;
     order.check_payable()?;
     check_payment_window(deps, &order)?;

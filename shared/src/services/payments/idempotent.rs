@@ -4,6 +4,7 @@
 use super::flow::{PaymentDeps, pay_within};
 use super::request::{PaymentReceipt, PaymentRequest, stored_of};
 use crate::deadline::Deadline;
+use crate::domain::member::Caller;
 use crate::error::{Error, Result};
 use crate::store::{IdempotencyBegin, IdempotencyOwner, StoredResponse};
 use lambda_http::{Body, Response};
@@ -83,12 +84,12 @@ fn is_final(outcome: &Result<PaymentReceipt>) -> bool {
 /// Pays with an optional `Idempotency-Key` (scoped to the member), within the default budget.
 pub async fn pay_once(
     deps: &impl PaymentDeps,
-    member_id: &str,
+    caller: &(impl Caller + ?Sized),
     request: &PaymentRequest,
     key: Option<&str>,
 ) -> PaymentAnswer {
     let deadline = Deadline::after(crate::deadline::DEFAULT_BUDGET, deps.clock().now());
-    pay_once_within(deps, member_id, request, key, deadline).await
+    pay_once_within(deps, caller, request, key, deadline).await
 }
 
 /// Pays with an optional `Idempotency-Key` (scoped to the member): the first request records the
@@ -98,17 +99,17 @@ pub async fn pay_once(
 /// answered or released only by the settlement of its payment attempt (the request's own, or
 /// the reconciler's): until then a repeat gets 409PA002 with `Retry-After`.
 ///
-/// `member_id` is the verified token's: the member itself is read with the stock, under the lock.
+/// `caller` is the verified token: the member itself is read with the stock, under the lock.
 pub async fn pay_once_within(
     deps: &impl PaymentDeps,
-    member_id: &str,
+    caller: &(impl Caller + ?Sized),
     request: &PaymentRequest,
     key: Option<&str>,
     deadline: Deadline,
 ) -> PaymentAnswer {
     let Some(key) = key else {
         return PaymentAnswer::Fresh(
-            pay_within(deps, member_id, request, None, deadline)
+            pay_within(deps, caller, request, None, deadline)
                 .await
                 .result,
         );
@@ -119,7 +120,7 @@ pub async fn pay_once_within(
     };
     let begun = deps
         .store()
-        .begin_idempotent(member_id, key, &hash, deps.clock().now())
+        .begin_idempotent(caller.member_id(), key, &hash, deps.clock().now())
         .await;
     let token = match begun {
         Err(error) => return PaymentAnswer::Fresh(Err(error)),
@@ -131,11 +132,11 @@ pub async fn pay_once_within(
         Ok(IdempotencyBegin::Started(token)) => token,
     };
     let owner = IdempotencyOwner {
-        member_id: member_id.to_owned(),
+        member_id: caller.member_id().to_owned(),
         key: key.to_owned(),
         token,
     };
-    let paid = pay_within(deps, member_id, request, Some(&owner), deadline).await;
+    let paid = pay_within(deps, caller, request, Some(&owner), deadline).await;
     let answer = PaymentAnswer::Fresh(paid.result);
     if paid.charged {
         // The attempt owns the key now: its settlement stores the answer (done already if it

@@ -9,8 +9,11 @@ use crate::store::{MemberStore, RefreshTokenRecord, withdrawn_shard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
+use tracing::Instrument;
 
 pub(crate) const PROFILE: &str = "PROFILE";
+/// The profile's attribute holding `Member::session_version`.
+pub(crate) const SESSION_VERSION: &str = "sessionVersion";
 
 pub(crate) const EMAIL_SK: &str = "EMAIL";
 
@@ -165,7 +168,7 @@ impl MemberStore for DynamoStore {
         let mut tx = TxItems::new(self);
         tx.update(
             key(member_pk(member_id), PROFILE),
-            "SET #status = :withdrawn, #withdrawnAt = :at, #wpk = :wpk, #wsk = :wsk",
+            "SET #status = :withdrawn, #withdrawnAt = :at, #wpk = :wpk, #wsk = :wsk ADD #sv :one",
             Some("attribute_exists(#pk) AND #status = :service"),
             Expr::new()
                 .name("#pk", table::PK)
@@ -177,7 +180,9 @@ impl MemberStore for DynamoStore {
                 .value(":service", status_value(MemberStatus::Service))
                 .value(":at", to_attribute_value(at).map_err(shape_error)?)
                 .value(":wpk", s(withdrawn_partition(member_id)))
-                .value(":wsk", s(withdrawn_sort_key(at, member_id))),
+                .value(":wsk", s(withdrawn_sort_key(at, member_id)))
+                .name("#sv", SESSION_VERSION)
+                .value(":one", super::n(1)),
         )?;
         tx.history(EntityKind::Member, member_id, "WITHDRAWN", at)?;
         tx.outbox(std::slice::from_ref(event))?;
@@ -185,6 +190,7 @@ impl MemberStore for DynamoStore {
             Ok(()) => {
                 member.status = MemberStatus::Withdrawn;
                 member.withdrawn_at = Some(at);
+                member.session_version = member.session_version.saturating_add(1);
                 Ok(member)
             }
             Err(reasons) if reasons.first().is_some_and(|r| is_missing(&r.old)) => {
@@ -253,5 +259,34 @@ impl MemberStore for DynamoStore {
 
     async fn member_history(&self, member_id: &str) -> Result<Vec<HistoryEntry>> {
         self.history(EntityKind::Member, member_id).await
+    }
+
+    async fn end_sessions(&self, member_id: &str) -> Result<()> {
+        // One atomic ADD: concurrent log-outs each move the version on, none is lost. A re-sent
+        // request after a late answer adds again, which ends nothing more than it meant to.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(member_pk(member_id), PROFILE)))
+            .update_expression("ADD #sv :one")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#sv", SESSION_VERSION)
+            .expression_attribute_names("#pk", table::PK)
+            .expression_attribute_values(":one", super::n(1))
+            .send()
+            .instrument(crate::spans::dependency_span("dynamodb", "UpdateItem"))
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::NotFound("member"))
+            }
+            Err(err) => Err(super::sdk_error(err)),
+        }
     }
 }

@@ -67,10 +67,12 @@ impl StaffStore for DynamoStore {
         let mut tx = TxItems::new(self);
         tx.update(
             key(member_pk(member_id), PROFILE),
-            "SET #role = :role",
+            "SET #role = :role ADD #sv :one",
             Some("attribute_exists(#pk) AND #status = :service"),
             Expr::new()
                 .name("#pk", table::PK)
+                .name("#sv", super::members::SESSION_VERSION)
+                .value(":one", super::n(1))
                 .name("#role", "role")
                 .name("#status", "status")
                 .value(":role", s(role.as_str()))

@@ -45,6 +45,9 @@ struct TokenRow {
     successor_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     signing_kid: Option<String>,
+    /// The member's session version the family began under (0 on rows written before).
+    #[serde(default)]
+    session_version: u32,
     /// DynamoDB deletes the row once the token can no longer be used.
     ttl: i64,
 }
@@ -67,6 +70,7 @@ impl TokenRow {
             used_at: None,
             successor_hash: None,
             signing_kid: None,
+            session_version: record.session_version,
             ttl: record.expires_at.timestamp(),
         }
     }
@@ -119,6 +123,7 @@ impl DynamoStore {
                 family_id: used.family_id.clone(),
                 issued_at: used_at,
                 expires_at: next_expires_at,
+                session_version: used.session_version,
             },
             rotated_at: used_at,
             signing_kid: kid,
@@ -128,7 +133,12 @@ impl DynamoStore {
 
     /// Marks a family revoked. The marker outlives every token of the family: none can
     /// expire later than one token lifetime after now.
-    async fn revoke_family(&self, token: &TokenRow, now: DateTime<Utc>) -> Result<()> {
+    async fn revoke_family(
+        &self,
+        token: &TokenRow,
+        now: DateTime<Utc>,
+        why: Revoked,
+    ) -> Result<()> {
         let lifetime = (token.expires_at - token.issued_at).max(Duration::zero());
         let mut item = key(family_pk(&token.family_id), FAMILY_SK);
         item.insert("revoked".into(), AttributeValue::Bool(true));
@@ -136,7 +146,10 @@ impl DynamoStore {
             table::TTL_ATTRIBUTE.into(),
             super::n((now + lifetime + Duration::days(1)).timestamp()),
         );
-        tracing::warn!("refresh token reused; family revoked");
+        match why {
+            Revoked::Reused => tracing::warn!("refresh token reused; family revoked"),
+            Revoked::LoggedOut => tracing::info!("logged out; refresh family revoked"),
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -149,8 +162,29 @@ impl DynamoStore {
     }
 }
 
+/// Why a family is revoked (only the log line differs).
+#[derive(Clone, Copy)]
+enum Revoked {
+    Reused,
+    LoggedOut,
+}
+
 #[async_trait]
 impl RefreshTokenStore for DynamoStore {
+    async fn revoke_refresh_family(
+        &self,
+        presented_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let Some(presented) = self.read_token(presented_hash).await? else {
+            return Ok(None);
+        };
+        // The marker is one PutItem: re-sent after a late answer it writes the same thing.
+        self.revoke_family(&presented, now, Revoked::LoggedOut)
+            .await?;
+        Ok(Some(presented.member_id))
+    }
+
     async fn store_refresh_token(&self, record: &RefreshTokenRecord) -> Result<()> {
         let item = token_row(record)?;
         self.client
@@ -183,7 +217,7 @@ impl RefreshTokenStore for DynamoStore {
             {
                 return Ok(replay);
             }
-            self.revoke_family(&presented, now).await?;
+            self.revoke_family(&presented, now, Revoked::Reused).await?;
             return Err(Error::Unauthorized);
         }
         if presented.expires_at <= now {
@@ -195,6 +229,7 @@ impl RefreshTokenStore for DynamoStore {
             family_id: presented.family_id.clone(),
             issued_at: now,
             expires_at: next_expires_at,
+            session_version: presented.session_version,
         };
         let token = fresh_token();
         let mut tx = TxItems::new(self);
@@ -244,7 +279,7 @@ impl RefreshTokenStore for DynamoStore {
                     {
                         return Ok(replay);
                     }
-                    self.revoke_family(&presented, now).await?;
+                    self.revoke_family(&presented, now, Revoked::Reused).await?;
                 }
                 Err(Error::Unauthorized)
             }

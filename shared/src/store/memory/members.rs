@@ -51,6 +51,7 @@ impl MemberStore for MemoryStore {
             member.check_can_withdraw()?;
             member.status = MemberStatus::Withdrawn;
             member.withdrawn_at = Some(at);
+            member.session_version = member.session_version.saturating_add(1);
             let updated = member.clone();
             s.withdrawn
                 .insert((withdrawn_shard(member_id), at, member_id.to_owned()));
@@ -85,5 +86,16 @@ impl MemberStore for MemoryStore {
 
     async fn member_history(&self, member_id: &str) -> Result<Vec<HistoryEntry>> {
         Ok(self.read(|s| s.history(EntityKind::Member, member_id)))
+    }
+
+    async fn end_sessions(&self, member_id: &str) -> Result<()> {
+        self.commit(&[], |s| {
+            let member = s
+                .members
+                .get_mut(member_id)
+                .ok_or(Error::NotFound("member"))?;
+            member.session_version = member.session_version.saturating_add(1);
+            Ok(())
+        })
     }
 }

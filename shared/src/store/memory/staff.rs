@@ -27,6 +27,7 @@ impl StaffStore for MemoryStore {
                 return Err(Error::NotInService);
             }
             member.role = role;
+            member.session_version = member.session_version.saturating_add(1);
             Ok(())
         })
     }

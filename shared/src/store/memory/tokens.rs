@@ -36,6 +36,22 @@ impl RefreshTokenStore for MemoryStore {
         })
     }
 
+    async fn revoke_refresh_family(
+        &self,
+        presented_hash: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        self.commit(&[], |s| {
+            let Some(presented) = s.refresh_tokens.get(presented_hash) else {
+                return Ok(None);
+            };
+            let member_id = presented.record.member_id.clone();
+            s.revoked_families
+                .insert(presented.record.family_id.clone());
+            Ok(Some(member_id))
+        })
+    }
+
     async fn rotate_refresh_token_marked(
         &self,
         presented_hash: &str,
@@ -56,6 +72,7 @@ impl RefreshTokenStore for MemoryStore {
                 family_id: family.clone(),
                 issued_at,
                 expires_at: next_expires_at,
+                session_version: presented.record.session_version,
             };
             if presented.used {
                 let replay = replay_allowed(
