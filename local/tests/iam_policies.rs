@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use serde_yaml::Value as Yaml;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use template::{FUNCTIONS, Grant, grants_of};
 
 /// The stream publisher reads only its bus (no `App`).
@@ -38,6 +39,38 @@ struct Stack {
     redis_url: String,
     /// Logical id (`Table`, `TokenSigningKeys`, `EventBus`) → the name or ARN the code is given.
     names: BTreeMap<String, String>,
+}
+
+/// The last byte of each sign-up's source address.
+static NEXT_ADDRESS: AtomicU8 = AtomicU8::new(1);
+
+/// Makes `user` on the test Redis with the template's `LockCacheUser` AccessString: only the
+/// commands and keys the deployed functions are granted on the cache.
+async fn lock_cache_user(user: &str, password: &str) {
+    let template = template::template();
+    let access = template::string_at(
+        &template,
+        &["Resources", "LockCacheUser", "Properties", "AccessString"],
+    )
+    .expect("LockCacheUser's AccessString in template.yaml");
+    let client = redis::Client::open(cafe::testing::redis_url()).expect("redis url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the test Redis");
+    let mut command = redis::cmd("ACL");
+    command
+        .arg("SETUSER")
+        .arg(user)
+        .arg("reset")
+        .arg(format!(">{password}"));
+    for rule in access.split_whitespace() {
+        command.arg(rule);
+    }
+    let _: () = command
+        .query_async(&mut connection)
+        .await
+        .unwrap_or_else(|e| panic!("ACL SETUSER with the template's AccessString: {e}"));
 }
 
 impl Stack {
@@ -52,11 +85,20 @@ impl Stack {
         let keyset = cafe::auth::SigningKeyset::generate(chrono::Utc::now());
         let jwks = cafe::auth::rotation::jwks_json(&keyset.public_jwks().expect("jwks"))
             .expect("jwks json");
+        // The lock cache's user, made on the test Redis with the template's AccessString, so the
+        // whole scenario runs on Redis as the deployed functions would (ElastiCache RBAC).
+        let redis_user = format!("cafe-iam-{suffix}");
+        let redis_password = ulid::Ulid::new().to_string();
+        lock_cache_user(&redis_user, &redis_password).await;
         let mut secret_arns = Vec::new();
         for (name, value) in [
             ("signing", keyset.to_json()),
             ("verifying", jwks),
             ("gateway", "sk_test_iam".to_owned()),
+            (
+                "redis",
+                json!({"username": redis_user, "password": redis_password}).to_string(),
+            ),
         ] {
             let secret = aws
                 .secrets_manager()
@@ -80,6 +122,7 @@ impl Stack {
             ("TokenSigningKeys".to_owned(), secret_arns[0].clone()),
             ("TokenVerifyingKeys".to_owned(), secret_arns[1].clone()),
             ("PaymentGatewaySecretKey".to_owned(), secret_arns[2].clone()),
+            ("LockCacheCredentials".to_owned(), secret_arns[3].clone()),
             ("EventBus".to_owned(), bus),
         ]);
         Self {
@@ -227,6 +270,12 @@ impl Cafe {
             .expect(
                 request("POST", "/member")
                     .json(&sign_up_body(&email))
+                    // As API Gateway gives it: the sign-up throttle's Redis call runs (one
+                    // address per member, far below its limit).
+                    .from_ip(&format!(
+                        "198.51.100.{}",
+                        NEXT_ADDRESS.fetch_add(1, Ordering::Relaxed)
+                    ))
                     .build(),
                 201,
             )

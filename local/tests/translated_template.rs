@@ -165,6 +165,12 @@ fn every_function_is_configured_as_its_code_needs() {
                 config.redis_url
             ));
         }
+        if config.redis_auth_secret_arn.as_deref() != Some("<LockCacheCredentials>") {
+            problems.push(format!(
+                "{name}: REDIS_AUTH_SECRET_ARN is {:?}, not the lock cache's user",
+                config.redis_auth_secret_arn
+            ));
+        }
         // Exactly the functions that move money get the gateway and its secret; they start.
         let usage = template::gateway_use(name);
         let gateway_secret = env.get("PAYMENT_GATEWAY_SECRET_ARN").map(String::as_str);

@@ -18,7 +18,7 @@ use crate::events::MemoryEventLog;
 use crate::gateway::{
     GatewayUse, HttpGateway, MockGateway, NoGateway, ObservedGateway, PaymentGateway,
 };
-use crate::lock::redis::RedisLock;
+use crate::lock::redis::{RedisAuth, RedisLock};
 use crate::lock::{LocalLock, Lock, ObservedLock};
 use crate::metrics::Metrics;
 use crate::secrets::fetch_secret_string;
@@ -99,13 +99,19 @@ impl App {
             .redis_url
             .clone()
             .ok_or_else(|| Error::Internal("REDIS_URL is required with CAFE_BACKEND=aws".into()))?;
-        let lock = Arc::new(RedisLock::new(
-            &url,
-            config.lock,
-            config.dependency_timeout,
-        )?);
+        let auth = config
+            .redis_auth_secret_arn
+            .as_ref()
+            .map(|arn| Arc::new(RedisAuth::new(arn, aws.secrets_manager())));
+        let mut lock = RedisLock::new(&url, config.lock, config.dependency_timeout)?;
+        let mut throttle = RedisThrottle::new(&url, config.dependency_timeout)?;
+        if let Some(auth) = auth {
+            lock = lock.with_auth(auth.clone());
+            throttle = throttle.with_auth(auth);
+        }
+        let lock = Arc::new(lock);
         let gateway = gateway_for(&config, aws, usage).await?;
-        let login_throttle = Arc::new(RedisThrottle::new(&url, config.dependency_timeout)?);
+        let login_throttle = Arc::new(throttle);
         Self::assemble(Parts {
             login_throttle,
             tokens,

@@ -190,6 +190,10 @@ pub struct Config {
     pub table_name: String,
     pub dynamodb_endpoint: Option<String>,
     pub redis_url: Option<String>,
+    /// `REDIS_AUTH_SECRET_ARN`: the Secrets Manager secret holding the lock cache's user,
+    /// `{"username": …, "password": …}` (ElastiCache RBAC), read at the first Redis connection
+    /// of a process that uses Redis. Required in production with `REDIS_URL`.
+    pub redis_auth_secret_arn: Option<String>,
     pub event_bus_name: String,
     pub lock: LockConfig,
     pub login_throttle: LoginThrottleConfig,
@@ -314,6 +318,7 @@ impl Default for Config {
             table_name: "cafe".into(),
             dynamodb_endpoint: None,
             redis_url: None,
+            redis_auth_secret_arn: None,
             event_bus_name: "cafe".into(),
             lock: LockConfig::default(),
             login_throttle: LoginThrottleConfig::default(),
@@ -481,6 +486,14 @@ impl Config {
                 payment_gateway_url.as_deref(),
                 payment_gateway_secret.is_some(),
             )?;
+            // The lock cache is reached as its own user (ElastiCache RBAC), never as `default`.
+            if vars.get("REDIS_URL").is_some() && vars.get("REDIS_AUTH_SECRET_ARN").is_none() {
+                return Err(Error::Internal(
+                    "refused in production: REDIS_URL without REDIS_AUTH_SECRET_ARN (the lock \
+                     cache's user and password); the cache's default user is disabled"
+                        .into(),
+                ));
+            }
         }
         let mut argon2 = defaults.argon2;
         if let Some(v) = vars.parse("ARGON2_MEMORY_KIB")? {
@@ -575,6 +588,7 @@ impl Config {
             table_name: vars.get("TABLE_NAME").unwrap_or(defaults.table_name),
             dynamodb_endpoint: vars.get("DYNAMODB_ENDPOINT"),
             redis_url: vars.get("REDIS_URL"),
+            redis_auth_secret_arn: vars.get("REDIS_AUTH_SECRET_ARN"),
             event_bus_name: vars
                 .get("EVENT_BUS_NAME")
                 .unwrap_or(defaults.event_bus_name),

@@ -36,8 +36,8 @@
 //! Capabilities (each a trait with a memory and a real implementation):
 //! - `store`: the store traits, `memory/` and `dynamo/` one file per trait at the same path.
 //!   Imports `aws`, `clock`, `config`, `domain`, `error`, `events`, `ids`, `spans`.
-//! - `lock`: `Lock`, its keys and its release. Imports `auth`, `config`, `domain`, `error`,
-//!   `metrics`, `spans`.
+//! - `lock`: `Lock`, its keys and its release, the lock cache's user. Imports `auth`,
+//!   `config`, `domain`, `error`, `metrics`, `secrets`, `spans`.
 //! - `throttle`: the login throttle. Imports `config`, `error`, `ids`, `lock` (its Redis link),
 //!   `spans`.
 //! - `gateway`: `PaymentGateway`, the mock and the HTTP one. Imports `config`, `domain`, `error`,

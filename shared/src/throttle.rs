@@ -220,6 +220,7 @@ return 0
 /// The shared window on Redis, falling back to [`LocalThrottle`] while Redis fails.
 pub struct RedisThrottle {
     client: redis::Client,
+    auth: Option<std::sync::Arc<crate::lock::redis::RedisAuth>>,
     timeout: Duration,
     connection: OnceCell<ConnectionManager>,
     script: redis::Script,
@@ -242,6 +243,7 @@ impl RedisThrottle {
             .map_err(|_| Error::Internal("REDIS_URL is not a valid redis URL".into()))?;
         Ok(Self {
             client,
+            auth: None,
             timeout,
             connection: OnceCell::new(),
             script: redis::Script::new(RESERVE_SCRIPT),
@@ -249,8 +251,20 @@ impl RedisThrottle {
         })
     }
 
+    /// Connects as `auth`'s user (ElastiCache RBAC).
+    pub fn with_auth(mut self, auth: std::sync::Arc<crate::lock::redis::RedisAuth>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
     async fn connection(&self) -> Result<ConnectionManager> {
-        shared_connection(&self.connection, &self.client, self.timeout).await
+        shared_connection(
+            &self.connection,
+            &self.client,
+            self.auth.as_deref(),
+            self.timeout,
+        )
+        .await
     }
 
     async fn reserve_on_redis(

@@ -15,6 +15,10 @@ fn deployed_payment_create() -> HashMap<&'static str, String> {
         ("TABLE_NAME", "cafe-table".to_owned()),
         ("REDIS_URL", "rediss://cache.example:6379".to_owned()),
         (
+            "REDIS_AUTH_SECRET_ARN",
+            "arn:aws:secretsmanager:ap-northeast-2:123456789012:secret:locks-AbCdEf".to_owned(),
+        ),
+        (
             "TOKEN_VERIFYING_KEYS_ARN",
             "arn:aws:secretsmanager:ap-northeast-2:123456789012:secret:verifying-AbCdEf".to_owned(),
         ),
@@ -134,4 +138,18 @@ fn the_development_keyset_is_refused_in_production_wherever_it_comes_from() {
     let real = SigningKeyset::generate(chrono::Utc::now());
     assert!(!real.holds_development_key());
     SigningKeyset::parse_for_production(&real.to_json()).expect("a real keyset");
+}
+
+#[test]
+fn the_lock_cache_is_never_reached_as_its_default_user() {
+    let mut vars = deployed_payment_create();
+    vars.remove("REDIS_AUTH_SECRET_ARN");
+    let refused = refusal(config(&vars, TokenKey::Verifies));
+    assert!(
+        refused.contains("REDIS_AUTH_SECRET_ARN"),
+        "the refusal names what is missing: {refused}"
+    );
+    // Outside production (the local server, the emulator run) Redis needs no user.
+    vars.insert("CAFE_ENV", "development".to_owned());
+    assert!(config(&vars, TokenKey::Verifies).is_ok());
 }

@@ -370,3 +370,94 @@ async fn redis_stopped_during_a_run_answers_503_keeps_everything_consistent_and_
     assert_eq!(h.stock(&item.item_id).await, 940);
     assert_eq!(h.gateway.ledger().net_charges().len(), 60);
 }
+
+/// A Secrets Manager secret on moto holding `value`; its ARN.
+async fn secret_holding(value: &str) -> (String, aws_sdk_secretsmanager::Client) {
+    let aws = cafe::aws::Aws::load(
+        Some(&cafe::testing::dynamodb_endpoint()),
+        Duration::from_secs(5),
+    )
+    .await;
+    let secrets = aws.secrets_manager();
+    let created = secrets
+        .create_secret()
+        .name(format!(
+            "cafe-redis-user-{}",
+            cafe::ids::new_id(chrono::Utc::now())
+        ))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("a secret on moto");
+    (created.arn().expect("arn").to_owned(), secrets)
+}
+
+/// ElastiCache RBAC: the lock connects as the user its secret names, with exactly the rights
+/// that user has; a wrong or malformed secret is 503 and takes nothing (it never falls back to
+/// the default user).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lock_connects_as_its_own_user_and_only_as_that_user() {
+    let user = format!("locks-{}", cafe::ids::new_id(chrono::Utc::now()));
+    let password = cafe::ids::new_id(chrono::Utc::now());
+    let mut admin = raw(&cafe::testing::redis_url()).await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&user)
+        .arg("reset")
+        .arg("on")
+        .arg(format!(">{password}"))
+        .arg("~cafe:lock:*")
+        .arg("-@all")
+        .arg("+set")
+        .arg("+get")
+        .arg("+del")
+        .arg("+evalsha")
+        .arg("+eval")
+        .arg("+script|load")
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let with_secret = |arn: String, secrets| {
+        RedisLock::new(
+            &cafe::testing::redis_url(),
+            lock_config(5_000, 300),
+            Duration::from_secs(2),
+        )
+        .expect("lock")
+        .with_auth(Arc::new(cafe::lock::redis::RedisAuth::new(arn, secrets)))
+    };
+    let (arn, secrets) =
+        secret_holding(&serde_json::json!({"username": user, "password": password}).to_string())
+            .await;
+    let lock = with_secret(arn, secrets);
+    let key = unique_key("rbac");
+    let lease = lock
+        .acquire(std::slice::from_ref(&key))
+        .await
+        .expect("taken as the user");
+    assert!(get(&mut admin, &key).await.is_some());
+    lock.release(&lease).await.expect("released");
+    assert_eq!(get(&mut admin, &key).await, None);
+    // A key outside the user's patterns is refused by Redis: 503, nothing taken.
+    let outside = format!("other:{}", cafe::ids::new_id(chrono::Utc::now()));
+    assert_eq!(
+        lock.acquire(std::slice::from_ref(&outside)).await,
+        Err(Error::Unavailable("redis"))
+    );
+    assert_eq!(get(&mut admin, &outside).await, None);
+
+    for value in [
+        serde_json::json!({"username": user, "password": "not-the-password"}).to_string(),
+        "not json".to_owned(),
+    ] {
+        let (arn, secrets) = secret_holding(&value).await;
+        let refused = with_secret(arn, secrets);
+        let key = unique_key("refused");
+        assert_eq!(
+            refused.acquire(std::slice::from_ref(&key)).await,
+            Err(Error::Unavailable("redis")),
+            "a wrong or malformed secret: 503"
+        );
+        assert_eq!(get(&mut admin, &key).await, None);
+    }
+}

@@ -21,6 +21,10 @@ fn start(extra: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
         .env("TABLE_NAME", "cafe-table")
         .env("REDIS_URL", "rediss://127.0.0.1:9")
         .env(
+            "REDIS_AUTH_SECRET_ARN",
+            "arn:aws:secretsmanager:ap-northeast-2:123456789012:secret:locks-AbCdEf",
+        )
+        .env(
             "TOKEN_VERIFYING_KEYS_ARN",
             "arn:aws:secretsmanager:ap-northeast-2:123456789012:secret:verifying-AbCdEf",
         )

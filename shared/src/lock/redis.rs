@@ -41,6 +41,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct RedisLock {
     client: redis::Client,
+    auth: Option<std::sync::Arc<RedisAuth>>,
     config: LockConfig,
     timeout: Duration,
     connection: OnceCell<ConnectionManager>,
@@ -65,6 +66,7 @@ impl RedisLock {
             .map_err(|_| Error::Internal("REDIS_URL is not a valid redis URL".into()))?;
         Ok(RedisLock {
             client,
+            auth: None,
             config,
             timeout,
             connection: OnceCell::new(),
@@ -74,8 +76,20 @@ impl RedisLock {
 
     /// The shared connection, opened on first use. A failed first connect leaves the cell empty,
     /// so the next call tries again.
+    /// Connects as `auth`'s user (ElastiCache RBAC).
+    pub fn with_auth(mut self, auth: std::sync::Arc<RedisAuth>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
     async fn connection(&self) -> Result<ConnectionManager> {
-        shared_connection(&self.connection, &self.client, self.timeout).await
+        shared_connection(
+            &self.connection,
+            &self.client,
+            self.auth.as_deref(),
+            self.timeout,
+        )
+        .await
     }
 
     /// `SET key token NX PX ttl`: true if this holder now has the key.
@@ -145,17 +159,63 @@ impl RedisLock {
     }
 }
 
-/// Runs a Redis call under `timeout`; unreachable, failing or too slow → 503CO000 (redis).
-/// The process's one connection to `client` in `cell`, opened on first use with every call bounded
-/// by `timeout`. A failed first connect leaves the cell empty, so the next call tries again. The
-/// connection manager re-establishes a dropped connection.
+/// The lock cache's user (ElastiCache RBAC): a Secrets Manager secret `{"username",
+/// "password"}`, read when a process first connects to Redis (so a function that never uses
+/// Redis never reads it), then kept with the connection.
+pub struct RedisAuth {
+    arn: String,
+    secrets: aws_sdk_secretsmanager::Client,
+}
+
+#[derive(serde::Deserialize)]
+struct RedisUser {
+    username: String,
+    password: String,
+}
+
+impl RedisAuth {
+    pub fn new(arn: impl Into<String>, secrets: aws_sdk_secretsmanager::Client) -> Self {
+        Self {
+            arn: arn.into(),
+            secrets,
+        }
+    }
+
+    /// `client`'s address and settings as this user. An unreadable or malformed secret is 503
+    /// (the next request tries again); its value is never logged.
+    async fn client_for(&self, client: &redis::Client) -> Result<redis::Client> {
+        let text = crate::secrets::fetch_secret_string(&self.arn, &self.secrets).await?;
+        let user: RedisUser = serde_json::from_str(&text).map_err(|_| {
+            tracing::error!("REDIS_AUTH_SECRET_ARN does not hold {{\"username\", \"password\"}}");
+            Error::Unavailable("redis")
+        })?;
+        let info = client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_username(user.username)
+            .set_password(user.password);
+        redis::Client::open(info.set_redis_settings(settings))
+            .map_err(|_| Error::Internal("the redis connection settings were refused".into()))
+    }
+}
+
+/// The process's one connection to `client` in `cell` (as `auth`'s user when given), opened on
+/// first use with every call bounded by `timeout`. A failed first connect leaves the cell
+/// empty, so the next call tries again. The connection manager re-establishes a dropped
+/// connection.
 pub(crate) async fn shared_connection(
     cell: &OnceCell<ConnectionManager>,
     client: &redis::Client,
+    auth: Option<&RedisAuth>,
     timeout: Duration,
 ) -> Result<ConnectionManager> {
     let manager = cell
         .get_or_try_init(|| async {
+            let client = match auth {
+                Some(auth) => auth.client_for(client).await?,
+                None => client.clone(),
+            };
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -165,7 +225,7 @@ pub(crate) async fn shared_connection(
                 .set_max_delay(Duration::from_millis(200));
             bounded(
                 timeout,
-                ConnectionManager::new_with_config(client.clone(), config)
+                ConnectionManager::new_with_config(client, config)
                     .instrument(crate::spans::dependency_span("redis", "connect")),
             )
             .await
