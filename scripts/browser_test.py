@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""The three web screens in a real browser (issue 28): Debian's chromium, headless, driven by
+Playwright for Python (never `playwright install`: the browser is /usr/bin/chromium).
+
+Starts cafe-local (the debug binary `cargo test` built) on a free port with a development admin,
+then: the display and the barista board are opened; a customer signs up, orders two items and pays
+in two parts; the board shows the order within 2 s; the barista starts it and marks it ready; the
+customer's card and the display show it ready within 2 s. No console error on any screen, no
+horizontal scrolling at 360 px. Screenshots of each screen at 360 and 1280 px go to --out; with
+--docs, the 1280 px ones are copied there too (docs/screens/, committed for the README).
+
+    scripts/browser_test.py --binary target/debug/cafe-local --out target/screens [--docs docs/screens]
+"""
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = os.environ.get("CAFE_CHROMIUM", "/usr/bin/chromium")
+# Without the networking flags the closed network refuses chromium's background connections.
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WITHIN_S = 2.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, process, log):
+    for _ in range(300):
+        if process.poll() is not None:
+            sys.exit(f"cafe-local exited early:\n{open(log).read()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("cafe-local did not start")
+
+
+def live_channel_present(base):
+    """Whether this server has the live channel: POST /live/ticket without a token answers 401
+    where it exists and 404 (no such route) where it does not."""
+    request = urllib.request.Request(f"{base}/live/ticket", method="POST", data=b"")
+    try:
+        urllib.request.urlopen(request, timeout=5)
+        return True
+    except urllib.error.HTTPError as e:
+        return e.code != 404
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--docs")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    admin_email = "barista@cafe.test"
+    admin_password = secrets.token_urlsafe(12)
+    work = tempfile.mkdtemp(prefix="cafe-browser.")
+    log = os.path.join(work, "cafe-local.log")
+    env = dict(os.environ, CAFE_DEV_ADMIN=f"{admin_email}:{admin_password}", RUST_LOG="warn")
+    env.pop("CAFE_ENV", None)
+    env.pop("BACKEND", None)
+    server = subprocess.Popen([args.binary, "--port", str(port)], env=env,
+                              stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    measured = {}
+    try:
+        wait_for_port(port, server, log)
+        live = live_channel_present(base)
+        print(f"cafe-local on {base}; live channel {'present' if live else 'absent: the screens poll'}")
+        with sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                os.path.join(work, "profile"),  # a fresh --user-data-dir
+                executable_path=CHROMIUM, headless=True, args=FLAGS,
+                viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(10000)
+            errors = []
+
+            def watch(page, name):
+                def on_console(msg):
+                    if msg.type != "error":
+                        return
+                    url = (msg.location or {}).get("url", "")
+                    # Without the live channel, its ticket's 404 and the refused socket are the
+                    # expected fallback to polling; with it, they are errors like any other.
+                    if not live and ("/live" in url or "/live" in msg.text):
+                        return
+                    errors.append(f"{name}: console error: {msg.text} ({url})")
+                page.on("console", on_console)
+                page.on("pageerror", lambda e: errors.append(f"{name}: uncaught: {e}"))
+                return page
+
+            display = watch(context.pages[0] if context.pages else context.new_page(), "display")
+            display.goto(f"{base}/display.html")
+            board = watch(context.new_page(), "board")
+            board.goto(f"{base}/board.html")
+            board.get_by_label("Email").fill(admin_email)
+            board.get_by_label("Password").fill(admin_password)
+            board.get_by_role("button", name="Log in").click()
+            board.locator("#queue").wait_for()
+            board.get_by_text("No orders waiting.").wait_for()
+
+            customer = watch(context.new_page(), "customer")
+            customer.set_viewport_size({"width": 360, "height": 800})
+            customer.goto(f"{base}/")
+            signup = customer.locator("#signup-form")
+            signup.get_by_label("Name").fill("Mina Park")
+            signup.get_by_label("Email").fill(f"mina.{secrets.token_hex(4)}@example.com")
+            signup.get_by_label("Mobile number").fill("010-1234-5678")
+            signup.get_by_label("Gender").select_option("FEMALE")
+            signup.get_by_label("Date of birth").fill("1998-04-03")
+            signup.get_by_label("Password (8–128 characters)").fill("a good passphrase")
+            signup.get_by_role("button", name="Sign up").click()
+            customer.locator("#signed-in").wait_for()
+
+            # Two items: a cola and a book (₩1,500 + ₩25,000).
+            customer.get_by_role("button", name="Add Cola to the cart").click()
+            customer.get_by_role("button", name="Add Book to the cart").click()
+            customer.get_by_role("button", name="Place order").click()
+            customer.locator("#pay-card").wait_for()
+            assert customer.locator("#pay-total").inner_text() == "₩26,500", customer.locator("#pay-total").inner_text()
+            # Two parts: ₩20,000 by card, the rest by Kakao Pay.
+            customer.get_by_label("Part 1 amount (₩)").fill("20000")
+            customer.get_by_role("button", name="Add a part").click()
+            assert customer.get_by_label("Part 2 amount (₩)").input_value() == "6500"
+            customer.get_by_label("Part 2 type").select_option("KAKAO_PAY")
+            payments = []
+            customer.on("request", lambda r: payments.append(r) if r.url.endswith("/payment") else None)
+            with customer.expect_response(lambda r: r.url.endswith("/payment")) as paid:
+                # A double tap: the button is disabled while the first runs, so one request.
+                customer.locator("#pay-form").get_by_role("button", name="Pay", exact=True).dblclick()
+            assert paid.value.status == 200, paid.value.text()
+            paid_at = time.monotonic()
+            customer.wait_for_timeout(300)
+            assert len(payments) == 1, f"a double tap sent {len(payments)} payments"
+            card = customer.locator("#order-status")
+            customer.locator('#order-status[data-status="COMPLETED"]').wait_for()
+            number = customer.locator("#pickup-number").inner_text()
+            print(f"paid in two parts; pickup number {number}")
+
+            row = board.locator("#queue li[data-status]").filter(has_text=f"#{number}")
+            row.wait_for(timeout=WITHIN_S * 1000)
+            measured["board shows the paid order"] = time.monotonic() - paid_at
+            display.locator(f'#making li[data-number="{number}"]').wait_for(timeout=WITHIN_S * 1000)
+
+            row.get_by_role("button", name=f"Start: order #{number}").click()
+            board.locator(f'#queue li[data-status="PREPARING"]').filter(has_text=f"#{number}") \
+                .get_by_role("button", name=f"Ready: order #{number}").click()
+            with board.expect_response(lambda r: "/status" in r.url):
+                pass
+            ready_at = time.monotonic()
+            board.locator('#queue li[data-status="READY"]').filter(has_text=f"#{number}").wait_for()
+            customer.locator('#order-status[data-status="READY"]').wait_for(timeout=WITHIN_S * 1000)
+            measured["customer's card shows READY"] = time.monotonic() - ready_at
+            assert card.inner_text() == "Ready for pickup", card.inner_text()
+            display.locator(f'#ready li[data-number="{number}"]').wait_for(timeout=WITHIN_S * 1000)
+            measured["display shows the number ready"] = time.monotonic() - ready_at
+            assert display.locator(f'#making li[data-number="{number}"]').count() == 0
+
+            for name, page in (("customer", customer), ("board", board), ("display", display)):
+                for width in (360, 1280):
+                    page.set_viewport_size({"width": width, "height": 800 if width == 360 else 900})
+                    page.wait_for_timeout(200)
+                    overflow = page.evaluate("document.documentElement.scrollWidth")
+                    if overflow > width:
+                        errors.append(f"{name}: {overflow} px wide at a {width} px viewport (scrolls sideways)")
+                    path = os.path.join(args.out, f"{name}-{width}.png")
+                    page.screenshot(path=path, full_page=True)
+                    if args.docs and width == 1280:
+                        os.makedirs(args.docs, exist_ok=True)
+                        shutil.copy(path, os.path.join(args.docs, f"{name}.png"))
+            context.close()
+        for what, seconds in measured.items():
+            print(f"  {what}: {seconds:.2f} s after the change (limit {WITHIN_S:.0f} s)")
+        print(f"screenshots: {args.out}")
+        if errors:
+            sys.exit("browser test failed:\n  " + "\n  ".join(errors))
+        print("browser test passed: no console errors on any screen")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
