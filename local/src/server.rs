@@ -393,7 +393,9 @@ async fn route(
             let method = req.method();
             if method == http::Method::GET || method == http::Method::HEAD {
                 let head = method == http::Method::HEAD;
-                if let Some(file) = crate::site::serve(&crate::site::site_dir(), req.uri().path(), head).await {
+                if let Some(file) =
+                    crate::site::serve(&crate::site::site_dir(), req.uri().path(), head).await
+                {
                     return file;
                 }
             }

@@ -58,7 +58,7 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Functions with no error answer to compare: `GET /items` and `GET /.well-known/jwks.json` read
 /// nothing of the request, so only a failing dependency (which both sides share) could fail them.
-const NO_ERROR_ANSWER: &[&str] = &["items-list", "jwks-get", "shop-get"];
+const NO_ERROR_ANSWER: &[&str] = &["items-list", "jwks-get", "shop-get", "shop-board"];
 /// The refresh reuse grace both sides run with (`REFRESH_REUSE_GRACE_SECONDS` in
 /// scripts/emulator.sh): short, so the case after it can wait it out.
 const REFRESH_GRACE_SECONDS: i64 = 2;
@@ -1799,6 +1799,15 @@ async fn floor(h: &mut Harness, twins: &[Twin; 2]) {
     })
     .await;
     h.http(get, "sam event", 200, twins, &sam, |_| Call::new())
+        .await;
+
+    let board = "shop-board";
+    let (sample, sam) = (h.sample(board), h.generated(board));
+    h.http(board, "sample: the board 200", 200, twins, &sample, |_| {
+        Call::new()
+    })
+    .await;
+    h.http(board, "sam event", 200, twins, &sam, |_| Call::new())
         .await;
 
     let set = "admin-shop-update";
