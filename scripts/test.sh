@@ -41,6 +41,9 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 python "$ROOT/scripts/browser_test.py" --binary "$TARGET_DIR/debug/cafe-local" \
   --out "$TARGET_DIR/screens"
 
+step "The site's upload step (scripts/deploy-site.sh) against moto's S3 and CloudFront"
+scripts/deploy-site-test.sh
+
 step "The deployed template: samtranslator's CloudFormation checked against the code"
 python "$ROOT/scripts/translate-template.py" template.yaml >"$RUN_DIR/translated-template.json"
 CAFE_TRANSLATED_TEMPLATE="$RUN_DIR/translated-template.json" \
