@@ -167,11 +167,16 @@ def main():
             measured["board shows the paid order"] = time.monotonic() - paid_at
             display.locator(f'#making li[data-number="{number}"]').wait_for(timeout=WITHIN_S * 1000)
 
-            row.get_by_role("button", name=f"Start: order #{number}").click()
-            board.locator(f'#queue li[data-status="PREPARING"]').filter(has_text=f"#{number}") \
-                .get_by_role("button", name=f"Ready: order #{number}").click()
-            with board.expect_response(lambda r: "/status" in r.url):
-                pass
+            def step_to(status):
+                return lambda r: r.url.endswith("/status") and r.request.post_data_json == {"status": status}
+
+            with board.expect_response(step_to("PREPARING")) as started:
+                row.get_by_role("button", name=f"Start: order #{number}").click()
+            assert started.value.status == 200, started.value.text()
+            with board.expect_response(step_to("READY")) as readied:
+                board.locator('#queue li[data-status="PREPARING"]').filter(has_text=f"#{number}") \
+                    .get_by_role("button", name=f"Ready: order #{number}").click()
+            assert readied.value.status == 200, readied.value.text()
             ready_at = time.monotonic()
             board.locator('#queue li[data-status="READY"]').filter(has_text=f"#{number}").wait_for()
             customer.locator('#order-status[data-status="READY"]').wait_for(timeout=WITHIN_S * 1000)
