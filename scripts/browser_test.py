@@ -68,6 +68,104 @@ def live_channel_present(base):
         return e.code != 404
 
 
+def live_protocol(context, base, order_id, watch):
+    """The screens' live client (site/js/live.js) against the live protocol, with the channel
+    mocked in the browser (the ticket route and the WebSocket): the ticket in the URL, the
+    subscriptions, a re-read after connecting, pushes applied once and stale versions dropped,
+    the 5-minute ping, and polling again when the socket closes."""
+    import json
+    import re
+
+    class Channel:
+        def __init__(self, page):
+            self.sockets, self.received = [], []
+            page.route_web_socket(re.compile(r"/live(\?|$)"), self.accept)
+
+        def accept(self, ws):
+            self.sockets.append(ws)
+
+            def on_message(text):
+                message = json.loads(text)
+                self.received.append(message)
+                if message.get("action") == "subscribe":
+                    ws.send(json.dumps({"type": "subscribed", "topic": message["topic"], "heartbeatSeconds": 300}))
+                elif message.get("action") == "ping":
+                    ws.send(json.dumps({"type": "pong"}))
+            ws.on_message(on_message)
+
+        def push(self, message):
+            self.sockets[-1].send(json.dumps(message))
+
+    def counter(page, pattern):
+        seen = []
+        page.on("request", lambda r: seen.append(r.url) if re.search(pattern, r.url) else None)
+        return seen
+
+    def settle(page):
+        page.wait_for_timeout(400)
+
+    # The pickup display: anonymous, no ticket.
+    display = watch(context.new_page(), "display (live)")
+    channel = Channel(display)
+    display.clock.install()
+    reads = counter(display, r"/shop/board$")
+    display.goto(f"{base}/display.html")
+    display.get_by_text("Live", exact=True).wait_for()
+    assert channel.received[0] == {"action": "subscribe", "topic": "display"}, channel.received
+    assert "ticket=" not in channel.sockets[0].url, channel.sockets[0].url
+    settle(display)
+    assert len(reads) >= 2, f"read at start and again once connected: {reads}"
+    before = len(reads)
+    channel.push({"type": "display", "pickupNumber": 1, "status": "PICKED_UP", "version": 4})
+    settle(display)
+    assert len(reads) == before + 1, f"a push re-reads the board once: {len(reads) - before}"
+    channel.push({"type": "display", "pickupNumber": 1, "status": "READY", "version": 3})
+    settle(display)
+    assert len(reads) == before + 1, "a stale version is dropped"
+    display.clock.run_for(5 * 60 * 1000)
+    settle(display)
+    assert {"action": "ping"} in channel.received, channel.received
+    channel.sockets[-1].close()
+    display.get_by_text(re.compile("Updating every")).wait_for()
+    before = len(reads)
+    display.clock.run_for(3000)
+    settle(display)
+    assert len(reads) > before, "polls once the socket is gone"
+    display.close()
+
+    # The customer: a ticket first (single use, in the socket's URL), then their orders.
+    customer = watch(context.new_page(), "customer (live)")
+    tickets = []
+
+    def ticket(route):
+        tickets.append(route.request.headers.get("authorization", ""))
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({
+            "ticket": f"t{len(tickets)}", "expiresAt": "2030-01-01T00:00:00Z",
+            "url": f"{base.replace('http', 'ws')}/live"}))
+    customer.route("**/live/ticket", ticket)
+    channel = Channel(customer)
+    reads = counter(customer, re.escape(f"/order/{order_id}") + "$")
+    customer.goto(f"{base}/")
+    customer.locator("#orders li").first.get_by_role("button", name=re.compile("^Show this order")).click()
+    customer.get_by_text("Updates live.").wait_for()
+    assert tickets and tickets[0].startswith("Bearer "), tickets
+    assert channel.sockets[0].url.endswith("/live?ticket=t1"), channel.sockets[0].url
+    assert {"action": "subscribe", "topic": "orders"} in channel.received, channel.received
+    settle(customer)
+    before = len(reads)
+    channel.push({"type": "order", "orderId": order_id, "status": "PICKED_UP", "pickupNumber": 1,
+                  "version": 4, "at": "2030-01-01T00:00:00Z"})
+    settle(customer)
+    assert len(reads) == before + 1, f"a push re-reads the order once: {len(reads) - before}"
+    channel.push({"type": "order", "orderId": order_id, "status": "READY", "pickupNumber": 1,
+                  "version": 3, "at": "2030-01-01T00:00:00Z"})
+    settle(customer)
+    assert len(reads) == before + 1, "a stale version is dropped"
+    customer.close()
+    print("live protocol: ticket, subscriptions, re-read on connect, pushes once, stale dropped, "
+          "ping, polling after a close")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -155,6 +253,7 @@ def main():
                 customer.locator("#pay-form").get_by_role("button", name="Pay", exact=True).dblclick()
             assert paid.value.status == 200, paid.value.text()
             paid_at = time.monotonic()
+            order_id = paid.value.json()["result"]["orderId"]
             customer.wait_for_timeout(300)
             assert len(payments) == 1, f"a double tap sent {len(payments)} payments"
             card = customer.locator("#order-status")
@@ -198,6 +297,7 @@ def main():
                     if args.docs and width == 1280:
                         os.makedirs(args.docs, exist_ok=True)
                         shutil.copy(path, os.path.join(args.docs, f"{name}.png"))
+            live_protocol(context, base, order_id, watch)
             context.close()
         for what, seconds in measured.items():
             print(f"  {what}: {seconds:.2f} s after the change (limit {WITHIN_S:.0f} s)")

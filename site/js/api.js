@@ -84,6 +84,8 @@ async function send(method, path, { body, headers = {}, token } = {}) {
     // Not JSON (a proxy's error page): described below by its status.
   }
   if (response.ok && json && json.status === 'success') return json.result;
+  // A success outside the envelope (the live ticket's protocol writes its body bare).
+  if (response.ok && json && json.status !== 'fail') return json;
   const error = json && json.error;
   const code = (error && error.code) || `${response.status}`;
   const message = (error && (error.detailMessage || error.message))
