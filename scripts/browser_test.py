@@ -166,6 +166,45 @@ def live_protocol(context, base, order_id, watch):
           "ping, polling after a close")
 
 
+def error_paths(context, base):
+    """What a user sees when things go wrong (on a page whose console is not held to "no
+    errors": Chrome logs every 4xx answer there). An expired access token is refreshed silently;
+    a failed log-in shows the contract's message in words."""
+    import json
+
+    page = context.new_page()
+    page.goto(f"{base}/display.html")
+    stored = json.loads(page.evaluate("localStorage.getItem('cafe.session.customer')"))
+    stored["accessToken"] = "expired.or.tampered"
+    page.evaluate("s => localStorage.setItem('cafe.session.customer', s)", json.dumps(stored))
+    with page.expect_response(lambda r: r.url.endswith("/auth/refresh")) as refreshed:
+        page.goto(f"{base}/")
+        page.locator("#signed-in").wait_for()
+    assert refreshed.value.status == 200, refreshed.value.text()
+    page.locator("#who").filter(has_text="Mina Park").wait_for()
+    now = json.loads(page.evaluate("localStorage.getItem('cafe.session.customer')"))
+    assert now["accessToken"] not in ("", "expired.or.tampered"), "a new access token was stored"
+
+    page.get_by_role("button", name="Log out").click()
+    request = urllib.request.Request(
+        f"{base}/auth/login", method="POST", headers={"content-type": "application/json"},
+        data=json.dumps({"email": "nobody@example.com", "password": "not the password"}).encode())
+    try:
+        urllib.request.urlopen(request, timeout=5)
+        expected = None
+    except urllib.error.HTTPError as e:
+        expected = json.loads(e.read())["error"]["detailMessage"]
+    login = page.locator("#login-form")
+    login.get_by_label("Email").fill("nobody@example.com")
+    login.get_by_label("Password").fill("not the password")
+    login.get_by_role("button", name="Log in").click()
+    error = page.locator("#login-error")
+    error.wait_for()
+    assert expected and error.inner_text() == expected, (error.inner_text(), expected)
+    page.close()
+    print(f"errors in words: a failed log-in shows {expected!r}; an expired token is refreshed silently")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -297,7 +336,11 @@ def main():
                     if args.docs and width == 1280:
                         os.makedirs(args.docs, exist_ok=True)
                         shutil.copy(path, os.path.join(args.docs, f"{name}.png"))
+            # The scenario's pages go before the next ones change the session they hold.
+            for page in (customer, board, display):
+                page.close()
             live_protocol(context, base, order_id, watch)
+            error_paths(context, base)
             context.close()
         for what, seconds in measured.items():
             print(f"  {what}: {seconds:.2f} s after the change (limit {WITHIN_S:.0f} s)")
