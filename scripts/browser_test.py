@@ -146,7 +146,8 @@ def live_protocol(context, base, order_id, watch):
     channel = Channel(customer)
     reads = counter(customer, re.escape(f"/order/{order_id}") + "$")
     customer.goto(f"{base}/")
-    customer.locator("#orders li").first.get_by_role("button", name=re.compile("^Show this order")).click()
+    customer.locator("#orders li").filter(has_text="₩26,500").get_by_role(
+        "button", name=re.compile("^Show this order")).click()
     customer.get_by_text("Updates live.").wait_for()
     assert tickets and tickets[0].startswith("Bearer "), tickets
     assert channel.sockets[0].url.endswith("/live?ticket=t1"), channel.sockets[0].url
@@ -164,6 +165,47 @@ def live_protocol(context, base, order_id, watch):
     customer.close()
     print("live protocol: ticket, subscriptions, re-read on connect, pushes once, stale dropped, "
           "ping, polling after a close")
+
+
+def board_controls(context, base, watch):
+    """The barista's other taps: restock, take an item off sale and back, close and open."""
+    page = watch(context.new_page(), "board (controls)")
+    page.goto(f"{base}/board.html")
+    cola = page.locator('#items tr[data-item="Cola"]')
+    cola.wait_for()
+    stock = int(cola.locator("td").first.inner_text())
+    cola.get_by_label("Units of Cola to add").fill("5")
+    cola.get_by_role("button", name="Add stock of Cola").click()
+    page.locator('#items tr[data-item="Cola"] td').first.filter(has_text=str(stock + 5)).wait_for()
+    page.get_by_role("button", name="Take off sale: Book").click()
+    page.get_by_role("button", name="Put on sale: Book").click()
+    page.get_by_role("button", name="Take off sale: Book").wait_for()
+    page.get_by_label("Message for customers (optional)").fill("Back at 2pm")
+    page.get_by_role("button", name="Close the shop").click()
+    page.locator("#shop-state").filter(has_text="Closed · Back at 2pm").wait_for()
+    page.get_by_label("Message for customers (optional)").fill("")
+    page.get_by_role("button", name="Open the shop").click()
+    page.locator("#shop-state").filter(has_text="Open").wait_for()
+    page.close()
+    print(f"board: restocked Cola {stock} → {stock + 5}, Book off sale and back, shop closed and opened")
+
+
+def customer_account(context, base, watch):
+    """The customer's other taps: cancel an unpaid order, withdraw and restore."""
+    page = watch(context.new_page(), "customer (account)")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{base}/")
+    page.get_by_role("button", name="Add Cola to the cart").click()
+    page.get_by_role("button", name="Place order").click()
+    page.locator('#order-status[data-status="PENDING_PAYMENT"]').wait_for()
+    page.locator("#order-card").get_by_role("button", name="Cancel order").click()
+    page.locator('#order-status[data-status="CANCELLED"]').wait_for()
+    page.get_by_role("button", name="Withdraw membership").click()
+    page.locator("#account-state").filter(has_text="Withdrawn on").wait_for()
+    page.get_by_role("button", name="Restore membership").click()
+    page.locator("#account-state").filter(has_text="member in service").wait_for()
+    page.close()
+    print("customer: an unpaid order cancelled, the membership withdrawn and restored")
 
 
 def error_paths(context, base):
@@ -339,6 +381,8 @@ def main():
             # The scenario's pages go before the next ones change the session they hold.
             for page in (customer, board, display):
                 page.close()
+            board_controls(context, base, watch)
+            customer_account(context, base, watch)
             live_protocol(context, base, order_id, watch)
             error_paths(context, base)
             context.close()
