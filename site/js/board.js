@@ -40,7 +40,7 @@ async function render() {
       live = startLive({
         topics: [{ topic: 'orders' }],
         session,
-        reread: loadQueue,
+        reread: () => Promise.all([loadQueue(), loadShop()]),
         onPush: () => loadQueue(),
         onMode: (mode) => { $('#live-mode').textContent = mode === 'live' ? 'Live' : `Updating every ${config.pollMs / 1000} s`; },
         onError: (e) => showError($('#queue-error'), e),
@@ -137,7 +137,7 @@ async function loadItems() {
       const qty = h('input', { type: 'number', min: '1', step: '1', value: '10', 'aria-label': `Units of ${item.name} to add`, style: 'width:5.5rem' });
       return h('tr', { 'data-item': item.name },
         h('th', { scope: 'row' }, item.name, h('br'), h('span', { class: 'muted' }, won(item.price))),
-        h('td', {}, String(item.stock)),
+        h('td', { class: 'stock', 'data-stock': item.stock }, String(item.stock)),
         h('td', {}, h('div', { class: 'row' }, qty, h('button', {
           type: 'button', class: 'secondary', 'aria-label': `Add stock of ${item.name}`,
           onclick: (e) => busy(e.currentTarget, $('#items-error'), async () => {
