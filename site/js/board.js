@@ -3,7 +3,7 @@
 import { api, Session } from './api.js';
 import { startLive } from './live.js';
 import { config } from './config.js';
-import { h, $, won, showError, busy, formValues, STATUS_WORDS } from './ui.js';
+import { h, $, won, showError, busy, formValues, renderIfChanged, STATUS_WORDS } from './ui.js';
 
 const session = new Session('staff');
 const NEXT = {
@@ -83,16 +83,16 @@ function ageClass(minutes) {
 
 function renderQueue() {
   const now = Date.now();
-  $('#queue').replaceChildren(...(queue.length ? queue.map((order) => {
-    const seconds = Math.max(0, Math.floor((now - Date.parse(order.createdAt)) / 1000));
-    const minutes = Math.floor(seconds / 60);
+  const minutesOf = (order) => Math.max(0, Math.floor((now - Date.parse(order.createdAt)) / 60000));
+  renderIfChanged($('#queue'), queue.map((o) => [o.orderId, o.status, minutesOf(o)]), () => (queue.length ? queue.map((order) => {
+    const minutes = minutesOf(order);
     const [next, words] = NEXT[order.status];
     return h('li', { class: `row ${ageClass(minutes)}`, 'data-order': order.orderId, 'data-status': order.status },
       h('span', { class: 'pickup', 'aria-label': `Pickup number ${order.pickupNumber ?? 'none'}` }, order.pickupNumber ? `#${order.pickupNumber}` : '—'),
       h('span', { class: 'grow' },
         h('strong', {}, STATUS_WORDS[order.status] || order.status), h('br'),
         order.items.map((l) => `${l.name} × ${l.quantity}`).join(', '), h('br'),
-        h('span', {}, `${minutes} min ${seconds % 60} s waiting · ${won(order.totalPrice)}`)),
+        h('span', {}, `${minutes < 1 ? 'under a minute' : `${minutes} min`} waiting · ${won(order.totalPrice)}`)),
       h('button', {
         type: 'button',
         'data-next': next,

@@ -3,7 +3,7 @@
 import { api, Session, newIdempotencyKey } from './api.js';
 import { startLive } from './live.js';
 import { config } from './config.js';
-import { h, $, won, showError, busy, formValues, STATUS_WORDS } from './ui.js';
+import { h, $, won, showError, busy, formValues, renderIfChanged, STATUS_WORDS } from './ui.js';
 
 const session = new Session('customer');
 const PAYMENT_TYPES = [
@@ -220,7 +220,8 @@ function showCard(order) {
   current = order;
   $('#order-card').hidden = false;
   const canCancel = CANCELLABLE.has(order.status);
-  $('#order-body').replaceChildren(...[
+  const { orderId, status, pickupNumber, wait, totalPrice } = order;
+  renderIfChanged($('#order-body'), [orderId, status, pickupNumber, wait, totalPrice, (order.items || []).length], () => [
     h('p', { class: 'status', id: 'order-status', 'data-status': order.status }, STATUS_WORDS[order.status] || order.status),
     order.pickupNumber ? h('p', {}, 'Pickup number ', h('span', { class: 'pickup', id: 'pickup-number' }, order.pickupNumber)) : null,
     order.wait ? h('p', { class: 'muted' }, `About ${order.wait.estimatedWaitMinutes} min (${order.wait.ordersAhead} ahead)`) : null,
@@ -229,7 +230,7 @@ function showCard(order) {
     canCancel ? h('button', { type: 'button', class: 'danger', onclick: (e) => cancel(e.currentTarget, order) },
       order.status === 'COMPLETED' ? 'Cancel and refund' : 'Cancel order') : null,
     h('p', { class: 'error', role: 'alert', id: 'card-error', hidden: true }),
-  ].filter(Boolean));
+  ]);
 }
 
 async function refreshCard() {
@@ -260,7 +261,8 @@ async function loadOrders() {
   try {
     const page = await api('GET', '/orders?limit=20', { session });
     showError($('#orders-error'), null);
-    $('#orders').replaceChildren(...(page.orders.length ? page.orders.map((o) => h('li', {},
+    const summary = page.orders.map((o) => [o.orderId, o.status, o.pickupNumber]);
+    renderIfChanged($('#orders'), summary, () => (page.orders.length ? page.orders.map((o) => h('li', {},
       h('div', { class: 'row' },
         h('span', { class: 'grow' }, h('strong', {}, STATUS_WORDS[o.status] || o.status),
           o.pickupNumber ? ` · #${o.pickupNumber}` : '', ` · ${won(o.totalPrice)}`),

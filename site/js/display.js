@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { startLive } from './live.js';
 import { config } from './config.js';
-import { h, $, showError } from './ui.js';
+import { h, $, showError, renderIfChanged } from './ui.js';
 
 function numbers(list) {
   return list.map((n) => h('li', { 'data-number': n }, n));
@@ -12,8 +12,8 @@ function numbers(list) {
 async function loadBoard() {
   try {
     const board = await api('GET', '/shop/board');
-    $('#making').replaceChildren(...numbers(board.making));
-    $('#ready').replaceChildren(...numbers(board.ready));
+    renderIfChanged($('#making'), board.making, () => numbers(board.making));
+    renderIfChanged($('#ready'), board.ready, () => numbers(board.ready));
     showError($('#error'), null);
   } catch (e) {
     showError($('#error'), e);

@@ -17,6 +17,17 @@ export function h(tag, attrs = {}, ...children) {
 
 export const $ = (selector) => document.querySelector(selector);
 
+const shown = new WeakMap();
+// Replaces el's children with build()'s only when `what` (any JSON value) differs from what el
+// shows: a poll that finds nothing new leaves the page alone, so a button being tapped is not
+// swapped under the finger and a screen reader does not hear the same list again.
+export function renderIfChanged(el, what, build) {
+  const key = JSON.stringify(what);
+  if (shown.get(el) === key) return;
+  shown.set(el, key);
+  el.replaceChildren(...build().filter(Boolean));
+}
+
 export function won(amount) {
   return `₩${Number(amount).toLocaleString('en-US')}`;
 }
