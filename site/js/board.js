@@ -61,10 +61,13 @@ $('#login-form').addEventListener('submit', (event) => {
     session.set(pair);
     form.reset();
     await render();
+    $('#queue-title').focus();
   });
 });
 
-$('#logout').addEventListener('click', () => { session.clear(); render(); });
+$('#logout').addEventListener('click', () => session.clear());
+// Logged out, or the refresh failed (the session ended elsewhere): back to the log-in form.
+session.onChange((signedIn) => { if (!signedIn) render(); });
 
 // ---- the queue ----
 async function loadQueue() {

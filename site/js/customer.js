@@ -50,6 +50,7 @@ $('#login-form').addEventListener('submit', (event) => {
     const { email, password } = formValues(form);
     session.set(await api('POST', '/auth/login', { body: { email, password } }));
     form.reset();
+    $('#menu-title').focus();
   });
 });
 
@@ -59,6 +60,7 @@ $('#signup-form').addEventListener('submit', (event) => {
   busy(form.querySelector('button'), $('#signup-error'), async () => {
     session.set(await api('POST', '/member', { body: formValues(form) }));
     form.reset();
+    $('#menu-title').focus();
   });
 });
 
