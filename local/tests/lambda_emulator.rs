@@ -214,6 +214,12 @@ fn normalize(value: &Value, names: &Names) -> Value {
                     ("pickupNumber", Value::Number(_)) => json!("<pickup-number>"),
                     ("ordersAhead", Value::Number(_)) => json!("<orders-ahead>"),
                     ("estimatedWaitMinutes", Value::Number(_)) => json!("<minutes>"),
+                    // The pickup board lists both twins' numbers, in the order they were paid.
+                    ("making" | "ready", Value::Array(numbers))
+                        if numbers.iter().all(Value::is_u64) =>
+                    {
+                        json!("<pickup-numbers>")
+                    }
                     _ => normalize(v, names),
                 };
                 out.insert(key.clone(), normalized);
