@@ -263,7 +263,7 @@ def main():
     log = os.path.join(work, "cafe-local.log")
     env = dict(os.environ, CAFE_DEV_ADMIN=f"{admin_email}:{admin_password}", RUST_LOG="warn")
     env.pop("CAFE_ENV", None)
-    env.pop("BACKEND", None)
+    env.pop("CAFE_BACKEND", None)
     server = subprocess.Popen([args.binary, "--port", str(port)], env=env,
                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
     measured = {}

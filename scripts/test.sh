@@ -31,15 +31,16 @@ cargo clippy -p cafe-local --features fault-injection --all-targets -- -D warnin
 step "cargo test: unit, handler, HTTP, Redis and DynamoDB suites"
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 
-step "cargo test: the crash test, in a debug build with the fault-injection hook (its only build)"
-cargo test -p cafe-local --features fault-injection --test crash_payments -- --test-threads="${TEST_THREADS:-4}"
-
 step "The web screens in Debian's chromium (headless, Playwright): scripts/browser_test.py"
-# The debug cafe-local `cargo test` just built; screenshots at 360 and 1280 px stay in
+# The debug cafe-local the workspace's `cargo test` just built (before the crash test's step
+# rebuilds it with the fault-injection hook); screenshots at 360 and 1280 px stay in
 # target/screens/ after the run.
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 python "$ROOT/scripts/browser_test.py" --binary "$TARGET_DIR/debug/cafe-local" \
   --out "$TARGET_DIR/screens"
+
+step "cargo test: the crash test, in a debug build with the fault-injection hook (its only build)"
+cargo test -p cafe-local --features fault-injection --test crash_payments -- --test-threads="${TEST_THREADS:-4}"
 
 step "The site's upload step (scripts/deploy-site.sh) against moto's S3 and CloudFront"
 scripts/deploy-site-test.sh
