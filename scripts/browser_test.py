@@ -116,12 +116,16 @@ def live_protocol(context, base, order_id, watch):
     settle(display)
     assert len(reads) >= 2, f"read at start and again once connected: {reads}"
     before = len(reads)
-    channel.push({"type": "display", "pickupNumber": 1, "status": "PICKED_UP", "version": 4})
-    settle(display)
-    assert len(reads) == before + 1, f"a push re-reads the board once: {len(reads) - before}"
     channel.push({"type": "display", "pickupNumber": 1, "status": "READY", "version": 3})
     settle(display)
+    assert len(reads) == before + 1, f"a push re-reads the board once: {len(reads) - before}"
+    channel.push({"type": "display", "pickupNumber": 1, "status": "PREPARING", "version": 2})
+    settle(display)
     assert len(reads) == before + 1, "a stale version is dropped"
+    channel.push({"type": "display", "pickupNumber": 1, "status": "PICKED_UP", "version": 4})
+    channel.push({"type": "display", "pickupNumber": 1, "status": "COMPLETED", "version": 1})
+    settle(display)
+    assert len(reads) == before + 3, "after a number is done with, it is the next day's order"
     display.clock.run_for(5 * 60 * 1000)
     settle(display)
     assert {"action": "ping"} in channel.received, channel.received

@@ -9,6 +9,8 @@ const RETRY_MIN_MS = 5000;
 const RETRY_MAX_MS = 60000;
 // A 404 on the ticket: this deployment has no live channel; look again much later.
 const ABSENT_RETRY_MS = 5 * 60 * 1000;
+// The lifecycle's last places (PICKED_UP 4, CANCELED/EXPIRED 5).
+const FINAL_VERSION = 4;
 
 // options: topics (subscribe messages without `action`), session (null: anonymous),
 // reread() (async, re-reads the screen's state), onPush(message) (an order/display message
@@ -92,6 +94,9 @@ export function startLive({ topics, session = null, reread, onPush = () => {}, o
         const last = versions.get(key);
         if (last !== undefined && !(message.version > last)) return;
         versions.set(key, message.version);
+        // Pickup numbers start again each business day: once a number is done with (picked up,
+        // cancelled, expired) its next message is a new day's order, not a stale one.
+        if (message.type === 'display' && message.version >= FINAL_VERSION) versions.delete(key);
         onPush(message);
       }
     };
