@@ -62,7 +62,7 @@ install_python_tools() {
     echo "$digest" >"$stamp"
   fi
   local tool
-  for tool in moto aws-sam-cli cfn-lint cargo-lambda schemathesis ziglang; do
+  for tool in moto aws-sam-cli cfn-lint cargo-lambda schemathesis ziglang playwright awscli; do
     echo "  $tool $("$VENV/bin/pip" show "$tool" 2>/dev/null | awk '/^Version:/ {print $2}') (pinned)"
   done
   export PATH="$VENV/bin:$PATH"

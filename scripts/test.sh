@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine: installs the pinned tools the tests need (Redis
-# server from Debian; moto's DynamoDB-compatible server, cfn-lint, SAM CLI, cargo-lambda and
-# schemathesis from PyPI, exactly as locked in scripts/requirements.txt), starts Redis and moto on
-# free local ports, runs formatting, lints, every test (in-memory, Redis and DynamoDB suites, the
-# IAM check), the checks of the template SAM really deploys, schemathesis against the local
-# server, `sam build` (the arm64 release build of every function) and every function's release
-# binary under cargo-lambda's Lambda emulator, and stops what it started.
+# server and chromium from Debian; moto's DynamoDB-compatible server, cfn-lint, SAM CLI,
+# cargo-lambda, schemathesis, Playwright and awscli from PyPI, exactly as locked in
+# scripts/requirements.txt), starts Redis and moto on free local ports, runs formatting, lints,
+# every test (in-memory, Redis and DynamoDB suites, the IAM check), the three web screens in a
+# headless chromium, the site's upload step against moto's S3, the checks of the template SAM
+# really deploys, schemathesis against the local server, `sam build` (the arm64 release build of
+# every function) and every function's release binary under cargo-lambda's Lambda emulator, and
+# stops what it started.
 #
 #   scripts/test.sh                      everything
 #   SKIP_LAMBDA_BUILD=1 scripts/test.sh  without `sam build` and the emulator run
@@ -29,8 +31,19 @@ cargo clippy -p cafe-local --features fault-injection --all-targets -- -D warnin
 step "cargo test: unit, handler, HTTP, Redis and DynamoDB suites"
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 
+step "The web screens in Debian's chromium (headless, Playwright): scripts/browser_test.py"
+# The debug cafe-local the workspace's `cargo test` just built (before the crash test's step
+# rebuilds it with the fault-injection hook); screenshots at 360 and 1280 px stay in
+# target/screens/ after the run.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+python "$ROOT/scripts/browser_test.py" --binary "$TARGET_DIR/debug/cafe-local" \
+  --out "$TARGET_DIR/screens"
+
 step "cargo test: the crash test, in a debug build with the fault-injection hook (its only build)"
 cargo test -p cafe-local --features fault-injection --test crash_payments -- --test-threads="${TEST_THREADS:-4}"
+
+step "The site's upload step (scripts/deploy-site.sh) against moto's S3 and CloudFront"
+scripts/deploy-site-test.sh
 
 step "The deployed template: samtranslator's CloudFormation checked against the code"
 python "$ROOT/scripts/translate-template.py" template.yaml >"$RUN_DIR/translated-template.json"

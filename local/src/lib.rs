@@ -2,7 +2,9 @@
 //! turning each request into the `lambda_http::Request` API Gateway would send and calling the
 //! very same handler the Lambda runs.
 
+pub mod dev_admin;
 mod server;
+pub mod site;
 pub mod testing;
 
 use cafe::{App, Error, http};
@@ -44,6 +46,7 @@ async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<B
         "admin-item-list" => admin_item_list::handle(req, app).await,
         "admin-order-status" => admin_order_status::handle(req, app).await,
         "shop-get" => shop_get::handle(req, app).await,
+        "shop-board" => shop_board::handle(req, app).await,
         "admin-shop-update" => admin_shop_update::handle(req, app).await,
         _ => http::failure(&Error::NoRoute),
     }

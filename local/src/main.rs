@@ -3,6 +3,9 @@
 //! clients (`HEADER_READ_TIMEOUT_MS`, `BODY_READ_TIMEOUT_MS`, `IDLE_TIMEOUT_MS`,
 //! `MAX_CONNECTIONS`, `SHUTDOWN_TIMEOUT_MS`) are described in `server.rs`. `SEED_STOCK=N` gives
 //! the seeded items N units each on the embedded default (a load test sells more than 10 colas).
+//! `CAFE_DEV_ADMIN=email:password` signs up a development-only admin at start (in memory only,
+//! refused in production: `local/src/dev_admin.rs`). The web screens under `site/` are served
+//! at `/` (`local/src/site.rs`; `CAFE_SITE_DIR` overrides the directory).
 
 use cafe_local::{Limits, serve_with};
 use std::sync::Arc;
@@ -22,6 +25,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         cafe_local::restock_seed_items(&app, stock).await?;
         println!("seeded items stocked with {stock} each (SEED_STOCK)");
+    }
+    if let Some(spec) = cafe_local::dev_admin::from_env() {
+        let member_id = cafe_local::dev_admin::create(&app, &spec).await?;
+        println!(
+            "development admin {} (member {member_id}) from CAFE_DEV_ADMIN",
+            spec.split(':').next().unwrap_or_default()
+        );
     }
     if app.config.token_keys_generated {
         tracing::warn!(

@@ -388,7 +388,19 @@ async fn route(
     let (route, params) = match match_route(req.method().as_str(), req.uri().path()) {
         RouteMatch::Found { route, params } => (route, params),
         RouteMatch::MethodNotAllowed => return failure(&Error::MethodNotAllowed),
-        RouteMatch::NotFound => return failure(&Error::NoRoute),
+        RouteMatch::NotFound => {
+            // Not an API route: maybe one of the web screens' files (local/src/site.rs).
+            let method = req.method();
+            if method == http::Method::GET || method == http::Method::HEAD {
+                let head = method == http::Method::HEAD;
+                if let Some(file) =
+                    crate::site::serve(&crate::site::site_dir(), req.uri().path(), head).await
+                {
+                    return file;
+                }
+            }
+            return failure(&Error::NoRoute);
+        }
     };
     let (parts, body) = req.into_parts();
     let bytes = match read_body(&parts.headers, body, body_timeout).await {

@@ -655,6 +655,17 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
     )
     .await;
 
+    // The pickup display's board: the order just made READY is called, by its number alone.
+    let board = cafe
+        .expect(request("GET", "/shop/board").build(), 200)
+        .await;
+    assert!(
+        board["result"]["ready"]
+            .as_array()
+            .is_some_and(|ready| !ready.is_empty()),
+        "{board}"
+    );
+
     // The floor: staff close the shop (new orders refused), the public sees it, staff open it.
     let shop = |open: bool| {
         request("PUT", "/admin/shop")

@@ -379,6 +379,7 @@ fn public_and_protected_operations_match_the_contract() {
         ("GET", "/items/{itemId}"),
         ("GET", "/.well-known/jwks.json"),
         ("GET", "/shop"),
+        ("GET", "/shop/board"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))

@@ -97,6 +97,7 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("PUT /admin/orders/{id}/status", 3, 0),
     ("PUT /admin/orders/{id}/status (READY)", 3, 0),
     ("GET /shop", 1, 0),
+    ("GET /shop/board", 3, 0),
     ("PUT /admin/shop", 3, 0),
 ];
 
@@ -410,6 +411,12 @@ async fn every_endpoint_makes_exactly_its_round_trips() {
     .await;
     cafe.measure("GET /shop", request("GET", "/shop").build(), 200)
         .await;
+    cafe.measure(
+        "GET /shop/board",
+        request("GET", "/shop/board").build(),
+        200,
+    )
+    .await;
     cafe.measure(
         "PUT /admin/shop",
         request("PUT", "/admin/shop")

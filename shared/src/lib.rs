@@ -60,8 +60,8 @@
 //! - `services::reconcile`: settling dead attempts. Imports `services::payments`,
 //!   `services::refunds` and the layers below.
 //! - `services::expiry`: ending withdrawn members. Imports `domain`, `error`, `store`.
-//! - `services::floor`: the shop's state, opening and closing it, the wait estimate. Imports the
-//!   layers below.
+//! - `services::floor`: the shop's state, opening and closing it, the wait estimate, the pickup
+//!   display's board. Imports the layers below.
 //!
 //! The edge:
 //! - `app`: `App`, built once per process from the configuration; authentication. Imports the

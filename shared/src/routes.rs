@@ -47,6 +47,7 @@ pub const ROUTES: &[Route] = &[
         "admin-order-status",
     ),
     route("GET", "/shop", "shop-get"),
+    route("GET", "/shop/board", "shop-board"),
     route("PUT", "/admin/shop", "admin-shop-update"),
 ];
 

@@ -33,6 +33,7 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("admin-item-list", admin_item_list::TOKEN_KEY),
     ("admin-order-status", admin_order_status::TOKEN_KEY),
     ("shop-get", shop_get::TOKEN_KEY),
+    ("shop-board", shop_board::TOKEN_KEY),
     ("admin-shop-update", admin_shop_update::TOKEN_KEY),
     ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
     ("expire-orders", expire_orders::TOKEN_KEY),

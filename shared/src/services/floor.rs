@@ -168,3 +168,64 @@ pub async fn expire_unpaid(
     );
     Ok(sweep)
 }
+
+/// `GET /shop/board` answer: the pickup display's numbers, nothing personal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Board {
+    /// Today's pickup numbers of paid orders being made (`COMPLETED` or `PREPARING`), oldest
+    /// first.
+    pub making: Vec<u32>,
+    /// Today's pickup numbers of orders `READY`, oldest first.
+    pub ready: Vec<u32>,
+    pub at: String,
+}
+
+/// Pages of the fulfilment queue the board reads per status, of [`BOARD_PAGE`] orders each: a
+/// display shows a few dozen numbers at most.
+const BOARD_PAGES: usize = 3;
+const BOARD_PAGE: usize = 100;
+
+/// The pickup display's board (public): today's numbers being made and ready, oldest first,
+/// read from the same fulfilment queue as `GET /admin/orders`. Orders of an earlier business
+/// day (their numbers repeat today's) and orders without a number are left out.
+pub async fn board(deps: &(impl HasStore + HasClock + HasConfig)) -> Result<Board> {
+    use crate::domain::OrderStatus;
+    let now = deps.clock().now();
+    let timezone = deps.config().floor.timezone;
+    let today = business_day(now, timezone);
+    let mut lists: [Vec<(chrono::DateTime<chrono::Utc>, u32)>; 2] = [Vec::new(), Vec::new()];
+    for (status, list) in [
+        (OrderStatus::Completed, 0),
+        (OrderStatus::Preparing, 0),
+        (OrderStatus::Ready, 1),
+    ] {
+        let mut cursor: Option<String> = None;
+        for _ in 0..BOARD_PAGES {
+            let page = deps
+                .store()
+                .fulfilment_orders(status, BOARD_PAGE, cursor.as_deref())
+                .await?;
+            for order in &page.orders {
+                let paid = order.paid_at.unwrap_or(order.created_at);
+                if let Some(number) = order.pickup_number
+                    && business_day(paid, timezone) == today
+                {
+                    lists[list].push((paid, number));
+                }
+            }
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+    }
+    let [mut making, mut ready] = lists;
+    making.sort();
+    ready.sort();
+    Ok(Board {
+        making: making.into_iter().map(|(_, n)| n).collect(),
+        ready: ready.into_iter().map(|(_, n)| n).collect(),
+        at: rfc3339(now),
+    })
+}
