@@ -12,6 +12,7 @@ horizontal scrolling at 360 px. Screenshots of each screen at 360 and 1280 px go
     scripts/browser_test.py --binary target/debug/cafe-local --out target/screens [--docs docs/screens]
 """
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -37,6 +38,8 @@ FLAGS = [
     "--disable-sync",
 ]
 WITHIN_S = 2.0
+# The customer's password (sign-up, and the log-in after a restore).
+PASSWORD = "a good passphrase"
 
 
 def free_port():
@@ -55,6 +58,21 @@ def wait_for_port(port, process, log):
         except OSError:
             time.sleep(0.1)
     sys.exit("cafe-local did not start")
+
+
+def post_status(url, body):
+    """The HTTP status of a JSON POST."""
+    request = urllib.request.Request(
+        url,
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def live_channel_present(base):
@@ -207,9 +225,15 @@ def customer_account(context, base, watch):
     page.get_by_role("button", name="Withdraw membership").click()
     page.locator("#account-state").filter(has_text="Withdrawn on").wait_for()
     page.get_by_role("button", name="Restore membership").click()
+    # The withdrawal ended the sessions from before it: the screen asks to log in again, with
+    # the email filled in.
+    page.locator("#login-notice").filter(has_text="membership is restored").wait_for()
+    login = page.locator("#login-form")
+    login.get_by_label("Password").fill(PASSWORD)
+    login.get_by_role("button", name="Log in").click()
     page.locator("#account-state").filter(has_text="member in service").wait_for()
     page.close()
-    print("customer: an unpaid order cancelled, the membership withdrawn and restored")
+    print("customer: an unpaid order cancelled, the membership withdrawn and restored (then logged in again)")
 
 
 def error_paths(context, base):
@@ -231,7 +255,13 @@ def error_paths(context, base):
     now = json.loads(page.evaluate("localStorage.getItem('cafe.session.customer')"))
     assert now["accessToken"] not in ("", "expired.or.tampered"), "a new access token was stored"
 
-    page.get_by_role("button", name="Log out").click()
+    # Log out ends the session on the server too: its refresh token is refused afterwards.
+    with page.expect_response(lambda r: r.url.endswith("/auth/logout")) as logged_out:
+        page.get_by_role("button", name="Log out").click()
+    assert logged_out.value.status == 200, logged_out.value.status
+    page.locator("#signed-out").wait_for()
+    answer = post_status(f"{base}/auth/refresh", {"refreshToken": now["refreshToken"]})
+    assert answer == 401, f"the logged-out refresh token answered {answer}"
     request = urllib.request.Request(
         f"{base}/auth/login", method="POST", headers={"content-type": "application/json"},
         data=json.dumps({"email": "nobody@example.com", "password": "not the password"}).encode())
@@ -316,7 +346,7 @@ def main():
             signup.get_by_label("Mobile number").fill("010-1234-5678")
             signup.get_by_label("Gender").select_option("FEMALE")
             signup.get_by_label("Date of birth").fill("1998-04-03")
-            signup.get_by_label("Password (8–128 characters)").fill("a good passphrase")
+            signup.get_by_label("Password (8–128 characters)").fill(PASSWORD)
             signup.get_by_role("button", name="Sign up").click()
             customer.locator("#signed-in").wait_for()
 

@@ -375,6 +375,8 @@ fn public_and_protected_operations_match_the_contract() {
         ("POST", "/member"),
         ("POST", "/auth/login"),
         ("POST", "/auth/refresh"),
+        // Holding the refresh token is the credential.
+        ("POST", "/auth/logout"),
         ("GET", "/items"),
         ("GET", "/items/{itemId}"),
         ("GET", "/.well-known/jwks.json"),

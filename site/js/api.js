@@ -42,6 +42,13 @@ export class Session {
     localStorage.removeItem(this.key);
     this.listeners.forEach((f) => f(false));
   }
+  // Log out: the screen forgets the session at once, and POST /auth/logout revokes its refresh
+  // token's family on the server (best effort: the screen does not wait for the answer).
+  logOut() {
+    const token = this.data && this.data.refreshToken;
+    this.clear();
+    if (token) send('POST', '/auth/logout', { body: { refreshToken: token } }).catch(() => {});
+  }
   onChange(f) { this.listeners.push(f); }
   // One refresh at a time: concurrent 401s wait for the same new pair (refresh tokens are
   // single use, so two refreshes with one token would end the session).

@@ -65,7 +65,7 @@ $('#login-form').addEventListener('submit', (event) => {
   });
 });
 
-$('#logout').addEventListener('click', () => session.clear());
+$('#logout').addEventListener('click', () => session.logOut());
 // Logged out, or the refresh failed (the session ended elsewhere): back to the log-in form.
 session.onChange((signedIn) => { if (!signedIn) render(); });
 

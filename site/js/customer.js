@@ -18,6 +18,7 @@ let pending = null; // the order being paid
 let attempt = null; // { key, body } of the payment attempt in progress
 let current = null; // the order the card shows
 let live = null;
+let lastEmail = ''; // the profile's, to fill in the log-in form after a restore
 
 // ---- session ----
 function render() {
@@ -50,6 +51,7 @@ $('#login-form').addEventListener('submit', (event) => {
     const { email, password } = formValues(form);
     session.set(await api('POST', '/auth/login', { body: { email, password } }));
     form.reset();
+    $('#login-notice').hidden = true;
     $('#menu-title').focus();
   });
 });
@@ -71,7 +73,7 @@ $('#logout').addEventListener('click', () => {
   cart.clear();
   $('#order-card').hidden = true;
   $('#pay-card').hidden = true;
-  session.clear();
+  session.logOut();
 });
 
 // ---- reading ----
@@ -283,6 +285,7 @@ async function loadOrders() {
 async function loadProfile() {
   try {
     const me = await api('GET', `/member/${encodeURIComponent(session.memberId)}`, { session });
+    lastEmail = me.email;
     $('#who').textContent = me.name;
     const withdrawn = me.status === 'WITHDRAWN';
     $('#account-state').textContent = withdrawn
@@ -307,7 +310,15 @@ $('#withdraw').addEventListener('click', (event) => {
 $('#restore').addEventListener('click', (event) => {
   busy(event.currentTarget, $('#account-error'), async () => {
     await api('POST', `/member/${encodeURIComponent(session.memberId)}/restore`, { session });
-    await loadProfile();
+    // The withdrawal ended every session from before it, for good (docs/auth.md, "Sessions"):
+    // the member logs in again to go on.
+    session.clear();
+    const notice = $('#login-notice');
+    notice.textContent = 'Your membership is restored. Log in again to order.';
+    notice.hidden = false;
+    const email = $('#login-form').querySelector('input[name="email"]');
+    email.value = lastEmail;
+    $('#login-form').querySelector('input[name="password"]').focus();
   });
 });
 
