@@ -2,6 +2,7 @@
 //! turning each request into the `lambda_http::Request` API Gateway would send and calling the
 //! very same handler the Lambda runs.
 
+pub mod live;
 mod server;
 pub mod testing;
 
@@ -44,6 +45,7 @@ async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<B
         "admin-order-status" => admin_order_status::handle(req, app).await,
         "shop-get" => shop_get::handle(req, app).await,
         "admin-shop-update" => admin_shop_update::handle(req, app).await,
+        "live-ticket" => live_ticket::handle(req, app).await,
         _ => http::failure(&Error::NoRoute),
     }
 }
