@@ -32,6 +32,29 @@ impl Server {
         let (app, _parts) = App::in_memory(cafe::testing::test_config(), clock.clone())
             .await
             .expect("in-memory app");
+        Self::serve(app, clock).await
+    }
+
+    /// The local server over the AWS backend: DynamoDB on moto (`CAFE_TEST_DYNAMODB_ENDPOINT`,
+    /// a fresh table), whose outbox rows the live channel polls as the stream would bring them.
+    async fn on_dynamodb() -> Self {
+        use cafe::store::ItemStore;
+        let endpoint = cafe::testing::dynamodb_endpoint();
+        let store = cafe::store::dynamo::testing::fresh_store(&endpoint).await;
+        for item in cafe::domain::item::seed_items() {
+            store.put_item(&item).await.expect("seed");
+        }
+        let mut config = cafe::testing::test_config();
+        config.backend = cafe::config::Backend::Aws;
+        config.table_name = store.table_name().to_owned();
+        config.dynamodb_endpoint = Some(endpoint);
+        let clock = cafe::testing::manual_clock();
+        let lock = Arc::new(cafe::lock::LocalLock::new(config.lock));
+        let app = App::with_store(config, clock.clone(), Arc::new(store), lock).expect("app");
+        Self::serve(app, clock).await
+    }
+
+    async fn serve(app: App, clock: Arc<cafe::clock::ManualClock>) -> Self {
         let app = Arc::new(app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -444,4 +467,51 @@ async fn a_closed_socket_is_forgotten_and_the_others_still_hear() {
     }
     let order = s.paid_order(&customer.access).await;
     assert_eq!(expect(&mut stays).await["orderId"], order);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_aws_backend_the_customer_sees_their_order_move_in_order() {
+    let s = Server::on_dynamodb().await;
+    let customer = cafe_local::testing::sign_up(&s.app).await;
+    let other = cafe_local::testing::sign_up(&s.app).await;
+    let staff = cafe_local::testing::staff(&s.app, Role::Staff).await;
+    let order = s.pending_order(&customer.access).await;
+    let mut mine = s.connect(Some(&s.ticket(&customer.access).await)).await;
+    let answer = subscribe(
+        &mut mine,
+        json!({"action": "subscribe", "topic": "order", "orderId": order}),
+    )
+    .await;
+    assert_eq!(answer["type"], "subscribed", "{answer}");
+    let mut theirs = s.connect(Some(&s.ticket(&other.access).await)).await;
+    let refused = subscribe(
+        &mut theirs,
+        json!({"action": "subscribe", "topic": "order", "orderId": order}),
+    )
+    .await;
+    assert_eq!(refused["code"], "403CO000", "{refused}");
+    let ticket = s.ticket(&customer.access).await;
+    let _used = s.connect(Some(&ticket)).await;
+    assert_eq!(s.try_connect(Some(&ticket)).await.err(), Some(401));
+
+    s.pay(&customer.access, &order).await;
+    let mut statuses = Vec::new();
+    let mut frame = expect(&mut mine).await;
+    if frame["status"] == "PENDING_PAYMENT" {
+        frame = expect(&mut mine).await;
+    }
+    statuses.push(frame["status"].as_str().unwrap_or("?").to_owned());
+    for status in ["PREPARING", "READY", "PICKED_UP"] {
+        let called = Instant::now();
+        s.advance(&staff.access, &order, status).await;
+        let frame = expect(&mut mine).await;
+        assert!(
+            called.elapsed() < Duration::from_secs(1),
+            "{status} took {:?}",
+            called.elapsed()
+        );
+        statuses.push(frame["status"].as_str().unwrap_or("?").to_owned());
+    }
+    assert_eq!(statuses, ["COMPLETED", "PREPARING", "READY", "PICKED_UP"]);
+    nothing_within(&mut theirs, Duration::from_millis(300)).await;
 }

@@ -36,7 +36,9 @@ pub async fn tickets_are_redeemed_once_and_only_before_they_expire(b: Backend) {
         "an expired ticket"
     );
     assert_eq!(
-        b.store.redeem_live_ticket(&ticket_hash("never"), t0()).await,
+        b.store
+            .redeem_live_ticket(&ticket_hash("never"), t0())
+            .await,
         Ok(None),
         "an unknown ticket"
     );
