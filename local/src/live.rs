@@ -163,6 +163,9 @@ pub async fn upgrade(
                 let mut config = WebSocketConfig::default();
                 config.max_message_size = Some(MAX_FRAME_BYTES);
                 config.max_frame_size = Some(MAX_FRAME_BYTES);
+                // Client frames are small: a 4 KiB read buffer instead of tungstenite's 128 KiB
+                // keeps an idle connection cheap (BENCHMARKS.md: memory per connection).
+                config.read_buffer_size = MAX_FRAME_BYTES;
                 let socket = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
