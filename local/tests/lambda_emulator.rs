@@ -214,6 +214,12 @@ fn normalize(value: &Value, names: &Names) -> Value {
                     ("id", Value::String(id)) if is_uuid(id) => json!("<uuid>"),
                     // Random per sign-up or log-in.
                     ("deviceToken", Value::String(_)) => json!("<device-token>"),
+                    // Random per `POST /live/ticket`.
+                    ("ticket", Value::String(ticket))
+                        if cafe::domain::live::ticket_is_well_formed(ticket) =>
+                    {
+                        json!("<live-ticket>")
+                    }
                     // The twins share the shop's day counter and its queue: each takes its own
                     // number and sees the other's order ahead of or behind its own.
                     ("pickupNumber", Value::Number(_)) => json!("<pickup-number>"),
