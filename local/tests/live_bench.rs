@@ -7,6 +7,8 @@
 //! over the connections (server and client halves both live in this process: an upper bound of
 //! the server's share).
 //!
+//! `LIVE_BENCH_PACE_MS=N` spaces the changes N ms apart instead (latency without a queue).
+//!
 //! Ignored: `cargo test --release -p cafe-local --test live_bench -- --ignored --nocapture`.
 
 use cafe::App;
@@ -59,10 +61,15 @@ type Receipts = Arc<Mutex<Vec<(String, Instant)>>>;
 async fn fan_out_to_a_thousand_clients() {
     let clients = env_number("LIVE_BENCH_CLIENTS", 1000);
     let orders = env_number("LIVE_BENCH_ORDERS", 20);
+    // 0: the changes back to back (a burst); else one change every this many milliseconds.
+    let pace = Duration::from_millis(env_number("LIVE_BENCH_PACE_MS", 0) as u64);
     let staff_clients = clients / 10;
-    let (app, parts) = App::in_memory(cafe::testing::test_config(), Arc::new(cafe::clock::SystemClock))
-        .await
-        .expect("app");
+    let (app, parts) = App::in_memory(
+        cafe::testing::test_config(),
+        Arc::new(cafe::clock::SystemClock),
+    )
+    .await
+    .expect("app");
     cafe_local::restock_seed_items(&app, 100_000)
         .await
         .expect("stock");
@@ -128,8 +135,13 @@ async fn fan_out_to_a_thousand_clients() {
         } else {
             format!("ws://{addr}/live")
         };
-        let topic = if i < staff_clients { "orders" } else { "display" };
-        let mut client_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+        let topic = if i < staff_clients {
+            "orders"
+        } else {
+            "display"
+        };
+        let mut client_config =
+            tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
         client_config.read_buffer_size = 4096;
         let (mut socket, _) =
             tokio_tungstenite::connect_async_with_config(url, Some(client_config), false)
@@ -142,7 +154,9 @@ async fn fan_out_to_a_thousand_clients() {
             .await
             .expect("subscribe");
         match socket.next().await {
-            Some(Ok(Message::Text(text))) => assert!(text.as_str().contains("subscribed"), "{text}"),
+            Some(Ok(Message::Text(text))) => {
+                assert!(text.as_str().contains("subscribed"), "{text}")
+            }
             other => panic!("no subscribe answer: {other:?}"),
         }
         let receipts = receipts.clone();
@@ -155,13 +169,24 @@ async fn fan_out_to_a_thousand_clients() {
                 if let Message::Text(text) = frame {
                     let value: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
                     let key = match value["type"].as_str() {
-                        Some("order") => format!("{}/{}", value["orderId"].as_str().unwrap_or("?"), value["status"].as_str().unwrap_or("?")),
-                        _ => format!("#{}/{}", value["pickupNumber"], value["status"].as_str().unwrap_or("?")),
+                        Some("order") => format!(
+                            "{}/{}",
+                            value["orderId"].as_str().unwrap_or("?"),
+                            value["status"].as_str().unwrap_or("?")
+                        ),
+                        _ => format!(
+                            "#{}/{}",
+                            value["pickupNumber"],
+                            value["status"].as_str().unwrap_or("?")
+                        ),
                     };
                     mine.push((key, at));
                 }
             }
-            receipts.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
+            receipts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(mine);
         }));
     }
     let connect_seconds = connect_started.elapsed().as_secs_f64();
@@ -201,6 +226,9 @@ async fn fan_out_to_a_thousand_clients() {
                     .build(),
             )
             .await;
+            if !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
         }
     }
     let burst_seconds = burst_started.elapsed().as_secs_f64();
@@ -222,7 +250,9 @@ async fn fan_out_to_a_thousand_clients() {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let changes = orders * 3;
     let expected = changes * clients;
-    println!("live fan-out: {clients} clients ({staff_clients} staff on orders, the rest displays), {changes} status changes in {burst_seconds:.2} s");
+    println!(
+        "live fan-out: {clients} clients ({staff_clients} staff on orders, the rest displays), {changes} status changes in {burst_seconds:.2} s (pace {pace:?})"
+    );
     println!("connected and subscribed in {connect_seconds:.2} s");
     println!(
         "messages received {} of {expected} expected; commit → receipt p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
