@@ -32,28 +32,61 @@ const MAX_FRAME_BYTES: usize = 4096;
 #[derive(Default)]
 pub struct Hub {
     sockets: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
+    /// Over the AWS backend: the outbox as last read (see [`poll_outbox`]).
+    outbox: Option<tokio::sync::Mutex<Outbox>>,
+}
+
+/// The table's outbox as the local server has read it: the events already seen.
+struct Outbox {
+    store: cafe::store::dynamo::DynamoStore,
+    seen: HashSet<String>,
+}
+
+impl Outbox {
+    /// The outbox events not seen before, in event order, now marked seen.
+    async fn unseen(&mut self) -> cafe::Result<Vec<DomainEvent>> {
+        let mut events = self.store.outbox_events().await?;
+        events.retain(|e| !self.seen.contains(&e.event_id));
+        events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+        self.seen.extend(events.iter().map(|e| e.event_id.clone()));
+        Ok(events)
+    }
 }
 
 impl Hub {
     /// A hub fanning out every event `app` commits from now on, until the server goes.
-    pub fn start(app: Arc<App>) -> Arc<Self> {
-        let hub = Arc::new(Self::default());
+    pub async fn start(app: Arc<App>) -> Arc<Self> {
         match &app.event_log {
             Some(log) => {
+                let hub = Arc::new(Self::default());
                 let mut batches = log.watch();
-                let (app, hub) = (app.clone(), hub.clone());
+                let (app, fanning) = (app.clone(), hub.clone());
                 tokio::spawn(async move {
                     while let Some(batch) = batches.recv().await {
-                        hub.fan_out(&app, &batch).await;
+                        fanning.fan_out(&app, &batch).await;
                     }
                 });
+                hub
             }
             None => {
-                let (app, hub) = (app.clone(), hub.clone());
-                tokio::spawn(async move { poll_outbox(app, hub).await });
+                let aws = cafe::aws::Aws::load(
+                    app.config.dynamodb_endpoint.as_deref(),
+                    app.config.dependency_timeout,
+                )
+                .await;
+                let store = cafe::store::dynamo::DynamoStore::from_aws(&aws, &app.config);
+                let hub = Arc::new(Self {
+                    sockets: Mutex::default(),
+                    outbox: Some(tokio::sync::Mutex::new(Outbox {
+                        store,
+                        seen: HashSet::new(),
+                    })),
+                });
+                let (app, polling) = (app.clone(), hub.clone());
+                tokio::spawn(async move { poll_outbox(app, polling).await });
+                hub
             }
         }
-        hub
     }
 
     async fn fan_out(&self, app: &App, batch: &[DomainEvent]) {
@@ -64,7 +97,20 @@ impl Hub {
         }
     }
 
-    fn open(&self, connection_id: &str) -> mpsc::UnboundedReceiver<String> {
+    /// Registers a socket. Over the AWS backend, the first socket after none first marks the
+    /// outbox as read: what committed before anyone listened is not pushed (a client re-reads
+    /// state after connecting), and nothing is scanned while no one listens.
+    async fn open(&self, connection_id: &str) -> mpsc::UnboundedReceiver<String> {
+        let mut outbox = match &self.outbox {
+            Some(outbox) => Some(outbox.lock().await),
+            None => None,
+        };
+        if let Some(outbox) = outbox.as_mut()
+            && self.open_count() == 0
+            && let Err(error) = outbox.unseen().await
+        {
+            tracing::warn!(%error, "reading the outbox failed");
+        }
         let (sender, receiver) = mpsc::unbounded_channel();
         self.sockets
             .lock()
@@ -156,7 +202,7 @@ pub async fn upgrade(
         return refused(&error);
     }
     let upgrading = hyper::upgrade::on(&mut req);
-    let outgoing = hub.open(&connection_id);
+    let outgoing = hub.open(&connection_id).await;
     tokio::spawn(async move {
         match upgrading.await {
             Ok(upgraded) => {
@@ -237,31 +283,21 @@ async fn serve_socket(
     }
 }
 
-/// Over the AWS backend: every 250 ms, the outbox rows committed since the last look, in event
-/// order, fanned out as the stream-fed sender does on AWS. The rows present at start are old
-/// news and are skipped.
+/// Over the AWS backend, while at least one socket is open: every 250 ms, the outbox rows
+/// committed since the last look, in event order, fanned out as the stream-fed sender does on
+/// AWS. Nothing is scanned while no socket is open (a load test on moto pays nothing for it).
 async fn poll_outbox(app: Arc<App>, hub: Arc<Hub>) {
-    let aws = cafe::aws::Aws::load(
-        app.config.dynamodb_endpoint.as_deref(),
-        app.config.dependency_timeout,
-    )
-    .await;
-    let store = cafe::store::dynamo::DynamoStore::from_aws(&aws, &app.config);
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut first = true;
+    let Some(outbox) = &hub.outbox else { return };
     loop {
-        match store.outbox_events().await {
-            Ok(mut events) => {
-                events.retain(|e| !seen.contains(&e.event_id));
-                events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
-                seen.extend(events.iter().map(|e| e.event_id.clone()));
-                if !first && !events.is_empty() {
-                    hub.fan_out(&app, &events).await;
-                }
-                first = false;
-            }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if hub.open_count() == 0 {
+            continue;
+        }
+        let mut outbox = outbox.lock().await;
+        match outbox.unseen().await {
+            Ok(events) if !events.is_empty() => hub.fan_out(&app, &events).await,
+            Ok(_) => {}
             Err(error) => tracing::warn!(%error, "reading the outbox failed"),
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -144,7 +144,7 @@ pub async fn serve_with(
         .header_read_timeout(limits.header_read_timeout);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     // The live channel's sockets and its fan-out (`crate::live`).
-    let hub = crate::live::Hub::start(app.clone());
+    let hub = crate::live::Hub::start(app.clone()).await;
     // `false` while serving, `true` while draining; its end tells every connection to close.
     let (phase, _) = watch::channel(false);
     tokio::pin!(shutdown);
