@@ -135,8 +135,8 @@ step "sam local generate-event: one event per function into $EMU_DIR/events"
 # (rustfmt splits a long entry over several lines: read the file whole.)
 routes=$(perl -0777 -ne 'while (/\broute\(\s*"([A-Z]+)",\s*"([^"]*)",\s*"([a-z-]+)",?\s*\)/g) { print "$1 $2 $3\n" }' shared/src/routes.rs)
 route_count=$(printf '%s\n' "$routes" | grep -c .)
-if [ "$route_count" -ne 25 ]; then
-  echo "expected 25 routes in shared/src/routes.rs, read $route_count" >&2
+if [ "$route_count" -ne 26 ]; then
+  echo "expected 26 routes in shared/src/routes.rs, read $route_count" >&2
   exit 1
 fi
 while read -r method path fn; do
@@ -153,6 +153,10 @@ for fn in "${FUNCTIONS[@]}"; do
   [ -f "$EMU_DIR/events/$fn.json" ] && continue
   case "$fn" in
     events-publisher) sam local generate-event dynamodb update ;;
+    # `sam local generate-event` has no WebSocket API event: the samples of events/; the live
+    # sender gets the stream event the publisher gets.
+    live-connect | live-disconnect | live-subscribe) cat "events/$fn.json" ;;
+    live-sender) sam local generate-event dynamodb update ;;
     *) sam local generate-event cloudwatch scheduled-event ;;
   esac >"$EMU_DIR/events/$fn.json"
 done
@@ -166,6 +170,28 @@ endpoint, bus = sys.argv[1], sys.argv[2]
 events = boto3.client("events", endpoint_url=endpoint, region_name="us-east-1")
 print(events.create_event_bus(Name=bus)["EventBusArn"])
 PY
+
+step "A stub of the live WebSocket API's management endpoint (every post: 410 Gone)"
+LIVE_PORT=$(free_port)
+"$PYTHON" - "$LIVE_PORT" >"$EMU_DIR/logs/live-management-stub.log" 2>&1 <<'PY' &
+import http.server, sys
+class Gone(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = b'{"message":"Gone"}'
+        self.send_response(410)
+        self.send_header("x-amzn-errortype", "GoneException")
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_POST = do_DELETE = do_GET = answer
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Gone).serve_forever()
+PY
+CHILD_PIDS+=($!)
+CHILD_NAMES+=(live-management-stub)
+wait_for_port "$LIVE_PORT" live-management-stub
+LIVE_ENDPOINT="http://127.0.0.1:$LIVE_PORT/live"
 
 step "cargo lambda watch --only-lambda-apis and the ${#FUNCTIONS[@]} release binaries"
 EMU_PORT=$(free_port)
@@ -188,6 +214,7 @@ for fn in "${FUNCTIONS[@]}"; do
     REFRESH_REUSE_GRACE_SECONDS=2 \
     SHOP_MAX_IN_PROGRESS=1000000000 SHOP_MAX_OPEN_PER_MEMBER=1000000000 \
     EVENTBRIDGE_ENDPOINT="$CAFE_TEST_DYNAMODB_ENDPOINT" EVENT_BUS_NAME="$BUS" \
+    LIVE_MANAGEMENT_ENDPOINT="$LIVE_ENDPOINT" \
     RUST_LOG=info \
     $(run_binary "$fn") >"$EMU_DIR/logs/$fn.log" 2>&1 &
   CHILD_PIDS+=($!)
@@ -207,7 +234,7 @@ echo "emulator http://127.0.0.1:$EMU_PORT, table $TABLE, ${#FUNCTIONS[@]} binari
 step "cargo test -p cafe-local --test lambda_emulator -- --ignored --nocapture"
 set +e
 CAFE_EMULATOR_URL="http://127.0.0.1:$EMU_PORT" CAFE_EMULATOR_RUN_DIR="$EMU_DIR" \
-  CAFE_EMULATOR_TABLE="$TABLE" CAFE_EMULATOR_BUS="$BUS" \
+  CAFE_EMULATOR_TABLE="$TABLE" CAFE_EMULATOR_BUS="$BUS" CAFE_EMULATOR_LIVE_ENDPOINT="$LIVE_ENDPOINT" \
   cargo test -p cafe-local --test lambda_emulator -- --ignored --nocapture
 test_status=$?
 set -e

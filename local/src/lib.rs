@@ -3,6 +3,7 @@
 //! very same handler the Lambda runs.
 
 pub mod dev_admin;
+pub mod live;
 mod server;
 pub mod site;
 pub mod testing;
@@ -48,6 +49,7 @@ async fn dispatch_unboxed(function: &str, req: Request, app: &App) -> Response<B
         "shop-get" => shop_get::handle(req, app).await,
         "shop-board" => shop_board::handle(req, app).await,
         "admin-shop-update" => admin_shop_update::handle(req, app).await,
+        "live-ticket" => live_ticket::handle(req, app).await,
         _ => http::failure(&Error::NoRoute),
     }
 }

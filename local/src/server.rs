@@ -143,6 +143,8 @@ pub async fn serve_with(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // The live channel's sockets and its fan-out (`crate::live`).
+    let hub = crate::live::Hub::start(app.clone()).await;
     // `false` while serving, `true` while draining; its end tells every connection to close.
     let (phase, _) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -173,7 +175,7 @@ pub async fn serve_with(
         tokio::spawn(connection(
             stream,
             peer,
-            app.clone(),
+            (app.clone(), hub.clone()),
             http.clone(),
             limits,
             phase.subscribe(),
@@ -203,7 +205,7 @@ pub async fn serve_with(
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Arc<App>,
+    (app, hub): (Arc<App>, Arc<crate::live::Hub>),
     http: http1::Builder,
     limits: Limits,
     mut phase: watch::Receiver<bool>,
@@ -218,15 +220,23 @@ async fn connection(
         let activity = activity.clone();
         hyper::service::service_fn(move |req| {
             let app = app.clone();
+            let hub = hub.clone();
             let in_flight = activity.request_started();
             async move {
+                // `GET /live` upgrades to the live channel's WebSocket: once upgraded, the
+                // socket is no longer this connection's (nor under its idle timer or cap).
+                if req.uri().path() == crate::live::PATH && crate::live::is_upgrade(&req) {
+                    let response = crate::live::upgrade(req, app, hub).await;
+                    drop(in_flight);
+                    return Ok::<_, Infallible>(response);
+                }
                 let response = handle(req, &app, peer, limits.body_read_timeout).await;
                 drop(in_flight);
                 Ok::<_, Infallible>(response)
             }
         })
     };
-    let connection = http.serve_connection(io, service);
+    let connection = http.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     loop {
         tokio::select! {

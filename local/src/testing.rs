@@ -265,3 +265,51 @@ pub fn assert_failure(status: u16, body: &Value, code: &str) {
     assert!(body["error"]["detailMessage"].is_string(), "{body}");
     assert_eq!(status.to_string(), code[..3], "{body}");
 }
+
+/// What a stub of API Gateway's management API has been asked: `(method, path)` per request.
+pub type ManagementCalls = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A stub of API Gateway's management endpoint on a free local port that answers every request
+/// `410 GoneException`, as API Gateway does for a connection that has closed. Returns its URL
+/// (use it as the endpoint, stage included) and the requests it received.
+pub async fn gone_management_endpoint() -> (String, ManagementCalls) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the stub");
+    let address = listener.local_addr().expect("stub address");
+    let calls: ManagementCalls = Arc::default();
+    let seen = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((req.method().to_string(), req.uri().path().to_owned()));
+                    async move {
+                        let mut response = hyper::Response::new(Full::new(Bytes::from_static(
+                            br#"{"message":"Gone"}"#,
+                        )));
+                        *response.status_mut() = hyper::StatusCode::GONE;
+                        response.headers_mut().insert(
+                            "x-amzn-errortype",
+                            hyper::header::HeaderValue::from_static("GoneException"),
+                        );
+                        response.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{address}/live"), calls)
+}

@@ -157,6 +157,10 @@ impl Stack {
                 match template::string_at(other, &["Fn::Sub"]) {
                     // The lock cache's TLS endpoint; here the test's Redis.
                     Some(text) if text.contains("${LockCache.") => Ok(self.redis_url.clone()),
+                    // The live WebSocket API's URLs: the scenario's sender posts to a stub.
+                    Some(text) if text.contains("${LiveApi}") => {
+                        Ok("https://live.cafe-iam.invalid/live".into())
+                    }
                     _ => Err(format!("{name}: cannot resolve {other:?}")),
                 }
             }
@@ -208,6 +212,10 @@ impl Stack {
             }
             AwsResource::Secret(arn) => format!("secret/{}", logical(arn)),
             AwsResource::EventBus(name) => format!("event-bus/{}", logical(name)),
+            // The sender's management client is built for the `live` stage of `LiveApi`.
+            AwsResource::Connections(method) => {
+                format!("execute-api/LiveApi/live/{method}/@connections/a-connection")
+            }
             AwsResource::Unrecognised { service, operation } => {
                 format!("<unrecognised call {service}:{operation}>")
             }
@@ -740,7 +748,91 @@ async fn scenario(cafe: &Cafe, fixtures: &DynamoStore, stack: &Stack) {
         .expect("read")
         .expect("order");
     assert_eq!(expired.status, cafe::domain::OrderStatus::Expired);
+    live(cafe, &access, &member).await;
     let _ = stack;
+}
+
+/// The live channel: a ticket, `$connect` (redeemed, then refused reused), `subscribe` (the
+/// connection, the order's owner, the subscription rows), `$disconnect`, and the sender, whose
+/// post meets a 410 (a stub management endpoint) and forgets the connection.
+async fn live(cafe: &Cafe, access: &str, member: &str) {
+    use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+    let ticket = cafe
+        .expect(request("POST", "/live/ticket").bearer(access).build(), 200)
+        .await["result"]["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_owned();
+    let ws = |function: &str, connection: &str, edit: &dyn Fn(&mut Value)| {
+        let mut event = sample(function);
+        event["requestContext"]["connectionId"] = json!(connection);
+        edit(&mut event);
+        serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event).expect("WebSocket event")
+    };
+    let with_ticket = |e: &mut Value| {
+        e["queryStringParameters"] = json!({"ticket": ticket});
+        e["multiValueQueryStringParameters"] = json!({"ticket": [ticket]});
+    };
+    let connect = &cafe.functions["live-connect"].app;
+    let opened = live_connect::handle(ws("live-connect", "iam-c1", &with_ticket), connect).await;
+    assert_eq!(opened["statusCode"], 200, "{opened}");
+    let reused = live_connect::handle(ws("live-connect", "iam-c2", &with_ticket), connect).await;
+    assert_eq!(reused["statusCode"], 401, "{reused}");
+    let order = cafe.order(access, COLA).await;
+    let subscribe = &cafe.functions["live-subscribe"].app;
+    for topic in [
+        json!({"action": "subscribe", "topic": "order", "orderId": order}),
+        json!({"action": "subscribe", "topic": "orders"}),
+    ] {
+        let answer = live_subscribe::handle(
+            ws("live-subscribe", "iam-c1", &|e| {
+                e["body"] = json!(topic.to_string())
+            }),
+            subscribe,
+        )
+        .await;
+        assert!(
+            answer["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("subscribed")),
+            "{answer}"
+        );
+    }
+    // The order's creation, as the stream brings it to the sender, which meets a 410.
+    let created = DomainEvent::order(
+        EventType::OrderCreated,
+        &order,
+        member,
+        "PENDING_PAYMENT",
+        1_500,
+        Utc::now(),
+    );
+    let mut batch = sample("live-sender");
+    let mut record = batch["Records"][0].clone();
+    let pk = format!("OUTBOX#{}", created.event_id);
+    record["dynamodb"]["Keys"]["pk"]["S"] = json!(pk);
+    record["dynamodb"]["NewImage"]["pk"]["S"] = json!(pk);
+    record["dynamodb"]["NewImage"]["event"]["S"] =
+        json!(serde_json::to_string(&created).expect("event"));
+    batch["Records"] = json!([record]);
+    let sender = &cafe.functions["live-sender"];
+    let (endpoint, posts) = cafe_local::testing::gone_management_endpoint().await;
+    let aws = Aws::load(Some(&endpoint), std::time::Duration::from_secs(10))
+        .await
+        .with_recorder(sender.recorder.clone());
+    let api = live_sender::ManagementApi::new(aws.api_gateway_management(&endpoint));
+    let response = live_sender::handle(
+        serde_json::from_value(batch).expect("stream event"),
+        &sender.app,
+        Arc::new(api),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(posts.lock().unwrap_or_else(|p| p.into_inner()).len(), 1);
+    let disconnect = &cafe.functions["live-disconnect"].app;
+    let closed =
+        live_disconnect::handle(ws("live-disconnect", "iam-c1", &|_| {}), disconnect).await;
+    assert_eq!(closed["statusCode"], 200);
 }
 
 async fn withdrawn_long_ago(store: &DynamoStore) -> String {

@@ -58,7 +58,15 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Functions with no error answer to compare: `GET /items` and `GET /.well-known/jwks.json` read
 /// nothing of the request, so only a failing dependency (which both sides share) could fail them.
-const NO_ERROR_ANSWER: &[&str] = &["items-list", "jwks-get", "shop-get", "shop-board"];
+/// `live-sender` answers an error only when the table cannot be read (which both sides share):
+/// a post that fails, 410 included, is its answer's business, not an error.
+const NO_ERROR_ANSWER: &[&str] = &[
+    "items-list",
+    "jwks-get",
+    "shop-get",
+    "shop-board",
+    "live-sender",
+];
 /// The refresh reuse grace both sides run with (`REFRESH_REUSE_GRACE_SECONDS` in
 /// scripts/emulator.sh): short, so the case after it can wait it out.
 const REFRESH_GRACE_SECONDS: i64 = 2;
@@ -92,6 +100,8 @@ struct Settings {
     bus: String,
     moto: String,
     redis: String,
+    /// The stub of the live WebSocket API's management endpoint (every post: 410).
+    live_endpoint: String,
 }
 
 impl Settings {
@@ -103,6 +113,7 @@ impl Settings {
             bus: required("CAFE_EMULATOR_BUS"),
             moto: required("CAFE_TEST_DYNAMODB_ENDPOINT"),
             redis: required("CAFE_TEST_REDIS_URL"),
+            live_endpoint: required("CAFE_EMULATOR_LIVE_ENDPOINT"),
         }
     }
 }
@@ -209,6 +220,12 @@ fn normalize(value: &Value, names: &Names) -> Value {
                     ("id", Value::String(id)) if is_uuid(id) => json!("<uuid>"),
                     // Random per sign-up or log-in.
                     ("deviceToken", Value::String(_)) => json!("<device-token>"),
+                    // Random per `POST /live/ticket`.
+                    ("ticket", Value::String(ticket))
+                        if cafe::domain::live::ticket_is_well_formed(ticket) =>
+                    {
+                        json!("<live-ticket>")
+                    }
                     // The twins share the shop's day counter and its queue: each takes its own
                     // number and sees the other's order ahead of or behind its own.
                     ("pickupNumber", Value::Number(_)) => json!("<pickup-number>"),
@@ -914,6 +931,26 @@ impl Harness {
                 .await;
                 json!({"invokeStatus": 200, "payload": response})
             }
+            "live-connect" | "live-disconnect" | "live-subscribe" => {
+                let ws = serde_json::from_value(event.clone())
+                    .expect("lambda_runtime would parse this WebSocket event");
+                let payload = match function {
+                    "live-connect" => live_connect::handle(ws, &self.app).await,
+                    "live-disconnect" => live_disconnect::handle(ws, &self.app).await,
+                    _ => live_subscribe::handle(ws, &self.app).await,
+                };
+                json!({"invokeStatus": 200, "payload": payload})
+            }
+            "live-sender" => {
+                let stream_event = serde_json::from_value(event.clone())
+                    .expect("lambda_runtime would parse this DynamoDB stream event");
+                let aws = cafe::aws::Aws::load(None, DEPENDENCY_TIMEOUT).await;
+                let api = live_sender::ManagementApi::new(
+                    aws.api_gateway_management(&self.settings.live_endpoint),
+                );
+                let response = live_sender::handle(stream_event, &self.app, Arc::new(api)).await;
+                json!({"invokeStatus": 200, "payload": response})
+            }
             _ if NON_HTTP_FUNCTIONS.contains(&function) => {
                 panic!("{function}: no in-process call for it here: add one to lambda_emulator.rs")
             }
@@ -1001,6 +1038,10 @@ impl Harness {
             ));
         }
         let error = !(200..300).contains(&got)
+            // A WebSocket route's refusal is its answer's statusCode.
+            || in_view["payload"]["statusCode"]
+                .as_u64()
+                .is_some_and(|status| status >= 400)
             || in_view["payload"]["batchItemFailures"]
                 .as_array()
                 .is_some_and(|failures| !failures.is_empty());
@@ -2165,6 +2206,207 @@ async fn publisher(h: &mut Harness, twins: &[Twin; 2]) {
     .await;
 }
 
+/// The live channel: a ticket (`POST /live/ticket`), `$connect` redeeming it (and refusing the
+/// sample's never-issued one), `subscribe` and `$default`, the sender meeting a 410 from the
+/// stub management endpoint, `$disconnect`.
+async fn live(h: &mut Harness, twins: &mut [Twin; 2]) {
+    let ticket = "live-ticket";
+    let (sample, sam) = (h.sample(ticket), h.generated(ticket));
+    h.http(
+        ticket,
+        "sample-shaped: a ticket 200",
+        200,
+        twins,
+        &sample,
+        |t| Call::new().bearer(&t.owner.access),
+    )
+    .await;
+    h.http(ticket, "sam: no token 401", 401, twins, &sam, |_| {
+        Call::new()
+    })
+    .await;
+
+    // Each twin's own connection, on a ticket of its own (issued in-process: the table is one).
+    let mut tickets = Vec::new();
+    for twin in twins.iter_mut() {
+        let connection = format!("live-{}-{}", twin.side, ulid::Ulid::new());
+        twin.names.add(&connection, "connection");
+        let (status, body) = testing::call(
+            &h.app,
+            testing::request("POST", "/live/ticket")
+                .bearer(&twin.owner.access)
+                .build(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let issued = body["result"]["ticket"]
+            .as_str()
+            .expect("ticket")
+            .to_owned();
+        tickets.push((connection, issued));
+    }
+    let connect = "live-connect";
+    let sample = h.sample(connect);
+    let events = [0, 1].map(|i| {
+        let mut event = sample.clone();
+        event["requestContext"]["connectionId"] = json!(tickets[i].0);
+        event["queryStringParameters"] = json!({"ticket": tickets[i].1});
+        event["multiValueQueryStringParameters"] = json!({"ticket": [tickets[i].1]});
+        event
+    });
+    h.case(
+        connect,
+        "a fresh ticket: connected",
+        200,
+        twins,
+        events.clone(),
+        None,
+    )
+    .await;
+    let answers = h
+        .case(
+            connect,
+            "the same ticket again: 401",
+            200,
+            twins,
+            events,
+            None,
+        )
+        .await;
+    assert_eq!(answers.in_process["payload"]["statusCode"], 401);
+    h.case(
+        connect,
+        "sample as is (never issued): 401",
+        200,
+        twins,
+        [sample.clone(), sample],
+        None,
+    )
+    .await;
+
+    let subscribe = "live-subscribe";
+    let sample = h.sample(subscribe);
+    let frames = |body: &dyn Fn(&Twin) -> Value| {
+        [0, 1].map(|i| {
+            let mut event = sample.clone();
+            event["requestContext"]["connectionId"] = json!(tickets[i].0);
+            event["body"] = json!(body(&twins[i]).to_string());
+            event
+        })
+    };
+    let own =
+        frames(&|t| json!({"action": "subscribe", "topic": "order", "orderId": t.order("fulfil")}));
+    h.case(
+        subscribe,
+        "its own order: subscribed",
+        200,
+        twins,
+        own,
+        None,
+    )
+    .await;
+    let other = frames(&|t| {
+        let theirs = &twins[1 - t.index];
+        json!({"action": "subscribe", "topic": "order", "orderId": theirs.order("fulfil")})
+    });
+    h.case(
+        subscribe,
+        "the other twin's order: 403 frame",
+        200,
+        twins,
+        other,
+        None,
+    )
+    .await;
+    let ping = frames(&|_| json!({"action": "ping"}));
+    h.case(subscribe, "$default ping: pong", 200, twins, ping, None)
+        .await;
+    let mut orphan = h.sample(subscribe);
+    if let Some(context) = orphan["requestContext"].as_object_mut() {
+        context.remove("connectionId");
+    }
+    h.case(
+        subscribe,
+        "no connection id: 400",
+        200,
+        twins,
+        [orphan.clone(), orphan],
+        None,
+    )
+    .await;
+
+    // The order's next step, as the stream brings it: posted to the twin's connection, which the
+    // stub answers 410, so the connection is forgotten.
+    let sender = "live-sender";
+    let sam = h.generated(sender);
+    let at = Utc::now().trunc_subsecs(3);
+    let events = [&twins[0], &twins[1]].map(|t| {
+        let event = DomainEvent::order(
+            EventType::OrderFulfilmentAdvanced,
+            t.order("fulfil"),
+            &t.owner.member_id,
+            "PREPARING",
+            28_000,
+            at,
+        );
+        let mut batch = sam.clone();
+        batch["Records"][0] = outbox_record(batch["Records"][0].clone(), &event);
+        batch
+    });
+    h.case(
+        sender,
+        "the twin's order: 410, forgotten",
+        200,
+        twins,
+        events,
+        None,
+    )
+    .await;
+    for (connection, _) in &tickets {
+        let grant = cafe::store::LiveStore::get_live_connection(
+            h.app.store.as_ref(),
+            connection,
+            Utc::now(),
+        )
+        .await
+        .expect("read");
+        assert_eq!(grant, None, "{connection} was not forgotten on 410");
+    }
+    let sample = h.sample(sender);
+    h.case(
+        sender,
+        "sample as is: an unknown order, nothing to post",
+        200,
+        twins,
+        [sample.clone(), sample],
+        None,
+    )
+    .await;
+
+    let disconnect = "live-disconnect";
+    let sample = h.sample(disconnect);
+    let events = [0, 1].map(|i| {
+        let mut event = sample.clone();
+        event["requestContext"]["connectionId"] = json!(tickets[i].0);
+        event
+    });
+    h.case(disconnect, "its connection: 200", 200, twins, events, None)
+        .await;
+    let mut orphan = sample.clone();
+    if let Some(context) = orphan["requestContext"].as_object_mut() {
+        context.remove("connectionId");
+    }
+    h.case(
+        disconnect,
+        "no connection id: 400",
+        200,
+        twins,
+        [orphan.clone(), orphan],
+        None,
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async fn build_harness(settings: Settings) -> Harness {
@@ -2263,6 +2505,7 @@ async fn release_binaries_under_the_emulator_answer_like_the_handlers() {
     expiry(&mut h, &twins).await;
     reconcile(&mut h, &twins).await;
     publisher(&mut h, &twins).await;
+    live(&mut h, &mut twins).await;
 
     // Every function has a success answer and an error answer that were compared.
     let mut report = String::new();

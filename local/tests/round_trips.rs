@@ -99,6 +99,7 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("GET /shop", 1, 0),
     ("GET /shop/board", 3, 0),
     ("PUT /admin/shop", 3, 0),
+    ("POST /live/ticket", 2, 0),
 ];
 
 struct Cafe {
@@ -422,6 +423,14 @@ async fn every_endpoint_makes_exactly_its_round_trips() {
         request("PUT", "/admin/shop")
             .bearer(&admin.access)
             .json(&json!({"open": true, "message": "Welcome"}))
+            .build(),
+        200,
+    )
+    .await;
+    cafe.measure(
+        "POST /live/ticket",
+        request("POST", "/live/ticket")
+            .bearer(&admin.access)
             .build(),
         200,
     )

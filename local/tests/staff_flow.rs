@@ -22,7 +22,8 @@ async fn a_cafe_day_from_the_staff_side() {
     let clerk = t.sign_up().await;
     let customer = t.sign_up().await;
 
-    // The clerk's old token carries no role: refused until they log in again.
+    // The role change ended the clerk's sessions: the old token is refused (401) until they log
+    // in again (docs/auth.md, "Sessions").
     let granted = ok(
         &t,
         request("PUT", &format!("/admin/members/{}/role", clerk.member_id))
@@ -43,7 +44,7 @@ async fn a_cafe_day_from_the_staff_side() {
                 .build(),
         )
         .await;
-    assert_failure(status, &body, "403CO000");
+    assert_failure(status, &body, "401CO000");
     let clerk_access = cafe_local::testing::log_in(&t.app, &clerk.email).await;
     // An admin cannot change their own role (no accidental lock-out).
     let (status, body) = t
@@ -292,7 +293,8 @@ async fn the_stored_role_is_the_authority() {
             .build()
     };
     ok(&t, queue(), 200).await;
-    // Demoted: the token still says STAFF, the stored role does not → 403 at once.
+    // Demoted: the role change ended the clerk's sessions → 401 at once (and for good:
+    // `sessions.rs` re-promotes and the token stays dead).
     ok(
         &t,
         request("PUT", &format!("/admin/members/{}/role", clerk.member_id))
@@ -303,7 +305,7 @@ async fn the_stored_role_is_the_authority() {
     )
     .await;
     let (status, body) = t.call(queue()).await;
-    assert_failure(status, &body, "403CO000");
+    assert_failure(status, &body, "401CO000");
 
     // A staff member who withdraws: their valid STAFF token no longer works for staff calls.
     let leaver = cafe_local::testing::staff(&t.app, Role::Staff).await;

@@ -67,6 +67,18 @@ impl Aws {
         }
         aws_sdk_eventbridge::Client::from_conf(config.build())
     }
+
+    /// The WebSocket API's management client (`PostToConnection`, `DeleteConnection`) at
+    /// `endpoint`: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` (it includes the
+    /// stage).
+    pub fn api_gateway_management(&self, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+        let mut config =
+            aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk).endpoint_url(endpoint);
+        if let Some(recorder) = &self.recorder {
+            config = config.interceptor(recorder.clone());
+        }
+        aws_sdk_apigatewaymanagement::Client::from_conf(config.build())
+    }
 }
 
 /// The roots the SDK clients trust for TLS.
@@ -256,6 +268,9 @@ pub enum AwsResource {
     Secret(String),
     /// An EventBridge bus by name (`default` when the call names none).
     EventBus(String),
+    /// The connections of the WebSocket API (`execute-api:ManageConnections`), by the HTTP
+    /// method of the management call: `POST` (post to), `DELETE`, `GET`.
+    Connections(String),
     /// A call this recorder does not know how to read: the IAM test refuses it, so a new kind of
     /// call cannot slip past the check.
     Unrecognised {
@@ -457,7 +472,39 @@ fn calls_of(
                 .collect(),
         );
     }
+    if let Some(calls) = connection_calls(input) {
+        return Some(calls);
+    }
     None
+}
+
+/// `PostToConnection`, `DeleteConnection`, `GetConnection`: `execute-api:ManageConnections`.
+fn connection_calls(
+    input: &aws_smithy_runtime_api::client::interceptors::context::Input,
+) -> Option<Vec<AwsCall>> {
+    use aws_sdk_apigatewaymanagement::operation as mgmt;
+    let method = if input
+        .downcast_ref::<mgmt::post_to_connection::PostToConnectionInput>()
+        .is_some()
+    {
+        "POST"
+    } else if input
+        .downcast_ref::<mgmt::delete_connection::DeleteConnectionInput>()
+        .is_some()
+    {
+        "DELETE"
+    } else if input
+        .downcast_ref::<mgmt::get_connection::GetConnectionInput>()
+        .is_some()
+    {
+        "GET"
+    } else {
+        return None;
+    };
+    Some(vec![call(
+        "execute-api:ManageConnections",
+        AwsResource::Connections(method.to_owned()),
+    )])
 }
 
 fn indexed(table_name: Option<&str>, index: Option<&str>) -> AwsResource {

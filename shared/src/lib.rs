@@ -62,6 +62,8 @@
 //! - `services::expiry`: ending withdrawn members. Imports `domain`, `error`, `store`.
 //! - `services::floor`: the shop's state, opening and closing it, the wait estimate, the pickup
 //!   display's board. Imports the layers below.
+//! - `services::live`: the live channel's tickets, connections, subscriptions and fan-out.
+//!   Imports the layers below.
 //!
 //! The edge:
 //! - `app`: `App`, built once per process from the configuration; authentication. Imports the

@@ -49,15 +49,20 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/shop", "shop-get"),
     route("GET", "/shop/board", "shop-board"),
     route("PUT", "/admin/shop", "admin-shop-update"),
+    route("POST", "/live/ticket", "live-ticket"),
 ];
 
 /// Functions that are not HTTP endpoints: the daily expiry job, the payment reconciler, the
-/// stream publisher and the unpaid-order sweep.
+/// stream publisher, the unpaid-order sweep, and the live WebSocket API's routes and sender.
 pub const NON_HTTP_FUNCTIONS: &[&str] = &[
     "expire-withdrawals",
     "expire-orders",
     "payment-reconcile",
     "events-publisher",
+    "live-connect",
+    "live-disconnect",
+    "live-subscribe",
+    "live-sender",
 ];
 
 /// The outcome of matching a request line against [`ROUTES`].

@@ -12,6 +12,8 @@ mod harness;
 mod idempotency;
 #[path = "store_suite/items_orders.rs"]
 mod items_orders;
+#[path = "store_suite/live.rs"]
+mod live;
 #[path = "store_suite/members.rs"]
 mod members;
 #[path = "store_suite/staff.rs"]
@@ -89,4 +91,6 @@ suite!(
     floor::slots_are_reserved_with_the_attempt_and_given_back_with_its_refund,
     floor::a_closed_shop_takes_no_new_order,
     floor::pending_orders_are_listed_until_paid_cancelled_or_expired,
+    live::tickets_are_redeemed_once_and_only_before_they_expire,
+    live::subscriptions_are_found_by_key_until_they_expire_and_go_with_their_connection,
 );

@@ -35,6 +35,11 @@ pub const FUNCTIONS: &[(&str, cafe::config::TokenKey)] = &[
     ("shop-get", shop_get::TOKEN_KEY),
     ("shop-board", shop_board::TOKEN_KEY),
     ("admin-shop-update", admin_shop_update::TOKEN_KEY),
+    ("live-ticket", live_ticket::TOKEN_KEY),
+    ("live-connect", live_connect::TOKEN_KEY),
+    ("live-disconnect", live_disconnect::TOKEN_KEY),
+    ("live-subscribe", live_subscribe::TOKEN_KEY),
+    ("live-sender", live_sender::TOKEN_KEY),
     ("expire-withdrawals", expire_withdrawals::TOKEN_KEY),
     ("expire-orders", expire_orders::TOKEN_KEY),
     ("payment-reconcile", payment_reconcile::TOKEN_KEY),
@@ -192,6 +197,16 @@ pub fn resource_pattern(template: &Value, value: &Value) -> Result<String, Strin
             }
             _ => Err(format!("unsupported !GetAtt {target:?} in a policy")),
         };
+    }
+    // A WebSocket API's connections: `execute-api/<Api>/<stage>/<METHOD>/@connections/*`.
+    if let Some(text) = string_at(value, &["Fn::Sub"])
+        && let Some(rest) = text
+            .strip_prefix("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${")
+        && let Some((api, path)) = rest.split_once('}')
+        && string_at(template, &["Resources", api, "Type"]).as_deref()
+            == Some("AWS::ApiGatewayV2::Api")
+    {
+        return Ok(format!("execute-api/{api}{path}"));
     }
     if let Some(text) = string_at(value, &["Fn::Sub"])
         && let Some(rest) = text.strip_prefix("${")

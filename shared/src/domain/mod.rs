@@ -5,6 +5,7 @@ pub mod events;
 pub mod floor;
 pub mod history;
 pub mod item;
+pub mod live;
 pub mod member;
 pub mod order;
 pub mod text;

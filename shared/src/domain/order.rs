@@ -26,6 +26,19 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// The status's place in the life cycle (the live channel's `version`): a status never goes
+    /// back, so a larger number is newer. `CANCELLED` and `EXPIRED` both end it (5).
+    pub fn progress(self) -> u32 {
+        match self {
+            OrderStatus::PendingPayment => 0,
+            OrderStatus::Completed => 1,
+            OrderStatus::Preparing => 2,
+            OrderStatus::Ready => 3,
+            OrderStatus::PickedUp => 4,
+            OrderStatus::Cancelled | OrderStatus::Expired => 5,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::PendingPayment => "PENDING_PAYMENT",

@@ -20,6 +20,8 @@ pub trait EventPublisher: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemoryEventLog {
     events: Mutex<Vec<DomainEvent>>,
+    /// Who hears each committed batch as it commits (the local server's live channel).
+    watchers: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Vec<DomainEvent>>>>,
 }
 
 impl MemoryEventLog {
@@ -30,6 +32,21 @@ impl MemoryEventLog {
     pub fn record(&self, events: &[DomainEvent]) {
         let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
         log.extend_from_slice(events);
+        if !events.is_empty() {
+            let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+            watchers.retain(|watcher| watcher.send(events.to_vec()).is_ok());
+        }
+    }
+
+    /// Every batch committed from now on, in commit order (each batch is one atomic write's
+    /// events); none is dropped while the receiver lives.
+    pub fn watch(&self) -> tokio::sync::mpsc::UnboundedReceiver<Vec<DomainEvent>> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sender);
+        receiver
     }
 
     pub fn events(&self) -> Vec<DomainEvent> {

@@ -5,6 +5,7 @@
 pub mod expiry;
 pub mod floor;
 pub mod history;
+pub mod live;
 pub mod members;
 pub mod orders;
 pub mod payments;

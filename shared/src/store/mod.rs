@@ -608,6 +608,51 @@ pub trait StaffStore: Send + Sync {
     ) -> Result<OrderPage>;
 }
 
+/// The live channel's tickets, connections and subscriptions (`docs/live.md`). Every row
+/// expires (tickets after 30 s, connections after API Gateway's 2-hour limit) and every read
+/// filters on that expiry, because DynamoDB's TTL deletion lags.
+#[async_trait]
+pub trait LiveStore: Send + Sync {
+    /// Stores a ticket (by its hash) for `grant`, good until `expires_at`.
+    async fn put_live_ticket(
+        &self,
+        ticket_hash: &str,
+        grant: &crate::domain::live::Grant,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Redeems a ticket once: removes it and answers its grant, or `None` when it is unknown,
+    /// already redeemed or expired at `now`. Of concurrent redemptions exactly one gets it.
+    async fn redeem_live_ticket(
+        &self,
+        ticket_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::live::Grant>>;
+    /// Records a connection (by API Gateway's connection id) and who is on it.
+    async fn put_live_connection(
+        &self,
+        connection_id: &str,
+        grant: &crate::domain::live::Grant,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The grant of a connection that has not expired at `now`.
+    async fn get_live_connection(
+        &self,
+        connection_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::live::Grant>>;
+    /// Subscribes a connection to `key` until `expires_at` (its connection's expiry).
+    async fn add_live_subscription(
+        &self,
+        connection_id: &str,
+        key: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The connections subscribed to `key` that have not expired at `now`.
+    async fn live_listeners(&self, key: &str, now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Forgets a connection and its subscriptions (its `$disconnect`, or a 410 Gone).
+    async fn remove_live_connection(&self, connection_id: &str) -> Result<()>;
+}
+
 /// Everything the functions need from storage.
 pub trait Store:
     MemberStore
@@ -619,6 +664,7 @@ pub trait Store:
     + PaymentAttemptStore
     + StaffStore
     + FloorStore
+    + LiveStore
 {
 }
 
@@ -632,6 +678,7 @@ impl<T> Store for T where
         + PaymentAttemptStore
         + StaffStore
         + FloorStore
+        + LiveStore
 {
 }
 

@@ -10,6 +10,7 @@ mod expiry;
 mod floor;
 mod idempotency;
 mod items;
+mod live;
 mod members;
 mod orders;
 mod staff;

@@ -17,6 +17,7 @@ mod expiry;
 mod floor;
 mod idempotency;
 mod items;
+mod live;
 mod members;
 mod orders;
 mod staff;
@@ -41,6 +42,7 @@ struct State {
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     attempts: HashMap<String, PaymentAttempt>,
     floor: floor::Floor,
+    live: live::Live,
 }
 
 impl State {
