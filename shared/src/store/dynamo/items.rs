@@ -184,14 +184,6 @@ impl ItemStore for DynamoStore {
     }
 
     async fn put_item(&self, item: &Item) -> Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item_row(item)?))
-            .send()
-            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put_raw(item_row(item)?).await
     }
 }

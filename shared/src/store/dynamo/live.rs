@@ -68,15 +68,7 @@ impl LiveStore for DynamoStore {
         grant_attrs(grant, &mut item);
         item.insert("ttl".into(), n(expires_at.timestamp()));
         item.insert("expiresAtMs".into(), n(expires_at.timestamp_millis()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put_raw(item).await
     }
 
     async fn redeem_live_ticket(
@@ -118,15 +110,7 @@ impl LiveStore for DynamoStore {
         let mut item = key(connection_pk(connection_id), CONNECTION_SK);
         grant_attrs(grant, &mut item);
         item.insert("ttl".into(), n(expires_at.timestamp()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put_raw(item).await
     }
 
     async fn get_live_connection(
@@ -173,15 +157,7 @@ impl LiveStore for DynamoStore {
         }
         let mut item = key(topic_pk(key_name), connection_id);
         item.insert("ttl".into(), n(expires_at.timestamp()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put_raw(item).await
     }
 
     async fn live_listeners(&self, key_name: &str, now: DateTime<Utc>) -> Result<Vec<String>> {

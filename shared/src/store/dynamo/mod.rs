@@ -100,6 +100,20 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Writes one raw item, unconditionally (the same item written again is the same write, so
+    /// a re-send after a late answer is harmless).
+    pub(crate) async fn put_raw(&self, item: Attrs) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
     /// All raw items of one partition (strongly consistent), sort key order.
     pub async fn raw_partition(&self, pk: &str) -> Result<Vec<Attrs>> {
         self.query_all(

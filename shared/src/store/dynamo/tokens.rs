@@ -4,7 +4,7 @@
 
 use super::tx::Expr;
 use super::written::{WRITE_TOKEN, fresh_token, written_by};
-use super::{DynamoStore, TxItems, key, sdk_error, shape_error, table};
+use super::{DynamoStore, TxItems, key, shape_error, table};
 use crate::error::{Error, Result};
 use crate::store::dynamo::Attrs;
 use crate::store::{
@@ -15,7 +15,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
-use tracing::Instrument;
 
 const TOKEN_SK: &str = "REFRESH";
 const FAMILY_SK: &str = "FAMILY";
@@ -150,15 +149,7 @@ impl DynamoStore {
             Revoked::Reused => tracing::warn!("refresh token reused; family revoked"),
             Revoked::LoggedOut => tracing::info!("logged out; refresh family revoked"),
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put_raw(item).await
     }
 }
 
@@ -187,15 +178,7 @@ impl RefreshTokenStore for DynamoStore {
 
     async fn store_refresh_token(&self, record: &RefreshTokenRecord) -> Result<()> {
         let item = token_row(record)?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .instrument(crate::spans::dependency_span("dynamodb", "PutItem"))
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put_raw(item).await
     }
 
     async fn rotate_refresh_token_marked(
