@@ -5,7 +5,7 @@
 
 use crate::fixture::{self, BoxError, Services};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use cafe::domain::{DomainEvent, EventType, MemberStatus};
+use cafe::domain::{DomainEvent, EventType, MemberStatus, StoredPassword};
 use cafe::services::expiry::{ExpiryOptions, ExpirySummary, run_expiry};
 use cafe::store::dynamo::DynamoStore;
 use cafe::store::{MemberStore, MemoryStore, WithdrawalExpiryStore};
@@ -40,10 +40,11 @@ async fn withdrawn(
     created: DateTime<Utc>,
     withdrawn_at: DateTime<Utc>,
 ) -> Result<(), BoxError> {
-    let member = fixture::new_member(HASH, created);
+    let member = fixture::new_member(created);
     store
         .create_member(
             &member,
+            &StoredPassword::new(HASH),
             &event(&member.member_id, MemberStatus::Service, created),
         )
         .await?;
@@ -83,10 +84,11 @@ async fn memory(members: usize) -> Result<Row, BoxError> {
     let created = now - Days::days(90);
     let times = withdrawal_times(members, now);
     for _ in times.len()..members {
-        let member = fixture::new_member(HASH, created);
+        let member = fixture::new_member(created);
         store
             .create_member(
                 &member,
+                &StoredPassword::new(HASH),
                 &event(&member.member_id, MemberStatus::Service, created),
             )
             .await?;
@@ -119,7 +121,7 @@ async fn seed_raw(
         left -= size;
         let mut writes = Vec::with_capacity(size);
         for _ in 0..size {
-            let member = fixture::new_member(HASH, created);
+            let member = fixture::new_member(created);
             let mut item: fixture::Attrs = serde_dynamo::aws_sdk_dynamodb_1::to_item(&member)?;
             item.insert(
                 "pk".into(),
@@ -209,11 +211,14 @@ async fn withdrawn_in_both(
     created: DateTime<Utc>,
     withdrawn_at: DateTime<Utc>,
 ) -> Result<(), BoxError> {
-    let member = fixture::new_member(HASH, created);
+    let member = fixture::new_member(created);
     for store in [&split.reads, &split.writes] {
         let created_event = event(&member.member_id, MemberStatus::Service, created);
         let withdrawn_event = event(&member.member_id, MemberStatus::Withdrawn, withdrawn_at);
-        let outcome = match store.create_member(&member, &created_event).await {
+        let outcome = match store
+            .create_member(&member, &StoredPassword::new(HASH), &created_event)
+            .await
+        {
             Ok(()) => {
                 store
                     .withdraw_member(&member.member_id, withdrawn_at, &withdrawn_event)

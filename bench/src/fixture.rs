@@ -109,14 +109,14 @@ pub async fn aws_app(
     Ok((app, gateway, store))
 }
 
-/// A `SERVICE` member stored directly (no password hashing per member: `password_hash` is
+/// A `SERVICE` member stored directly (no password hashing per member: the stored password is
 /// computed once by the caller), with an access token.
 pub struct Payer {
     pub member: Member,
     pub access: String,
 }
 
-pub fn new_member(password_hash: &str, at: chrono::DateTime<chrono::Utc>) -> Member {
+pub fn new_member(at: chrono::DateTime<chrono::Utc>) -> Member {
     let member_id = cafe::ids::new_id(at);
     Member {
         email: format!("{}@bench.example", member_id.to_lowercase()),
@@ -125,7 +125,6 @@ pub fn new_member(password_hash: &str, at: chrono::DateTime<chrono::Utc>) -> Mem
         phone_number: "010-1234-5678".into(),
         gender: Some(Gender::Female),
         birth: chrono::NaiveDate::from_ymd_opt(1995, 4, 12),
-        password_hash: password_hash.to_owned(),
         status: MemberStatus::Service,
         role: Default::default(),
         withdrawn_at: None,
@@ -149,7 +148,7 @@ pub fn profile_item(member: &Member) -> Result<Attrs, BoxError> {
 /// copies the whole table, so setup through the store would dominate the run.
 pub async fn raw_payer(app: &App, store: &DynamoStore) -> Result<Payer, BoxError> {
     let now = app.clock.now();
-    let member = new_member("not-a-password-hash", now);
+    let member = new_member(now);
     store
         .client()
         .put_item()
@@ -166,14 +165,15 @@ pub async fn raw_payer(app: &App, store: &DynamoStore) -> Result<Payer, BoxError
 
 pub async fn payer(app: &App, password_hash: &str) -> Result<Payer, BoxError> {
     let now = app.clock.now();
-    let member = new_member(password_hash, now);
+    let member = new_member(now);
     let event = DomainEvent::member(
         EventType::MemberRegistered,
         &member.member_id,
         MemberStatus::Service.as_str(),
         now,
     );
-    app.store.create_member(&member, &event).await?;
+    let password = cafe::domain::StoredPassword::new(password_hash);
+    app.store.create_member(&member, &password, &event).await?;
     let access = app
         .tokens
         .issue(&member.member_id, cafe::domain::Role::Customer, 0, now)

@@ -14,7 +14,6 @@ fn member(email: &str) -> Member {
         phone_number: "010-1234-5678".into(),
         gender: Some(Gender::Female),
         birth: chrono::NaiveDate::from_ymd_opt(1990, 1, 1),
-        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into(),
         status: MemberStatus::Service,
         role: Role::Customer,
         withdrawn_at: None,
@@ -32,6 +31,7 @@ fn cafe_admin_grants_a_role_and_refuses_what_it_cannot_do() {
     runtime
         .block_on(store.create_member(
             &owner,
+            &cafe::domain::StoredPassword::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA"),
             &DomainEvent::member(
                 EventType::MemberRegistered,
                 &owner.member_id,

@@ -845,7 +845,6 @@ async fn withdrawn_long_ago(store: &DynamoStore) -> String {
         phone_number: "010-1234-5678".into(),
         gender: Some(Gender::Male),
         birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 6),
-        password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
         role: Default::default(),
         withdrawn_at: None,
@@ -854,7 +853,11 @@ async fn withdrawn_long_ago(store: &DynamoStore) -> String {
     };
     let registered = DomainEvent::member(EventType::MemberRegistered, &member_id, "SERVICE", at);
     store
-        .create_member(&member, &registered)
+        .create_member(
+            &member,
+            &cafe::domain::StoredPassword::new("not-a-real-hash"),
+            &registered,
+        )
         .await
         .expect("fixture member");
     let withdrawn = DomainEvent::member(EventType::MemberWithdrawn, &member_id, "WITHDRAWN", at);

@@ -44,8 +44,16 @@ async fn sign_up_stores_a_service_member_with_history_and_event() {
     assert_eq!(stored.status, MemberStatus::Service);
     assert_eq!(stored.email, "mixed.case@cafe.example");
     assert_eq!(stored.name, "Kim Minji");
-    assert!(stored.password_hash.starts_with("$argon2id$"));
-    assert!(!stored.password_hash.contains("correct horse"));
+    let (_, password) = t
+        .parts
+        .store
+        .find_member_for_log_in("mixed.case@cafe.example")
+        .await
+        .expect("read")
+        .expect("found");
+    let password = password.expect("a stored password");
+    assert!(password.phc().starts_with("$argon2id$"));
+    assert!(!password.phc().contains("correct horse"));
     assert_eq!(stored.created_at, cafe::testing::epoch());
     let history = t
         .parts

@@ -188,6 +188,9 @@ pub struct Config {
     pub refresh_reuse_grace: chrono::Duration,
     pub argon2: Argon2Params,
     pub table_name: String,
+    /// `CREDENTIALS_TABLE_NAME`: the table of members' passwords, which has no stream. Unset =
+    /// `<TABLE_NAME>-credentials`, the name `cafe-create-table` and the tests give it.
+    pub credentials_table_name: Option<String>,
     pub dynamodb_endpoint: Option<String>,
     pub redis_url: Option<String>,
     /// `REDIS_AUTH_SECRET_ARN`: the Secrets Manager secret holding the lock cache's user,
@@ -316,6 +319,7 @@ impl Default for Config {
             refresh_reuse_grace: chrono::Duration::seconds(10),
             argon2: Argon2Params::default(),
             table_name: "cafe".into(),
+            credentials_table_name: None,
             dynamodb_endpoint: None,
             redis_url: None,
             redis_auth_secret_arn: None,
@@ -586,6 +590,7 @@ impl Config {
                 .unwrap_or(defaults.refresh_reuse_grace),
             argon2,
             table_name: vars.get("TABLE_NAME").unwrap_or(defaults.table_name),
+            credentials_table_name: vars.get("CREDENTIALS_TABLE_NAME"),
             dynamodb_endpoint: vars.get("DYNAMODB_ENDPOINT"),
             redis_url: vars.get("REDIS_URL"),
             redis_auth_secret_arn: vars.get("REDIS_AUTH_SECRET_ARN"),

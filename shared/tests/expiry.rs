@@ -39,7 +39,6 @@ fn member(at: DateTime<Utc>, n: usize) -> Member {
         phone_number: "010-1234-5678".into(),
         gender: Some(Gender::Female),
         birth: NaiveDate::from_ymd_opt(1990, 1, 1),
-        password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
         role: Default::default(),
         withdrawn_at: None,
@@ -63,7 +62,11 @@ async fn withdrawn_member(store: &Arc<dyn Store>, n: usize, withdrawn_at: DateTi
         created_at,
     );
     store
-        .create_member(&m, &registered)
+        .create_member(
+            &m,
+            &cafe::domain::StoredPassword::new("not-a-real-hash"),
+            &registered,
+        )
         .await
         .expect("create member");
     let withdrawn = DomainEvent::member(
@@ -468,7 +471,14 @@ async fn memory_ends_exactly_the_due_members_among_ten_thousand() {
     for n in 0..FULL.never_withdrawn {
         let m = member(at, 1_000_000 + n);
         let event = DomainEvent::member(EventType::MemberRegistered, &m.member_id, "SERVICE", at);
-        store.create_member(&m, &event).await.expect("seed");
+        store
+            .create_member(
+                &m,
+                &cafe::domain::StoredPassword::new("not-a-real-hash"),
+                &event,
+            )
+            .await
+            .expect("seed");
     }
     let seeded = seed_due_and_recent(&store, FULL).await;
     ends_exactly_the_due_members(store, FULL, seeded, Some(&log)).await;

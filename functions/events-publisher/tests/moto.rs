@@ -219,7 +219,6 @@ fn member(at: chrono::DateTime<chrono::Utc>) -> Member {
         phone_number: "010-1234-5678".into(),
         gender: Some(Gender::Male),
         birth: chrono::NaiveDate::from_ymd_opt(1991, 2, 3),
-        password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
         role: Default::default(),
         withdrawn_at: None,
@@ -290,7 +289,15 @@ async fn a_store_write_flows_from_the_table_stream_to_the_bus() {
     let at = testing::epoch();
     let m = member(at);
     let registered = DomainEvent::member(EventType::MemberRegistered, &m.member_id, "SERVICE", at);
-    store.create_member(&m, &registered).await.expect("create");
+    let password = "$argon2id$v=19$m=8,t=1,p=1$c3RyZWFt$never-on-the-stream";
+    store
+        .create_member(
+            &m,
+            &cafe::domain::StoredPassword::new(password),
+            &registered,
+        )
+        .await
+        .expect("create");
     let withdrawn_at = at + chrono::Duration::hours(1);
     let withdrawn = DomainEvent::member(
         EventType::MemberWithdrawn,
@@ -317,6 +324,25 @@ async fn a_store_write_flows_from_the_table_stream_to_the_bus() {
     assert!(
         records.len() > outbox_inserts,
         "other writes are on the stream too"
+    );
+    // Every reader of the stream sees whole images of every write: the password is not in
+    // any, because it lives in the credentials table, which has no stream.
+    let text = serde_json::to_string(&records).expect("records as text");
+    assert!(text.contains(&m.member_id) && text.contains("PROFILE"));
+    assert!(
+        !text.contains(password) && !text.contains("passwordHash"),
+        "a password on the stream: {text}"
+    );
+    let credentials = call(
+        "dynamodb",
+        "DynamoDB_20120810.DescribeTable",
+        json!({"TableName": store.credentials_table_name()}),
+    )
+    .await;
+    assert_eq!(credentials["Table"]["LatestStreamArn"], Value::Null);
+    assert_ne!(
+        credentials["Table"]["StreamSpecification"]["StreamEnabled"],
+        Value::Bool(true)
     );
     let event: Event =
         serde_json::from_value(json!({ "Records": records })).expect("a Lambda stream event");

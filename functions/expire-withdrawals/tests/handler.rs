@@ -24,7 +24,6 @@ async fn withdrawn(app: &App, at: DateTime<Utc>) -> String {
         phone_number: "010-1234-5678".into(),
         gender: Some(Gender::Female),
         birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 6),
-        password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
         role: Default::default(),
         withdrawn_at: None,
@@ -33,7 +32,11 @@ async fn withdrawn(app: &App, at: DateTime<Utc>) -> String {
     };
     let event = DomainEvent::member(EventType::MemberRegistered, &member_id, "SERVICE", at);
     app.store
-        .create_member(&member, &event)
+        .create_member(
+            &member,
+            &cafe::domain::StoredPassword::new("not-a-real-hash"),
+            &event,
+        )
         .await
         .expect("create");
     let event = DomainEvent::member(EventType::MemberWithdrawn, &member_id, "WITHDRAWN", at);

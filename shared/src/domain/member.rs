@@ -70,13 +70,15 @@ pub enum Gender {
     Female,
 }
 
-/// A member as stored. `password_hash` is a PHC string and never leaves the service.
+/// A member's profile as stored. Its password is not part of it: that is a [`StoredPassword`],
+/// kept apart (on DynamoDB in a table of its own, without a stream, so no stream reader ever
+/// sees it; docs/security.md).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub member_id: String,
-    /// The personal fields (name, email, phone number, gender, birth, password hash) are erased
-    /// when the member ends ([`Member::erase_personal_data`]): empty strings and `None`, and on
+    /// The personal fields (name, email, phone number, gender, birth) are erased, and the
+    /// stored password deleted, when the member ends ([`Member::erase_personal_data`]): empty strings and `None`, and on
     /// DynamoDB the attributes are removed ([`PERSONAL_ATTRIBUTES`]). docs/retention.md.
     #[serde(default)]
     pub name: String,
@@ -89,8 +91,6 @@ pub struct Member {
     pub gender: Option<Gender>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth: Option<NaiveDate>,
-    #[serde(default)]
-    pub password_hash: String,
     pub status: MemberStatus,
     /// `CUSTOMER` unless an admin granted more; absent on rows written before roles existed.
     #[serde(default, skip_serializing_if = "Role::is_customer")]
@@ -110,7 +110,9 @@ fn is_zero(version: &u32) -> bool {
     *version == 0
 }
 
-/// The stored attributes of [`Member`] that hold personal data, removed at `END`.
+/// The stored attributes of a member profile that hold personal data, removed at `END`.
+/// `passwordHash` is on profiles written before passwords moved to a table of their own, until
+/// `cafe-admin backfill-passwords` moves it (docs/deploy.md).
 pub const PERSONAL_ATTRIBUTES: [&str; 6] = [
     "name",
     "email",
@@ -120,7 +122,29 @@ pub const PERSONAL_ATTRIBUTES: [&str; 6] = [
     "passwordHash",
 ];
 
-/// Debug without the password hash, so a stray `{:?}` cannot leak it.
+/// A member's password as stored: the Argon2id PHC string. Kept apart from the [`Member`]
+/// profile, read only by log-in, and never shown: its `Debug` is a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPassword(String);
+
+impl StoredPassword {
+    pub fn new(phc: impl Into<String>) -> Self {
+        Self(phc.into())
+    }
+
+    /// The PHC string, for the password check and the store.
+    pub fn phc(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoredPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredPassword(..)")
+    }
+}
+
+/// Debug without the personal fields, so a stray `{:?}` cannot leak them.
 impl std::fmt::Debug for Member {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Member")
@@ -147,7 +171,6 @@ impl Member {
         self.phone_number.clear();
         self.gender = None;
         self.birth = None;
-        self.password_hash.clear();
     }
 
     /// True when no personal field holds anything.
@@ -157,7 +180,6 @@ impl Member {
             && self.phone_number.is_empty()
             && self.gender.is_none()
             && self.birth.is_none()
-            && self.password_hash.is_empty()
     }
 
     /// Withdrawal is allowed only from `SERVICE` (400ME001 otherwise).
@@ -275,7 +297,6 @@ mod tests {
             phone_number: "010-1234-5678".into(),
             gender: Some(Gender::Female),
             birth: NaiveDate::from_ymd_opt(1990, 1, 1),
-            password_hash: "secret-hash".into(),
             status,
             role: Role::Customer,
             withdrawn_at,
@@ -329,8 +350,11 @@ mod tests {
     }
 
     #[test]
-    fn debug_never_shows_the_password_hash() {
+    fn debug_never_shows_the_password_or_personal_fields() {
         let shown = format!("{:?}", member(MemberStatus::Service, None));
-        assert!(!shown.contains("secret-hash"));
+        assert!(!shown.contains("e@x.io") && !shown.contains("010-1234"));
+        let password = StoredPassword::new("$argon2id$v=19$secret-hash");
+        assert!(!format!("{password:?}").contains("secret-hash"));
+        assert_eq!(password.phc(), "$argon2id$v=19$secret-hash");
     }
 }

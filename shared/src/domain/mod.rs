@@ -13,5 +13,5 @@ pub mod text;
 pub use events::{DomainEvent, EventType};
 pub use history::{EntityKind, HistoryEntry};
 pub use item::Item;
-pub use member::{Gender, Member, MemberStatus, Role};
+pub use member::{Gender, Member, MemberStatus, Role, StoredPassword};
 pub use order::{Order, OrderLine, OrderStatus, Payment, PaymentStatus, PaymentType};

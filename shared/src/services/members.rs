@@ -6,7 +6,7 @@ use crate::auth::refresh::{hash_refresh_token, is_well_formed, new_refresh_token
 use crate::clock::rfc3339;
 use crate::deps::{HasClock, HasConfig, HasLoginThrottle, HasPasswords, HasStore, HasTokens};
 use crate::domain::member::normalize_email;
-use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus, Role};
+use crate::domain::{DomainEvent, EventType, Gender, Member, MemberStatus, Role, StoredPassword};
 use crate::error::{Error, Result};
 use crate::services::history::{HistoryRow, history_rows};
 use crate::store::{RefreshTokenRecord, RotationMark};
@@ -106,6 +106,7 @@ pub async fn sign_up(
                 }
             })?;
     }
+    let password = StoredPassword::new(deps.passwords().hash_async(&input.password).await?);
     let member = Member {
         member_id: crate::ids::new_id(now),
         name: input.name.trim().to_owned(),
@@ -113,7 +114,6 @@ pub async fn sign_up(
         phone_number: input.phone_number,
         gender: Some(input.gender),
         birth: Some(input.birth),
-        password_hash: deps.passwords().hash_async(&input.password).await?,
         status: MemberStatus::Service,
         role: Role::Customer,
         withdrawn_at: None,
@@ -129,7 +129,7 @@ pub async fn sign_up(
     // The member and its first refresh token in one write.
     let (refresh_token, record) = new_session(deps, &member, now);
     deps.store()
-        .sign_up_member(&member, &event, &record)
+        .sign_up_member(&member, &password, &event, &record)
         .await?;
     tracing::info!(member_id = %member.member_id, "member registered");
     let keyset = deps.tokens().signing_keyset().await?;
@@ -177,19 +177,17 @@ pub async fn log_in(
                 tracing::warn!("log-in throttled");
             }
         })?;
-    let found = deps.store().find_member_by_email(&email).await?;
+    let found = deps.store().find_member_for_log_in(&email).await?;
     let member = match found {
-        Some(member) => {
-            let matches = deps
-                .passwords()
-                .verify_async(password, &member.password_hash)
-                .await;
+        Some((member, Some(stored))) => {
+            let matches = deps.passwords().verify_async(password, stored.phc()).await;
             if !matches || member.status == MemberStatus::End {
                 return Err(Error::BadCredentials);
             }
             member
         }
-        None => {
+        // Unknown, or without a password (ended): the same decoy check, the same answer.
+        Some((_, None)) | None => {
             deps.passwords().verify_decoy_async(password).await;
             return Err(Error::BadCredentials);
         }

@@ -13,6 +13,7 @@ use crate::domain::attempt::{AttemptState, PaymentAttempt};
 use crate::domain::item::StockMode;
 use crate::domain::{
     DomainEvent, HistoryEntry, Item, Member, Order, OrderLine, OrderStatus, Payment, Role,
+    StoredPassword,
 };
 use crate::error::Result;
 use async_trait::async_trait;
@@ -34,19 +35,34 @@ pub fn withdrawn_shard(member_id: &str) -> u32 {
 
 #[async_trait]
 pub trait MemberStore: Send + Sync {
-    /// Creates a `SERVICE` member; the (lowercased) email must be free → else 400ME000.
-    async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()>;
+    /// Creates a `SERVICE` member with its password; the (lowercased) email must be free → else
+    /// 400ME000. The password is stored apart from the profile (on DynamoDB in the credentials
+    /// table, in the same transaction), so no read of the member ever carries it.
+    async fn create_member(
+        &self,
+        member: &Member,
+        password: &StoredPassword,
+        event: &DomainEvent,
+    ) -> Result<()>;
     /// [`MemberStore::create_member`] with the member's first refresh token in the same write
     /// (sign-up): one `TransactWriteItems` on DynamoDB, and never a member without its session.
     async fn sign_up_member(
         &self,
         member: &Member,
+        password: &StoredPassword,
         event: &DomainEvent,
         first_refresh_token: &RefreshTokenRecord,
     ) -> Result<()>;
     async fn get_member(&self, member_id: &str) -> Result<Option<Member>>;
     /// `email` is already normalised (lowercase).
     async fn find_member_by_email(&self, email: &str) -> Result<Option<Member>>;
+    /// The member with this (normalised) email and its stored password: log-in's one read of
+    /// the password. `None` for an unknown email; a member without a stored password (`END`)
+    /// comes with `None` as its password.
+    async fn find_member_for_log_in(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Member, Option<StoredPassword>)>>;
     /// `SERVICE` → `WITHDRAWN` with `withdrawn_at = at`; else 400ME001 (404 if unknown).
     async fn withdraw_member(
         &self,

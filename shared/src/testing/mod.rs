@@ -58,7 +58,6 @@ pub async fn stored_member(
         phone_number: "010-1234-5678".into(),
         gender: Some(Gender::Female),
         birth: chrono::NaiveDate::from_ymd_opt(1990, 5, 17),
-        password_hash: "not-a-real-hash".into(),
         status: MemberStatus::Service,
         role: Default::default(),
         withdrawn_at: None,
@@ -71,7 +70,8 @@ pub async fn stored_member(
         "SERVICE",
         now,
     );
-    store.create_member(&member, &registered).await?;
+    let password = crate::domain::StoredPassword::new("not-a-real-hash");
+    store.create_member(&member, &password, &registered).await?;
     if !withdrawn {
         return Ok(member);
     }

@@ -36,7 +36,10 @@ async fn history_outbox_refresh_and_idempotency_items_carry_a_ttl() {
     let dynamo = b.dynamo.clone().expect("dynamo");
     let m = member("kim@example.com", t0());
     let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
-    b.store.create_member(&m, &event).await.expect("created");
+    b.store
+        .create_member(&m, &password(), &event)
+        .await
+        .expect("created");
 
     let history = dynamo
         .raw_partition(&format!("MEMBER#{}", m.member_id))
@@ -253,7 +256,7 @@ async fn an_unreachable_endpoint_answers_503_in_bounded_time() {
     let m = member("kim@example.com", t0());
     let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
     assert_eq!(
-        dead.create_member(&m, &event).await,
+        dead.create_member(&m, &password(), &event).await,
         Err(Error::Unavailable("dynamodb"))
     );
     assert!(
@@ -384,4 +387,191 @@ async fn the_catalog_backfill_brings_items_from_before_the_index_into_the_list()
             .expect("read")
             .is_none()
     );
+}
+
+/// Every item of the main table, as text: what its stream readers could ever see of it.
+async fn main_table_text(store: &DynamoStore) -> String {
+    let scanned = store
+        .client()
+        .scan()
+        .table_name(store.table_name())
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan");
+    format!("{:?}", scanned.items())
+}
+
+async fn credentials_item(
+    store: &DynamoStore,
+    member_id: &str,
+) -> Option<cafe::store::dynamo::Attrs> {
+    store
+        .client()
+        .get_item()
+        .table_name(store.credentials_table_name())
+        .key("pk", s_value(&format!("MEMBER#{member_id}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get credentials item")
+        .item
+}
+
+fn s_value(text: &str) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::S(text.to_owned())
+}
+
+/// The main table has a stream (`NEW_AND_OLD_IMAGES`) that three readers see; the password
+/// must never be on it. Through a member's whole life (sign-up, log-in read, withdrawal,
+/// restore, log-out everywhere, withdrawal, `END`) no item of the main table holds the hash;
+/// the credentials table does, and `END` deletes it there too.
+#[tokio::test]
+async fn the_password_lives_in_the_credentials_table_only_and_ends_with_the_member() {
+    let store = store().await;
+    let marker = "$argon2id$v=19$m=8,t=1,p=1$bWFya2Vy$only-in-the-credentials-table";
+    let m = member("apart@example.com", t0());
+    let registered = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
+    store
+        .create_member(&m, &cafe::domain::StoredPassword::new(marker), &registered)
+        .await
+        .expect("created");
+    let (found, stored) = store
+        .find_member_for_log_in("apart@example.com")
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(found.member_id, m.member_id);
+    assert_eq!(stored.expect("a password").phc(), marker);
+    assert_eq!(
+        credentials_item(&store, &m.member_id)
+            .await
+            .and_then(|item| item.get("passwordHash").cloned()),
+        Some(s_value(marker))
+    );
+
+    let withdrawn_at = t0() + chrono::Duration::hours(1);
+    let withdrawn = member_event(
+        EventType::MemberWithdrawn,
+        &m.member_id,
+        "WITHDRAWN",
+        withdrawn_at,
+    );
+    store
+        .withdraw_member(&m.member_id, withdrawn_at, &withdrawn)
+        .await
+        .expect("withdrawn");
+    let restored_at = withdrawn_at + chrono::Duration::hours(1);
+    let restored = member_event(
+        EventType::MemberRestored,
+        &m.member_id,
+        "SERVICE",
+        restored_at,
+    );
+    store
+        .restore_member(&m.member_id, restored_at, &restored)
+        .await
+        .expect("restored");
+    store.end_sessions(&m.member_id).await.expect("logged out");
+    let again_at = restored_at + chrono::Duration::hours(1);
+    let again = member_event(
+        EventType::MemberWithdrawn,
+        &m.member_id,
+        "WITHDRAWN",
+        again_at,
+    );
+    store
+        .withdraw_member(&m.member_id, again_at, &again)
+        .await
+        .expect("withdrawn again");
+    let text = main_table_text(&store).await;
+    assert!(
+        text.contains(&m.member_id),
+        "the scan sees the member's rows"
+    );
+    assert!(
+        !text.contains("argon2"),
+        "a password hash on the main table: {text}"
+    );
+    assert!(!text.contains("passwordHash"), "{text}");
+
+    let end_at = again_at + chrono::Duration::days(30);
+    let ended = member_event(EventType::MemberExpired, &m.member_id, "END", end_at);
+    assert!(
+        store
+            .end_member(&m.member_id, again_at, end_at, &ended)
+            .await
+            .expect("end")
+    );
+    assert_eq!(credentials_item(&store, &m.member_id).await, None);
+    assert!(
+        store
+            .find_member_for_log_in("apart@example.com")
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+/// A profile written before passwords had a table of their own keeps its hash until the
+/// backfill moves it: log-in reads it there meanwhile, the backfill moves it (or only drops the
+/// profile's copy when the credentials table already has one), and a rerun does nothing.
+#[tokio::test]
+async fn a_profile_from_before_logs_in_and_the_backfill_moves_its_password() {
+    let store = store().await;
+    let legacy_hash = "$argon2id$v=19$m=8,t=1,p=1$bGVnYWN5$from-before";
+    let mut members = Vec::new();
+    for email in ["legacy@example.com", "both@example.com"] {
+        let m = member(email, t0());
+        let registered = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
+        store
+            .create_member(&m, &password(), &registered)
+            .await
+            .expect("created");
+        // As written before: the hash on the profile.
+        store
+            .client()
+            .update_item()
+            .table_name(store.table_name())
+            .key("pk", s_value(&format!("MEMBER#{}", m.member_id)))
+            .key("sk", s_value("PROFILE"))
+            .update_expression("SET passwordHash = :hash")
+            .expression_attribute_values(":hash", s_value(legacy_hash))
+            .send()
+            .await
+            .expect("legacy profile");
+        members.push(m);
+    }
+    // The first has no credentials item at all, as before the table existed.
+    store
+        .client()
+        .delete_item()
+        .table_name(store.credentials_table_name())
+        .key("pk", s_value(&format!("MEMBER#{}", members[0].member_id)))
+        .send()
+        .await
+        .expect("no credentials item");
+    let log_in_read = |email: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .find_member_for_log_in(email)
+                .await
+                .expect("read")
+                .expect("found")
+                .1
+                .expect("a password")
+        }
+    };
+    assert_eq!(log_in_read("legacy@example.com").await.phc(), legacy_hash);
+    // Where both exist, the credentials table is the member's password.
+    assert_eq!(log_in_read("both@example.com").await, password());
+
+    let done = store.backfill_passwords().await.expect("backfill");
+    assert_eq!((done.moved, done.already_apart, done.skipped), (1, 1, 0));
+    assert!(!main_table_text(&store).await.contains("argon2"));
+    assert_eq!(log_in_read("legacy@example.com").await.phc(), legacy_hash);
+    assert_eq!(log_in_read("both@example.com").await, password());
+    let rerun = store.backfill_passwords().await.expect("rerun");
+    assert_eq!(rerun, cafe::store::dynamo::PasswordBackfill::default());
 }

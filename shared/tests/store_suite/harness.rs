@@ -2,6 +2,7 @@
 
 use cafe::domain::{
     DomainEvent, EventType, Gender, Item, Member, MemberStatus, Order, OrderLine, OrderStatus,
+    StoredPassword,
 };
 use cafe::events::MemoryEventLog;
 use cafe::store::dynamo::{DynamoStore, outbox_pk};
@@ -94,13 +95,19 @@ pub fn member(email: &str, at: DateTime<Utc>) -> Member {
         phone_number: "010-1234-5678".into(),
         gender: Some(Gender::Female),
         birth: NaiveDate::from_ymd_opt(1990, 5, 17),
-        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into(),
         status: MemberStatus::Service,
         role: Default::default(),
         withdrawn_at: None,
         created_at: at,
         session_version: 0,
     }
+}
+
+/// The stored password every suite member is created with.
+pub const PASSWORD_PHC: &str = "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA";
+
+pub fn password() -> StoredPassword {
+    StoredPassword::new(PASSWORD_PHC)
 }
 
 pub fn member_event(
@@ -118,7 +125,7 @@ pub async fn signed_up(backend: &Backend, email: &str, at: DateTime<Utc>) -> Mem
     let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", at);
     backend
         .store
-        .create_member(&m, &event)
+        .create_member(&m, &password(), &event)
         .await
         .expect("sign-up");
     m

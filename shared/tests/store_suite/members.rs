@@ -10,7 +10,10 @@ use std::collections::HashSet;
 pub async fn creates_and_finds_members(b: Backend) {
     let m = member("kim@example.com", t0());
     let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
-    b.store.create_member(&m, &event).await.expect("created");
+    b.store
+        .create_member(&m, &password(), &event)
+        .await
+        .expect("created");
 
     assert_eq!(
         b.store.get_member(&m.member_id).await.expect("read"),
@@ -47,7 +50,7 @@ pub async fn refuses_a_taken_email_and_writes_nothing(b: Backend) {
         t0(),
     );
     assert_eq!(
-        b.store.create_member(&second, &event).await,
+        b.store.create_member(&second, &password(), &event).await,
         Err(Error::EmailTaken)
     );
     assert_eq!(
@@ -102,7 +105,7 @@ pub async fn sign_up_writes_the_member_and_its_first_refresh_token_together(b: B
     let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
     let first = token_of(&m.member_id);
     b.store
-        .sign_up_member(&m, &event, &first)
+        .sign_up_member(&m, &password(), &event, &first)
         .await
         .expect("signed up");
     assert_eq!(
@@ -141,7 +144,9 @@ pub async fn sign_up_writes_the_member_and_its_first_refresh_token_together(b: B
     );
     let refused = token_of(&taken.member_id);
     assert_eq!(
-        b.store.sign_up_member(&taken, &again, &refused).await,
+        b.store
+            .sign_up_member(&taken, &password(), &again, &refused)
+            .await,
         Err(Error::EmailTaken)
     );
     assert_eq!(
@@ -163,7 +168,10 @@ pub async fn concurrent_signups_with_one_email_make_exactly_one_member(b: Backen
         tasks.push(tokio::spawn(async move {
             let m = member("race@example.com", t0());
             let event = member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
-            store.create_member(&m, &event).await.map(|()| m.member_id)
+            store
+                .create_member(&m, &password(), &event)
+                .await
+                .map(|()| m.member_id)
         }));
     }
     let mut winners = Vec::new();
@@ -368,7 +376,10 @@ async fn withdrawn_in_one_shard(b: &Backend, count: usize) -> (u32, Vec<cafe::do
             for m in &members {
                 let event =
                     member_event(EventType::MemberRegistered, &m.member_id, "SERVICE", t0());
-                b.store.create_member(m, &event).await.expect("created");
+                b.store
+                    .create_member(m, &password(), &event)
+                    .await
+                    .expect("created");
             }
             return (shard as u32, members);
         }
@@ -653,14 +664,16 @@ pub async fn a_restored_member_is_not_erased(b: Backend) {
     assert_eq!(stored.status, MemberStatus::Service);
     assert!(!stored.is_erased());
     assert_eq!(
-        (
-            &stored.name,
-            &stored.email,
-            &stored.birth,
-            &stored.password_hash
-        ),
-        (&m.name, &m.email, &m.birth, &m.password_hash)
+        (&stored.name, &stored.email, &stored.birth),
+        (&m.name, &m.email, &m.birth)
     );
+    let (_, stored_password) = b
+        .store
+        .find_member_for_log_in("park@example.com")
+        .await
+        .expect("lookup")
+        .expect("member");
+    assert_eq!(stored_password, Some(password()));
     assert!(
         b.store
             .find_member_by_email("park@example.com")

@@ -160,6 +160,14 @@ impl WithdrawalExpiryStore for DynamoStore {
         }
         tx.history(EntityKind::Member, member_id, "END", at)?;
         tx.outbox(std::slice::from_ref(event))?;
+        // The password goes with the rest (absent for a member whose hash is still on the
+        // profile, which the REMOVE above takes).
+        tx.delete_in(
+            &self.credentials_table,
+            super::members::credential_key(member_id),
+            None,
+            Expr::new(),
+        )?;
         match tx.commit().await? {
             Ok(()) => Ok(true),
             Err(reasons) if reasons.first().is_some_and(|r| r.failed) => Ok(false),

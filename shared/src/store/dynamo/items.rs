@@ -70,37 +70,58 @@ impl DynamoStore {
     pub(crate) async fn batch_get(&self, keys: Vec<Attrs>) -> Result<Vec<Attrs>> {
         let mut found = Vec::new();
         for chunk in keys.chunks(BATCH) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| Error::Internal(format!("batch keys: {e}")))?,
-            );
-            let mut rounds = 0;
-            while let Some(request) = pending.take() {
-                rounds += 1;
-                if rounds > BATCH_ROUNDS {
-                    return Err(Error::Unavailable("dynamodb"));
-                }
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(HashMap::from([(self.table.clone(), request)])))
-                    .send()
-                    .instrument(crate::spans::dependency_span("dynamodb", "BatchGetItem"))
-                    .await
-                    .map_err(sdk_error)?;
-                if let Some(mut responses) = out.responses {
-                    found.extend(responses.remove(&self.table).unwrap_or_default());
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-                if pending.is_some() {
-                    tokio::time::sleep(std::time::Duration::from_millis(20 * rounds as u64)).await;
-                }
+            let mut tables = self
+                .batch_get_tables(HashMap::from([(self.table.clone(), chunk.to_vec())]))
+                .await?;
+            found.extend(tables.remove(&self.table).unwrap_or_default());
+        }
+        Ok(found)
+    }
+
+    /// One `BatchGetItem` (strongly consistent) of at most [`BATCH`] keys over one or more
+    /// tables, with its unprocessed keys asked again (a few rounds, then 503): table → items found.
+    pub(crate) async fn batch_get_tables(
+        &self,
+        keys: HashMap<String, Vec<Attrs>>,
+    ) -> Result<HashMap<String, Vec<Attrs>>> {
+        let mut request = HashMap::new();
+        for (table_name, keys) in keys {
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| Error::Internal(format!("batch keys: {e}")))?;
+            request.insert(table_name, keys);
+        }
+        let mut found: HashMap<String, Vec<Attrs>> = HashMap::new();
+        let mut pending = Some(request);
+        let mut rounds = 0;
+        while let Some(request) = pending.take() {
+            rounds += 1;
+            if rounds > BATCH_ROUNDS {
+                return Err(Error::Unavailable("dynamodb"));
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .instrument(crate::spans::dependency_span("dynamodb", "BatchGetItem"))
+                .await
+                .map_err(sdk_error)?;
+            for (table_name, items) in out.responses.unwrap_or_default() {
+                found.entry(table_name).or_default().extend(items);
+            }
+            pending = out
+                .unprocessed_keys
+                .map(|u| {
+                    u.into_iter()
+                        .filter(|(_, k)| !k.keys().is_empty())
+                        .collect::<HashMap<_, _>>()
+                })
+                .filter(|u| !u.is_empty());
+            if pending.is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * rounds as u64)).await;
             }
         }
         Ok(found)

@@ -3,7 +3,7 @@
 
 use super::tx::Expr;
 use super::{Attrs, DynamoStore, TxItems, attr_str, key, member_pk, s, shape_error, table};
-use crate::domain::{DomainEvent, EntityKind, HistoryEntry, Member, MemberStatus};
+use crate::domain::{DomainEvent, EntityKind, HistoryEntry, Member, MemberStatus, StoredPassword};
 use crate::error::{Error, Result};
 use crate::store::{MemberStore, RefreshTokenRecord, withdrawn_shard};
 use async_trait::async_trait;
@@ -47,6 +47,19 @@ fn profile_item(member: &Member) -> Result<Attrs> {
     Ok(item)
 }
 
+/// The credentials table's item of a member: its key and the password's PHC string.
+fn credential_item(member_id: &str, password: &StoredPassword) -> Attrs {
+    Attrs::from([
+        (table::PK.into(), s(member_pk(member_id))),
+        (table::PASSWORD_HASH.into(), s(password.phc())),
+    ])
+}
+
+/// The key of a member's item in the credentials table.
+pub(crate) fn credential_key(member_id: &str) -> Attrs {
+    Attrs::from([(table::PK.into(), s(member_pk(member_id)))])
+}
+
 fn status_value(status: MemberStatus) -> aws_sdk_dynamodb::types::AttributeValue {
     s(status.as_str())
 }
@@ -58,11 +71,23 @@ fn is_missing(old: &Option<Attrs>) -> bool {
 }
 
 impl DynamoStore {
-    /// The sign-up transaction: the email guard, the profile, the first history row and the
-    /// event; with `first_refresh_token`, its row too.
+    /// The member id the email guard names (consistent read), if the email is taken.
+    async fn member_id_by_email(&self, email: &str) -> Result<Option<String>> {
+        let Some(guard) = self.raw_item(&email_pk(email), EMAIL_SK).await? else {
+            return Ok(None);
+        };
+        match attr_str(&guard, "memberId") {
+            Some(member_id) => Ok(Some(member_id.to_owned())),
+            None => Err(Error::Internal("email guard without a member".into())),
+        }
+    }
+
+    /// The sign-up transaction: the email guard, the profile, the password (in the credentials
+    /// table), the first history row and the event; with `first_refresh_token`, its row too.
     async fn create_member_with(
         &self,
         member: &Member,
+        password: &StoredPassword,
         event: &DomainEvent,
         first_refresh_token: Option<&RefreshTokenRecord>,
     ) -> Result<()> {
@@ -71,6 +96,10 @@ impl DynamoStore {
         guard.insert("memberId".into(), s(&member.member_id));
         let guard_index = tx.put_new(guard)?;
         let profile_index = tx.put_new(profile_item(member)?)?;
+        let credential_index = tx.put_new_in(
+            &self.credentials_table,
+            credential_item(&member.member_id, password),
+        )?;
         tx.history(
             EntityKind::Member,
             &member.member_id,
@@ -86,7 +115,11 @@ impl DynamoStore {
             Err(reasons) if reasons.get(guard_index).is_some_and(|r| r.failed) => {
                 Err(Error::EmailTaken)
             }
-            Err(reasons) if reasons.get(profile_index).is_some_and(|r| r.failed) => {
+            Err(reasons)
+                if [profile_index, credential_index]
+                    .iter()
+                    .any(|&i| reasons.get(i).is_some_and(|r| r.failed)) =>
+            {
                 Err(Error::Internal("member id collision".into()))
             }
             Err(_) => Err(Error::Internal("member creation cancelled".into())),
@@ -96,17 +129,23 @@ impl DynamoStore {
 
 #[async_trait]
 impl MemberStore for DynamoStore {
-    async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()> {
-        self.create_member_with(member, event, None).await
+    async fn create_member(
+        &self,
+        member: &Member,
+        password: &StoredPassword,
+        event: &DomainEvent,
+    ) -> Result<()> {
+        self.create_member_with(member, password, event, None).await
     }
 
     async fn sign_up_member(
         &self,
         member: &Member,
+        password: &StoredPassword,
         event: &DomainEvent,
         first_refresh_token: &RefreshTokenRecord,
     ) -> Result<()> {
-        self.create_member_with(member, event, Some(first_refresh_token))
+        self.create_member_with(member, password, event, Some(first_refresh_token))
             .await
     }
 
@@ -134,13 +173,46 @@ impl MemberStore for DynamoStore {
     }
 
     async fn find_member_by_email(&self, email: &str) -> Result<Option<Member>> {
-        let Some(guard) = self.raw_item(&email_pk(email), EMAIL_SK).await? else {
+        match self.member_id_by_email(email).await? {
+            Some(member_id) => self.get_member(&member_id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn find_member_for_log_in(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Member, Option<StoredPassword>)>> {
+        let Some(member_id) = self.member_id_by_email(email).await? else {
             return Ok(None);
         };
-        match attr_str(&guard, "memberId") {
-            Some(member_id) => self.get_member(member_id).await,
-            None => Err(Error::Internal("email guard without a member".into())),
-        }
+        // The profile and the password in one request (two tables, strongly consistent).
+        let mut found = self
+            .batch_get_tables(std::collections::HashMap::from([
+                (
+                    self.table.clone(),
+                    vec![key(member_pk(&member_id), PROFILE)],
+                ),
+                (
+                    self.credentials_table.clone(),
+                    vec![credential_key(&member_id)],
+                ),
+            ]))
+            .await?;
+        let Some(profile) = found.remove(&self.table).and_then(|mut rows| rows.pop()) else {
+            return Ok(None);
+        };
+        let password = found
+            .remove(&self.credentials_table)
+            .and_then(|mut rows| rows.pop())
+            .as_ref()
+            .or(Some(&profile))
+            // A profile written before passwords had a table of their own still holds its
+            // hash, until `cafe-admin backfill-passwords` moves it.
+            .and_then(|row| attr_str(row, table::PASSWORD_HASH))
+            .map(StoredPassword::new);
+        let member = from_item(profile).map_err(shape_error)?;
+        Ok(Some((member, password)))
     }
 
     async fn withdraw_member(
@@ -289,4 +361,108 @@ impl MemberStore for DynamoStore {
             Err(err) => Err(super::sdk_error(err)),
         }
     }
+}
+
+/// What [`DynamoStore::backfill_passwords`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PasswordBackfill {
+    /// Profiles whose hash moved to the credentials table.
+    pub moved: usize,
+    /// Profiles whose member already had a credentials item: only the profile's copy removed.
+    pub already_apart: usize,
+    /// Profiles changed between the scan and the write (ended, say): left for a rerun.
+    pub skipped: usize,
+}
+
+impl DynamoStore {
+    /// Moves the password hash of every profile written before passwords had a table of their
+    /// own into the credentials table, and removes it from the profile: each member in one
+    /// transaction, conditional on the hash read, so a member who changed in between is left
+    /// for the next run. Safe to rerun (docs/deploy.md). Scans the main table.
+    pub async fn backfill_passwords(&self) -> Result<PasswordBackfill> {
+        let mut done = PasswordBackfill::default();
+        let mut start: Option<Attrs> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#sk = :profile AND attribute_exists(#hash)")
+                .expression_attribute_names("#sk", table::SK)
+                .expression_attribute_names("#hash", table::PASSWORD_HASH)
+                .expression_attribute_values(":profile", s(PROFILE))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .instrument(crate::spans::dependency_span("dynamodb", "Scan"))
+                .await
+                .map_err(super::sdk_error)?;
+            for profile in page.items() {
+                let (Some(pk), Some(hash)) = (
+                    attr_str(profile, table::PK),
+                    attr_str(profile, table::PASSWORD_HASH),
+                ) else {
+                    continue;
+                };
+                let Some(member_id) = pk.strip_prefix("MEMBER#") else {
+                    continue;
+                };
+                let outcome = self.move_password(member_id, hash).await?;
+                match outcome {
+                    Moved::Moved => done.moved += 1,
+                    Moved::AlreadyApart => done.already_apart += 1,
+                    Moved::Skipped => done.skipped += 1,
+                }
+            }
+            tracing::info!(
+                moved = done.moved,
+                already_apart = done.already_apart,
+                skipped = done.skipped,
+                "password backfill page done"
+            );
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(done),
+            }
+        }
+    }
+
+    async fn move_password(&self, member_id: &str, hash: &str) -> Result<Moved> {
+        let remove_from_profile = |tx: &mut TxItems| {
+            tx.update(
+                key(member_pk(member_id), PROFILE),
+                "REMOVE #hash",
+                Some("#hash = :hash"),
+                Expr::new()
+                    .name("#hash", table::PASSWORD_HASH)
+                    .value(":hash", s(hash)),
+            )
+        };
+        let mut tx = TxItems::new(self);
+        tx.put_new_in(
+            &self.credentials_table,
+            credential_item(member_id, &StoredPassword::new(hash)),
+        )?;
+        remove_from_profile(&mut tx)?;
+        match tx.commit().await? {
+            Ok(()) => Ok(Moved::Moved),
+            Err(reasons) if reasons.get(1).is_some_and(|r| r.failed) => Ok(Moved::Skipped),
+            Err(reasons) if reasons.first().is_some_and(|r| r.failed) => {
+                // The credentials item is the member's password; the profile's copy only goes.
+                let mut tx = TxItems::new(self);
+                remove_from_profile(&mut tx)?;
+                match tx.commit().await? {
+                    Ok(()) => Ok(Moved::AlreadyApart),
+                    Err(_) => Ok(Moved::Skipped),
+                }
+            }
+            Err(_) => Err(Error::Internal("moving a password was cancelled".into())),
+        }
+    }
+}
+
+enum Moved {
+    Moved,
+    AlreadyApart,
+    Skipped,
 }

@@ -32,6 +32,7 @@ use std::sync::Mutex;
 use tracing::Instrument;
 
 pub(crate) use errors::{sdk_error, shape_error};
+pub use members::PasswordBackfill;
 pub(crate) use tx::{Reason, TxItems};
 
 /// A raw DynamoDB item.
@@ -40,21 +41,34 @@ pub type Attrs = HashMap<String, AttributeValue>;
 /// Outbox rows live a week: the stream publisher reads them within seconds.
 const OUTBOX_RETENTION: Duration = Duration::days(7);
 
-/// Every store trait on one DynamoDB table. Cheap to clone: the SDK client is shared.
+/// Every store trait on one DynamoDB table, plus members' passwords in a table of their own
+/// (no stream: [`table::credentials_spec`]). Cheap to clone: the SDK client is shared.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    credentials_table: String,
     history_retention: Duration,
 }
 
 impl DynamoStore {
+    /// The store on `table`, with the passwords in its companion table
+    /// ([`table::credentials_table_for`]) unless [`DynamoStore::with_credentials_table`] names
+    /// another.
     pub fn new(client: Client, table: String, history_retention_days: i64) -> Self {
         Self {
             client,
+            credentials_table: table::credentials_table_for(&table),
             table,
             history_retention: Duration::days(history_retention_days.max(1)),
         }
+    }
+
+    /// The table holding members' passwords (`CREDENTIALS_TABLE_NAME` on AWS, where
+    /// CloudFormation names it).
+    pub fn with_credentials_table(mut self, name: impl Into<String>) -> Self {
+        self.credentials_table = name.into();
+        self
     }
 
     /// Builds the one SDK client of the process from the configuration (endpoint override,
@@ -70,11 +84,15 @@ impl DynamoStore {
 
     /// The store over the process's shared AWS configuration.
     pub fn from_aws(aws: &crate::aws::Aws, config: &Config) -> Self {
-        Self::new(
+        let store = Self::new(
             aws.dynamodb(),
             config.table_name.clone(),
             config.history_retention_days,
-        )
+        );
+        match &config.credentials_table_name {
+            Some(name) => store.with_credentials_table(name),
+            None => store,
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -83,6 +101,10 @@ impl DynamoStore {
 
     pub fn table_name(&self) -> &str {
         &self.table
+    }
+
+    pub fn credentials_table_name(&self) -> &str {
+        &self.credentials_table
     }
 
     /// Reads one raw item (strongly consistent); for tests and tools.

@@ -1,4 +1,4 @@
-//! The single table's shape (see `docs/dynamodb.md`): attribute and index names, the pure
+//! The tables' shape (see `docs/dynamodb.md`): attribute and index names, the pure
 //! [`table_spec`] that `template.yaml` is checked against, and [`create_table`] for tests and the
 //! local emulator.
 
@@ -134,6 +134,48 @@ pub fn table_spec() -> TableSpec {
     }
 }
 
+/// The credentials table: one item per member that has a password, `pk` = `MEMBER#<id>` and
+/// `passwordHash`. Apart from the main table because that one has a stream, and every stream
+/// reader would see what its items hold; this one has none (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsSpec {
+    pub partition_key: KeySpec,
+    /// `PAY_PER_REQUEST`.
+    pub billing_mode: &'static str,
+}
+
+/// The attribute of a credentials item holding the Argon2id PHC string.
+pub const PASSWORD_HASH: &str = "passwordHash";
+
+/// The credentials table as the code expects it.
+pub fn credentials_spec() -> CredentialsSpec {
+    CredentialsSpec {
+        partition_key: string_key(PK),
+        billing_mode: "PAY_PER_REQUEST",
+    }
+}
+
+/// The credentials table's name when none is configured: `<table>-credentials`.
+pub fn credentials_table_for(table_name: &str) -> String {
+    format!("{table_name}-credentials")
+}
+
+/// Creates the credentials table ([`credentials_spec`]: on-demand, no stream, no index).
+pub async fn create_credentials_table(client: &Client, table_name: &str) -> Result<()> {
+    let spec = credentials_spec();
+    client
+        .create_table()
+        .table_name(table_name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(spec.partition_key)?)
+        .key_schema(key(spec.partition_key.name, KeyType::Hash)?)
+        .send()
+        .instrument(crate::spans::dependency_span("dynamodb", "CreateTable"))
+        .await
+        .map_err(super::errors::sdk_error)?;
+    wait_until_active(client, table_name).await
+}
+
 fn build_error(e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("table definition: {e}"))
 }
@@ -154,7 +196,8 @@ fn attribute(spec: KeySpec) -> Result<AttributeDefinition> {
         .map_err(build_error)
 }
 
-/// Creates the table from [`table_spec`] (on-demand, both indexes, stream) and enables TTL.
+/// Creates the table from [`table_spec`] (on-demand, every index, stream, TTL) and its
+/// credentials table ([`credentials_table_for`]).
 pub async fn create_table(client: &Client, table_name: &str) -> Result<()> {
     create_table_with(client, table_name, true).await
 }
@@ -163,6 +206,11 @@ pub async fn create_table(client: &Client, table_name: &str) -> Result<()> {
 /// every stream record of a table on each transaction (hundreds of milliseconds per write on a
 /// table with a GSI and a few hundred items), and no store test reads the stream.
 pub async fn create_table_with(client: &Client, table_name: &str, stream: bool) -> Result<()> {
+    create_main_table(client, table_name, stream).await?;
+    create_credentials_table(client, &credentials_table_for(table_name)).await
+}
+
+async fn create_main_table(client: &Client, table_name: &str, stream: bool) -> Result<()> {
     let spec = table_spec();
     let mut definitions = vec![attribute(spec.partition_key)?, attribute(spec.sort_key)?];
     let mut indexes = Vec::new();

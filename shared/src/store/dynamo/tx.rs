@@ -96,9 +96,14 @@ impl<'a> TxItems<'a> {
         self
     }
 
-    fn push_put(&mut self, item: Attrs, condition: Option<&str>) -> Result<usize> {
+    fn push_put(
+        &mut self,
+        table_name: &str,
+        item: Attrs,
+        condition: Option<&str>,
+    ) -> Result<usize> {
         let mut put = Put::builder()
-            .table_name(&self.store.table)
+            .table_name(table_name)
             .set_item(Some(item))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(condition) = condition {
@@ -117,12 +122,20 @@ impl<'a> TxItems<'a> {
 
     /// Creates or replaces an item.
     pub fn put(&mut self, item: Attrs) -> Result<usize> {
-        self.push_put(item, None)
+        let store = self.store;
+        self.push_put(&store.table, item, None)
     }
 
     /// Creates an item that must not exist yet.
     pub fn put_new(&mut self, item: Attrs) -> Result<usize> {
-        self.push_put(item, Some("attribute_not_exists(#pk)"))
+        let store = self.store;
+        self.put_new_in(&store.table, item)
+    }
+
+    /// [`TxItems::put_new`] in another table of the store (the credentials table): a
+    /// transaction may span tables.
+    pub fn put_new_in(&mut self, table_name: &str, item: Attrs) -> Result<usize> {
+        self.push_put(table_name, item, Some("attribute_not_exists(#pk)"))
     }
 
     /// Creates or replaces `item` only if `condition` holds on the stored item; on failure its
@@ -161,8 +174,20 @@ impl<'a> TxItems<'a> {
 
     /// A delete, conditional or not.
     pub fn delete(&mut self, key: Attrs, condition: Option<&str>, expr: Expr) -> Result<usize> {
+        let store = self.store;
+        self.delete_in(&store.table, key, condition, expr)
+    }
+
+    /// [`TxItems::delete`] in another table of the store.
+    pub fn delete_in(
+        &mut self,
+        table_name: &str,
+        key: Attrs,
+        condition: Option<&str>,
+        expr: Expr,
+    ) -> Result<usize> {
         let delete = aws_sdk_dynamodb::types::Delete::builder()
-            .table_name(&self.store.table)
+            .table_name(table_name)
             .set_key(Some(key))
             .set_condition_expression(condition.map(str::to_owned))
             .set_expression_attribute_names(expr.names())

@@ -76,6 +76,7 @@ impl WithdrawalExpiryStore for MemoryStore {
                 s.member_by_email.remove(&member.email);
             }
             member.erase_personal_data();
+            s.passwords.remove(member_id);
             s.withdrawn.remove(&(
                 withdrawn_shard(member_id),
                 withdrawn_at,

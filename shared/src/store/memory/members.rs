@@ -4,18 +4,26 @@ use super::*;
 
 #[async_trait]
 impl MemberStore for MemoryStore {
-    async fn create_member(&self, member: &Member, event: &DomainEvent) -> Result<()> {
-        self.commit(std::slice::from_ref(event), |s| s.add_member(member))
+    async fn create_member(
+        &self,
+        member: &Member,
+        password: &StoredPassword,
+        event: &DomainEvent,
+    ) -> Result<()> {
+        self.commit(std::slice::from_ref(event), |s| {
+            s.add_member(member, password)
+        })
     }
 
     async fn sign_up_member(
         &self,
         member: &Member,
+        password: &StoredPassword,
         event: &DomainEvent,
         first_refresh_token: &RefreshTokenRecord,
     ) -> Result<()> {
         self.commit(std::slice::from_ref(event), |s| {
-            s.add_member(member)?;
+            s.add_member(member, password)?;
             s.refresh_tokens.insert(
                 first_refresh_token.token_hash.clone(),
                 RefreshState::fresh(first_refresh_token.clone()),
@@ -34,6 +42,19 @@ impl MemberStore for MemoryStore {
                 .get(email)
                 .and_then(|id| s.members.get(id))
                 .cloned()
+        }))
+    }
+
+    async fn find_member_for_log_in(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Member, Option<StoredPassword>)>> {
+        Ok(self.read(|s| {
+            let member = s
+                .member_by_email
+                .get(email)
+                .and_then(|id| s.members.get(id))?;
+            Some((member.clone(), s.passwords.get(&member.member_id).cloned()))
         }))
     }
 

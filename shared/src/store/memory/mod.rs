@@ -29,6 +29,8 @@ use tokens::RefreshState;
 #[derive(Default)]
 struct State {
     members: HashMap<String, Member>,
+    /// member_id → stored password, apart from the profile as on DynamoDB.
+    passwords: HashMap<String, StoredPassword>,
     member_by_email: HashMap<String, String>,
     /// (shard, withdrawn_at, member_id): the sparse withdrawn index.
     withdrawn: BTreeSet<(u32, DateTime<Utc>, String)>,
@@ -46,8 +48,8 @@ struct State {
 }
 
 impl State {
-    /// A new member with its email guard and first history row.
-    fn add_member(&mut self, member: &Member) -> Result<()> {
+    /// A new member with its password, its email guard and first history row.
+    fn add_member(&mut self, member: &Member, password: &StoredPassword) -> Result<()> {
         if self.member_by_email.contains_key(&member.email) {
             return Err(Error::EmailTaken);
         }
@@ -58,6 +60,8 @@ impl State {
             .insert(member.email.clone(), member.member_id.clone());
         self.members
             .insert(member.member_id.clone(), member.clone());
+        self.passwords
+            .insert(member.member_id.clone(), password.clone());
         self.add_history(
             EntityKind::Member,
             &member.member_id,
