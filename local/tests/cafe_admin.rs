@@ -1,5 +1,6 @@
 //! `cafe-admin`, the only way to make the first admin, run as an operator would against moto.
 
+use aws_sdk_dynamodb::types::AttributeValue::S;
 use cafe::domain::{DomainEvent, EventType, Gender, Member, MemberStatus, Role};
 use cafe::store::MemberStore;
 use cafe::store::dynamo::testing::fresh_store;
@@ -85,6 +86,46 @@ fn cafe_admin_grants_a_role_and_refuses_what_it_cannot_do() {
     // The catalogue backfill on a table whose items all carry the index keys: nothing to do.
     let (ok, out, err) = run(&["backfill-catalog"]);
     assert!(ok && out.starts_with("0 item row(s)"), "{out}{err}");
+
+    // A profile from before passwords had a table of their own: the backfill moves its hash.
+    let legacy = "$argon2id$v=19$m=8,t=1,p=1$bGVnYWN5$from-before";
+    runtime
+        .block_on(
+            store
+                .client()
+                .delete_item()
+                .table_name(store.credentials_table_name())
+                .key("pk", S(format!("MEMBER#{}", owner.member_id)))
+                .send(),
+        )
+        .expect("no credentials item, as before");
+    runtime
+        .block_on(
+            store
+                .client()
+                .update_item()
+                .table_name(store.table_name())
+                .key("pk", S(format!("MEMBER#{}", owner.member_id)))
+                .key("sk", S("PROFILE".into()))
+                .update_expression("SET passwordHash = :hash")
+                .expression_attribute_values(":hash", S(legacy.into()))
+                .send(),
+        )
+        .expect("the hash on the profile, as before");
+    let (ok, out, err) = run(&["backfill-passwords"]);
+    assert!(ok && out.starts_with("1 password(s) moved"), "{out}{err}");
+    let (_, password) = runtime
+        .block_on(store.find_member_for_log_in("owner@cafe.example"))
+        .expect("read")
+        .expect("found");
+    assert_eq!(password.expect("moved").phc(), legacy);
+    let profile = runtime
+        .block_on(store.raw_item(&format!("MEMBER#{}", owner.member_id), "PROFILE"))
+        .expect("read")
+        .expect("profile");
+    assert!(!profile.contains_key("passwordHash"));
+    let (ok, out, err) = run(&["backfill-passwords"]);
+    assert!(ok && out.starts_with("0 password(s) moved"), "{out}{err}");
     assert_eq!(
         role_of(&owner.member_id),
         Role::Staff,

@@ -118,6 +118,10 @@ impl Stack {
             .await
             .expect("bus on moto");
         let names = BTreeMap::from([
+            (
+                "CredentialsTable".to_owned(),
+                table::credentials_table_for(&table_name),
+            ),
             ("Table".to_owned(), table_name),
             ("TokenSigningKeys".to_owned(), secret_arns[0].clone()),
             ("TokenVerifyingKeys".to_owned(), secret_arns[1].clone()),
@@ -1068,14 +1072,34 @@ async fn every_function_is_granted_exactly_the_calls_it_makes() {
     // function that never reads members cannot read a password hash (`MEMBER#…` rows).
     for (name, grants) in &policies {
         for grant in grants {
-            if grant.resource == "table/Table" && grant.action.starts_with("dynamodb:") {
+            if ["table/Table", "table/CredentialsTable"].contains(&grant.resource.as_str())
+                && grant.action.starts_with("dynamodb:")
+            {
                 assert!(
                     grant.leading_keys.is_some(),
-                    "{name}: {} on the whole table has no dynamodb:LeadingKeys condition",
-                    grant.action
+                    "{name}: {} on the whole of {} has no dynamodb:LeadingKeys condition",
+                    grant.action,
+                    grant.resource
                 );
             }
         }
+        // Passwords: written by sign-up, read by log-in alone, deleted when a member ends.
+        let on_credentials: BTreeSet<&str> = grants
+            .iter()
+            .filter(|g| g.resource.starts_with("table/CredentialsTable"))
+            .map(|g| g.action.as_str())
+            .collect();
+        let expected: &[&str] = match name.as_str() {
+            "member-signup" => &["dynamodb:PutItem"],
+            "auth-login" => &["dynamodb:BatchGetItem"],
+            "expire-withdrawals" => &["dynamodb:DeleteItem"],
+            _ => &[],
+        };
+        assert_eq!(
+            on_credentials,
+            expected.iter().copied().collect::<BTreeSet<_>>(),
+            "{name}: its grants on the credentials table"
+        );
         let reads_members = grants.iter().any(|g| {
             allows(g, "dynamodb:GetItem", "table/Table") && allows_key(g, "MEMBER#01JC0FFEE")
         });

@@ -2,6 +2,7 @@
 //!
 //!   cafe-admin grant <email or member id> <CUSTOMER|STAFF|ADMIN>
 //!   cafe-admin backfill-catalog
+//!   cafe-admin backfill-passwords
 //!
 //! `grant` is how the first admin is made (no endpoint can), and how an admin locked out is
 //! recovered: it writes the same role change and `MemberRoleChanged` event an admin's
@@ -12,16 +13,22 @@
 //! keys, so that `GET /items` (one `Query` of that index) lists them: run it once after the
 //! deploy that adds the index (`docs/deploy.md`). Safe to rerun.
 //!
-//! `TABLE_NAME` (default `cafe`), `DYNAMODB_ENDPOINT` (unset = AWS), plus the usual AWS
-//! credentials and region variables (the caller needs GetItem, Query, UpdateItem and PutItem on
-//! the table).
+//! `backfill-passwords` moves the password hash of member profiles written before passwords
+//! had a table of their own into the credentials table (and off the profile, so the main
+//! table's stream no longer carries it): run it once after the deploy that adds
+//! `CredentialsTable`. Log-in reads a profile's hash until then. Safe to rerun.
+//!
+//! `TABLE_NAME` (default `cafe`), `CREDENTIALS_TABLE_NAME` (default `<TABLE_NAME>-credentials`;
+//! the stack's `CredentialsTableName` output), `DYNAMODB_ENDPOINT` (unset = AWS), plus the usual
+//! AWS credentials and region variables (the caller needs GetItem, Query, Scan, UpdateItem and
+//! PutItem on the table, PutItem on the credentials table).
 
 use cafe::domain::Role;
 use cafe::store::dynamo::{DynamoStore, build_client};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cafe-admin grant <email or member id> <CUSTOMER|STAFF|ADMIN>\n       cafe-admin backfill-catalog";
+const USAGE: &str = "usage: cafe-admin grant <email or member id> <CUSTOMER|STAFF|ADMIN>\n       cafe-admin backfill-catalog\n       cafe-admin backfill-passwords";
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -31,16 +38,19 @@ async fn store() -> (DynamoStore, String) {
     let table_name = var("TABLE_NAME").unwrap_or_else(|| "cafe".into());
     let endpoint = var("DYNAMODB_ENDPOINT");
     let client = build_client(endpoint.as_deref(), Duration::from_secs(10)).await;
-    (
-        DynamoStore::new(client, table_name.clone(), 400),
-        table_name,
-    )
+    let store = DynamoStore::new(client, table_name.clone(), 400);
+    let store = match var("CREDENTIALS_TABLE_NAME") {
+        Some(name) => store.with_credentials_table(name),
+        None => store,
+    };
+    (store, table_name)
 }
 
 async fn run(args: &[String]) -> Result<String, String> {
     match args {
         [command, member, role] if command == "grant" => grant(member, role).await,
         [command] if command == "backfill-catalog" => backfill_catalog().await,
+        [command] if command == "backfill-passwords" => backfill_passwords().await,
         _ => Err(USAGE.into()),
     }
 }
@@ -53,6 +63,21 @@ async fn backfill_catalog() -> Result<String, String> {
         .map_err(|e| format!("{e}"))?;
     Ok(format!(
         "{updated} item row(s) given the items-catalog keys (table {table_name})"
+    ))
+}
+
+async fn backfill_passwords() -> Result<String, String> {
+    let (store, table_name) = store().await;
+    let done = store
+        .backfill_passwords()
+        .await
+        .map_err(|e| format!("{e}"))?;
+    Ok(format!(
+        "{} password(s) moved to {}, {} profile copy(ies) dropped (already there), {} changed meanwhile and left for a rerun (table {table_name})",
+        done.moved,
+        store.credentials_table_name(),
+        done.already_apart,
+        done.skipped
     ))
 }
 

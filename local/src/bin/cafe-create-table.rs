@@ -1,8 +1,9 @@
-//! Creates the DynamoDB table (from the same definition the code uses) if it is missing and
-//! seeds the two items if they are missing (with `SEED_STOCK` units each when set). Safe to run
-//! again: it never overwrites.
+//! Creates the DynamoDB table and its credentials table (from the same definitions the code
+//! uses) if they are missing and seeds the two items if they are missing (with `SEED_STOCK`
+//! units each when set). Safe to run again: it never overwrites.
 //!
-//! `TABLE_NAME` (default `cafe`), `DYNAMODB_ENDPOINT` (e.g. moto's `http://127.0.0.1:5000`;
+//! `TABLE_NAME` (default `cafe`; the credentials table is `<TABLE_NAME>-credentials`),
+//! `DYNAMODB_ENDPOINT` (e.g. moto's `http://127.0.0.1:5000`;
 //! unset = AWS), plus the usual AWS credentials and region variables.
 
 use cafe::store::ItemStore;
@@ -19,12 +20,20 @@ async fn run() -> cafe::Result<()> {
     let endpoint = var("DYNAMODB_ENDPOINT");
     let where_ = endpoint.as_deref().unwrap_or("AWS");
     let client = build_client(endpoint.as_deref(), Duration::from_secs(10)).await;
+    let credentials = table::credentials_table_for(&table_name);
     if table::table_exists(&client, &table_name).await? {
         println!("table {table_name} already exists at {where_}");
+        // A table made before passwords had a table of their own.
+        if table::table_exists(&client, &credentials).await? {
+            println!("table {credentials} already exists at {where_}");
+        } else {
+            table::create_credentials_table(&client, &credentials).await?;
+            println!("created table {credentials} at {where_} (on-demand, no stream)");
+        }
     } else {
         table::create_table(&client, &table_name).await?;
         println!(
-            "created table {table_name} at {where_} (on-demand, 4 GSIs, stream, TTL on `ttl`)"
+            "created tables {table_name} (on-demand, 5 GSIs, stream, TTL on `ttl`) and {credentials} (no stream) at {where_}"
         );
     }
     let store = DynamoStore::new(client, table_name, 400);

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use cafe::store::dynamo::table::{ProjectionSpec, TableSpec, table_spec};
+use cafe::store::dynamo::table::{ProjectionSpec, TableSpec, credentials_spec, table_spec};
 use serde_yaml::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -469,6 +469,47 @@ pub fn table_problems(template: &Value) -> Vec<String> {
                 "a policy grants the index {name:?}, which the table does not have"
             ));
         }
+    }
+    problems.extend(credentials_table_problems(template));
+    problems
+}
+
+/// How `template`'s `CredentialsTable` differs from `credentials_spec()`; above all, it must
+/// have no stream (a stream would show every password to its readers) and no index.
+fn credentials_table_problems(template: &Value) -> Vec<String> {
+    let spec = credentials_spec();
+    let Some(table) = get(template, &["Resources", "CredentialsTable"]) else {
+        return vec!["no resource named CredentialsTable".to_owned()];
+    };
+    let props = table.get("Properties").cloned().unwrap_or(Value::Null);
+    let mut problems = Vec::new();
+    if string_at(table, &["Type"]).as_deref() != Some("AWS::DynamoDB::Table") {
+        problems.push("Resources.CredentialsTable is not an AWS::DynamoDB::Table".to_owned());
+    }
+    let expected = vec![(spec.partition_key.name.to_owned(), "HASH".to_owned())];
+    let actual = key_schema(props.get("KeySchema"));
+    if actual != expected {
+        problems.push(format!(
+            "credentials table key schema {actual:?}, code uses {expected:?}"
+        ));
+    }
+    if string_at(&props, &["BillingMode"]).as_deref() != Some(spec.billing_mode) {
+        problems.push("the credentials table is not on-demand".to_owned());
+    }
+    for absent in [
+        "StreamSpecification",
+        "GlobalSecondaryIndexes",
+        "LocalSecondaryIndexes",
+        "KinesisStreamSpecification",
+    ] {
+        if props.get(absent).is_some() {
+            problems.push(format!(
+                "the credentials table has {absent}: its items would be copied where other readers see them"
+            ));
+        }
+    }
+    if string_at(table, &["DeletionPolicy"]).as_deref() != Some("Retain") {
+        problems.push("the credentials table is not retained when the stack goes".to_owned());
     }
     problems
 }
