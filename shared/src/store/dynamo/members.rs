@@ -409,9 +409,9 @@ impl DynamoStore {
                 };
                 let outcome = self.move_password(member_id, hash).await?;
                 match outcome {
-                    Moved::Moved => done.moved += 1,
-                    Moved::AlreadyApart => done.already_apart += 1,
-                    Moved::Skipped => done.skipped += 1,
+                    PasswordMove::Moved => done.moved += 1,
+                    PasswordMove::AlreadyApart => done.already_apart += 1,
+                    PasswordMove::Skipped => done.skipped += 1,
                 }
             }
             tracing::info!(
@@ -427,7 +427,7 @@ impl DynamoStore {
         }
     }
 
-    async fn move_password(&self, member_id: &str, hash: &str) -> Result<Moved> {
+    async fn move_password(&self, member_id: &str, hash: &str) -> Result<PasswordMove> {
         let remove_from_profile = |tx: &mut TxItems| {
             tx.update(
                 key(member_pk(member_id), PROFILE),
@@ -445,15 +445,15 @@ impl DynamoStore {
         )?;
         remove_from_profile(&mut tx)?;
         match tx.commit().await? {
-            Ok(()) => Ok(Moved::Moved),
-            Err(reasons) if reasons.get(1).is_some_and(|r| r.failed) => Ok(Moved::Skipped),
+            Ok(()) => Ok(PasswordMove::Moved),
+            Err(reasons) if reasons.get(1).is_some_and(|r| r.failed) => Ok(PasswordMove::Skipped),
             Err(reasons) if reasons.first().is_some_and(|r| r.failed) => {
                 // The credentials item is the member's password; the profile's copy only goes.
                 let mut tx = TxItems::new(self);
                 remove_from_profile(&mut tx)?;
                 match tx.commit().await? {
-                    Ok(()) => Ok(Moved::AlreadyApart),
-                    Err(_) => Ok(Moved::Skipped),
+                    Ok(()) => Ok(PasswordMove::AlreadyApart),
+                    Err(_) => Ok(PasswordMove::Skipped),
                 }
             }
             Err(_) => Err(Error::Internal("moving a password was cancelled".into())),
@@ -461,7 +461,7 @@ impl DynamoStore {
     }
 }
 
-enum Moved {
+enum PasswordMove {
     Moved,
     AlreadyApart,
     Skipped,
