@@ -148,15 +148,15 @@ while read -r method path fn; do
     --path "${path#/}" --body "$body" >"$EMU_DIR/events/$fn.json"
 done <<<"$routes"
 # The functions that are not routes: the stream publisher gets a DynamoDB stream event, the
-# others (expire-withdrawals, payment-reconcile, expire-orders) are scheduled and get a scheduled event.
+# others (expire-withdrawals, payment-reconcile, expire-orders) are scheduled and get a scheduled
+# event, and so does live-sender (an EventBridge rule's: the test gives it the cafe's source,
+# type and detail).
 for fn in "${FUNCTIONS[@]}"; do
   [ -f "$EMU_DIR/events/$fn.json" ] && continue
   case "$fn" in
     events-publisher) sam local generate-event dynamodb update ;;
-    # `sam local generate-event` has no WebSocket API event: the samples of events/; the live
-    # sender gets the stream event the publisher gets.
+    # `sam local generate-event` has no WebSocket API event: the samples of events/.
     live-connect | live-disconnect | live-subscribe) cat "events/$fn.json" ;;
-    live-sender) sam local generate-event dynamodb update ;;
     *) sam local generate-event cloudwatch scheduled-event ;;
   esac >"$EMU_DIR/events/$fn.json"
 done

@@ -58,8 +58,8 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Functions with no error answer to compare: `GET /items` and `GET /.well-known/jwks.json` read
 /// nothing of the request, so only a failing dependency (which both sides share) could fail them.
-/// `live-sender` answers an error only when the table cannot be read (which both sides share):
-/// a post that fails, 410 included, is its answer's business, not an error.
+/// `live-sender` fails only when the table cannot be read (which both sides share): a post that
+/// fails, 410 included, is its answer's business, not an error.
 const NO_ERROR_ANSWER: &[&str] = &[
     "items-list",
     "jwks-get",
@@ -942,14 +942,16 @@ impl Harness {
                 json!({"invokeStatus": 200, "payload": payload})
             }
             "live-sender" => {
-                let stream_event = serde_json::from_value(event.clone())
-                    .expect("lambda_runtime would parse this DynamoDB stream event");
+                let bridged = serde_json::from_value(event.clone())
+                    .expect("lambda_runtime would parse this EventBridge event");
                 let aws = cafe::aws::Aws::load(None, DEPENDENCY_TIMEOUT).await;
                 let api = live_sender::ManagementApi::new(
                     aws.api_gateway_management(&self.settings.live_endpoint),
                 );
-                let response = live_sender::handle(stream_event, &self.app, Arc::new(api)).await;
-                json!({"invokeStatus": 200, "payload": response})
+                match live_sender::handle(bridged, &self.app, Arc::new(api)).await {
+                    Ok(summary) => json!({"invokeStatus": 200, "payload": summary}),
+                    Err(error) => panic!("live-sender: the table could not be read: {error}"),
+                }
             }
             _ if NON_HTTP_FUNCTIONS.contains(&function) => {
                 panic!("{function}: no in-process call for it here: add one to lambda_emulator.rs")
@@ -2351,8 +2353,9 @@ async fn live(h: &mut Harness, twins: &mut [Twin; 2]) {
     )
     .await;
 
-    // The order's next step, as the stream brings it: posted to the twin's connection, which the
-    // stub answers 410, so the connection is forgotten.
+    // The order's next step, as the bus's rule brings it (the generated event is a scheduled
+    // one: EventBridge's envelope, given the cafe's source, type and detail): posted to the
+    // twin's connection, which the stub answers 410, so the connection is forgotten.
     let sender = "live-sender";
     let sam = h.generated(sender);
     let at = Utc::now().trunc_subsecs(3);
@@ -2365,9 +2368,12 @@ async fn live(h: &mut Harness, twins: &mut [Twin; 2]) {
             28_000,
             at,
         );
-        let mut batch = sam.clone();
-        batch["Records"][0] = outbox_record(batch["Records"][0].clone(), &event);
-        batch
+        let mut bridged = sam.clone();
+        bridged["source"] = json!(cafe::domain::events::EVENT_SOURCE);
+        bridged["detail-type"] = json!(event.event_type.as_str());
+        bridged["detail"] = serde_json::from_str(&cafe::events::eventbridge::detail_json(&event))
+            .expect("detail json");
+        bridged
     });
     h.case(
         sender,

@@ -1,5 +1,5 @@
 //! The live WebSocket API's Lambda functions in-process, fed the samples in `events/` (as API
-//! Gateway and the DynamoDB stream send them), on the embedded default: `$connect` redeems a
+//! Gateway and the EventBridge rule send them), on the embedded default: `$connect` redeems a
 //! ticket once, `subscribe`/`$default` answer on the socket, `$disconnect` forgets, and the
 //! sender forgets a connection API Gateway says is gone (a stub management endpoint answering
 //! 410) while the others are still posted to.
@@ -93,12 +93,24 @@ async fn the_samples_get_their_answers() {
     // The sender's sample names an order this store does not have: nothing to post, no retry.
     let posted = Arc::new(Recording::default());
     let response = live_sender::handle(
-        serde_json::from_value(sample("live-sender")).expect("stream event"),
+        serde_json::from_value(sample("live-sender")).expect("an EventBridge event"),
         &t.app,
         posted.clone(),
     )
     .await;
-    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(response, Ok(live_sender::FanOutSummary::default()));
+    assert!(posted.calls().is_empty());
+    // An event of another source (a rule widened by mistake) is no domain event: nothing done.
+    let mut foreign = sample("live-sender");
+    foreign["source"] = json!("aws.events");
+    foreign["detail-type"] = json!("Scheduled Event");
+    let response = live_sender::handle(
+        serde_json::from_value(foreign).expect("an EventBridge event"),
+        &t.app,
+        posted.clone(),
+    )
+    .await;
+    assert_eq!(response, Ok(live_sender::FanOutSummary::default()));
     assert!(posted.calls().is_empty());
 }
 
@@ -197,10 +209,12 @@ impl Poster for Recording {
     }
 }
 
-/// A paid order of a new member, a staff connection `staff` and another `desk` on `orders`.
+/// A new member's order paid in `parts`, with a staff connection on `orders` for each of
+/// `connections`: the order id and the events committed.
 async fn paid_order_with_listeners(
     t: &TestApp,
     connections: &[&str],
+    parts: i64,
 ) -> (String, Vec<cafe::domain::DomainEvent>) {
     let staff = cafe_local::testing::staff(&t.app, Role::Staff).await;
     for connection in connections {
@@ -236,9 +250,7 @@ async fn paid_order_with_listeners(
         .call(
             request("POST", "/payment")
                 .bearer(&customer.access)
-                .json(
-                    &json!({"orderId": order_id, "payments": [{"amount": total, "type": "CARD"}]}),
-                )
+                .json(&json!({"orderId": order_id, "payments": split(total, parts)}))
                 .build(),
         )
         .await;
@@ -246,38 +258,63 @@ async fn paid_order_with_listeners(
     (order_id, t.parts.events.take())
 }
 
-/// The committed events as the stream brings them: outbox inserts.
-fn stream_of(events: &[cafe::domain::DomainEvent]) -> aws_lambda_events::event::dynamodb::Event {
-    let mut batch = sample("live-sender");
-    let template = batch["Records"][0].clone();
-    let records: Vec<Value> = events
-        .iter()
-        .enumerate()
-        .map(|(i, event)| {
-            let mut record = template.clone();
-            let pk = format!("OUTBOX#{}", event.event_id);
-            record["dynamodb"]["Keys"]["pk"]["S"] = json!(pk);
-            record["dynamodb"]["NewImage"]["pk"]["S"] = json!(pk);
-            record["dynamodb"]["NewImage"]["event"]["S"] =
-                json!(serde_json::to_string(event).expect("event"));
-            record["dynamodb"]["SequenceNumber"] = json!(format!("{}", 1000 + i));
-            record
+/// `total` in `parts` card payments.
+fn split(total: i64, parts: i64) -> Value {
+    let each = total / parts;
+    let amounts: Vec<i64> = (0..parts)
+        .map(|i| {
+            if i == 0 {
+                total - each * (parts - 1)
+            } else {
+                each
+            }
         })
         .collect();
-    batch["Records"] = json!(records);
-    serde_json::from_value(batch).expect("stream event")
+    json!(
+        amounts
+            .iter()
+            .map(|amount| json!({"amount": amount, "type": "CARD"}))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// Each committed event as the EventBridge rule brings it (what `events-publisher` put on the
+/// bus), one invocation each, in commit order: what the sender did in all.
+async fn send_through_the_bus(
+    events: &[cafe::domain::DomainEvent],
+    app: &cafe::App,
+    poster: Arc<dyn Poster>,
+) -> live_sender::FanOutSummary {
+    let mut total = live_sender::FanOutSummary::default();
+    for event in events {
+        let mut bridged = sample("live-sender");
+        bridged["detail-type"] = json!(event.event_type.as_str());
+        bridged["detail"] = serde_json::from_str(&cafe::events::eventbridge::detail_json(event))
+            .expect("detail json");
+        let done = live_sender::handle(
+            serde_json::from_value(bridged).expect("an EventBridge event"),
+            app,
+            poster.clone(),
+        )
+        .await
+        .expect("the table was read");
+        total.delivered += done.delivered;
+        total.gone += done.gone;
+        total.failed += done.failed;
+    }
+    total
 }
 
 #[tokio::test]
 async fn a_gone_connection_is_forgotten_and_the_others_still_get_theirs() {
     let t = TestApp::new().await;
-    let (order_id, events) = paid_order_with_listeners(&t, &["c-gone", "c-stays"]).await;
+    let (order_id, events) = paid_order_with_listeners(&t, &["c-gone", "c-stays"], 1).await;
     let poster = Arc::new(Recording {
         gone: vec!["c-gone".into()],
         ..Recording::default()
     });
-    let response = live_sender::handle(stream_of(&events), &t.app, poster.clone()).await;
-    assert!(response.batch_item_failures.is_empty());
+    let done = send_through_the_bus(&events, &t.app, poster.clone()).await;
+    assert_eq!((done.delivered, done.gone, done.failed), (1, 1, 0));
     let calls = poster.calls();
     let mut posted_to: Vec<&str> = calls.iter().map(|(c, _)| c.as_str()).collect();
     posted_to.sort_unstable();
@@ -297,7 +334,7 @@ async fn a_gone_connection_is_forgotten_and_the_others_still_get_theirs() {
 #[tokio::test]
 async fn a_410_from_the_management_api_cleans_the_connection_up() {
     let t = TestApp::new().await;
-    let (_, events) = paid_order_with_listeners(&t, &["c-closed"]).await;
+    let (_, events) = paid_order_with_listeners(&t, &["c-closed"], 1).await;
     let (endpoint, requests) = cafe_local::testing::gone_management_endpoint().await;
     let config = aws_sdk_apigatewaymanagement::Config::builder()
         .endpoint_url(&endpoint)
@@ -307,8 +344,8 @@ async fn a_410_from_the_management_api_cleans_the_connection_up() {
         .build();
     let api =
         live_sender::ManagementApi::new(aws_sdk_apigatewaymanagement::Client::from_conf(config));
-    let response = live_sender::handle(stream_of(&events), &t.app, Arc::new(api)).await;
-    assert!(response.batch_item_failures.is_empty());
+    let done = send_through_the_bus(&events, &t.app, Arc::new(api)).await;
+    assert_eq!(done.gone, 1);
     assert_eq!(
         requests.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         [("POST".to_owned(), "/live/@connections/c-closed".to_owned())]
@@ -328,4 +365,57 @@ async fn a_410_from_the_management_api_cleans_the_connection_up() {
             .expect("read"),
         None
     );
+}
+
+/// A payment in three parts commits three `PaymentCompleted` events, and behind EventBridge each
+/// is an invocation of its own: the listeners still hear the order's `COMPLETED` once.
+#[tokio::test]
+async fn a_split_payment_is_heard_once_though_each_part_is_its_own_invocation() {
+    let t = TestApp::new().await;
+    let (order_id, events) = paid_order_with_listeners(&t, &["c-desk", "c-bar"], 3).await;
+    let completed = events
+        .iter()
+        .filter(|e| e.event_type == cafe::domain::EventType::PaymentCompleted)
+        .count();
+    assert_eq!(completed, 3, "one event per part");
+    let poster = Arc::new(Recording::default());
+    let done = send_through_the_bus(&events, &t.app, poster.clone()).await;
+    assert_eq!((done.delivered, done.gone, done.failed), (2, 0, 0));
+    let mut heard: Vec<(String, String)> = poster
+        .calls()
+        .into_iter()
+        .map(|(connection, message)| {
+            let message: Value = serde_json::from_str(&message).expect("json");
+            assert_eq!(message["orderId"], order_id);
+            (
+                connection,
+                message["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    heard.sort();
+    assert_eq!(
+        heard,
+        [
+            ("c-bar".to_owned(), "COMPLETED".to_owned()),
+            ("c-desk".to_owned(), "COMPLETED".to_owned())
+        ]
+    );
+}
+
+/// The local server fans a commit's events out as one batch: the parts of a split payment, in
+/// whatever order they come, still make one `COMPLETED` per listener.
+#[tokio::test]
+async fn a_split_payment_in_one_batch_in_any_order_is_heard_once() {
+    let t = TestApp::new().await;
+    let (_, mut events) = paid_order_with_listeners(&t, &["c-desk"], 3).await;
+    events.reverse();
+    let poster = Arc::new(Recording::default());
+    let done = live_sender::fan_out(&t.app, poster.clone(), &events)
+        .await
+        .expect("the table was read");
+    assert_eq!((done.delivered, done.gone, done.failed), (1, 0, 0));
+    let calls = poster.calls();
+    let message: Value = serde_json::from_str(&calls[0].1).expect("json");
+    assert_eq!(message["status"], "COMPLETED");
 }

@@ -383,3 +383,101 @@ fn alarms_and_dashboard_name_only_metrics_the_code_writes_and_show_them_all() {
         problems,
     );
 }
+
+/// Every reader of the table's stream in `template`: functions with a DynamoDB event on it and
+/// pipes whose source it is.
+fn stream_readers(template: &Value) -> Vec<String> {
+    let mut readers = Vec::new();
+    let resources = get(template, &["Resources"])
+        .and_then(Value::as_mapping)
+        .cloned()
+        .unwrap_or_default();
+    for (name, resource) in resources {
+        let name = name.as_str().unwrap_or_default().to_owned();
+        let events = get(&resource, &["Properties", "Events"])
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        for (_, event) in events {
+            if string_at(&event, &["Type"]).as_deref() == Some("DynamoDB") {
+                readers.push(name.clone());
+            }
+        }
+        if string_at(&resource, &["Type"]).as_deref() == Some("AWS::Pipes::Pipe") {
+            readers.push(name.clone());
+        }
+    }
+    readers.sort();
+    readers
+}
+
+/// AWS advises at most two readers per stream shard (more are throttled): the publisher and
+/// the history archive's pipe. `live-sender` hears the bus instead, through a rule whose
+/// detail-types are exactly the events that change an order's status.
+#[test]
+fn the_stream_has_two_readers_and_the_live_sender_hears_the_bus() {
+    let template = template::template();
+    let mut problems = Vec::new();
+    let readers = stream_readers(&template);
+    if readers != ["EventsPublisherFunction", "HistoryArchivePipe"] {
+        problems.push(format!(
+            "the table's stream is read by {readers:?}: at most the publisher and the archive pipe"
+        ));
+    }
+    let rule = get(
+        &template,
+        &[
+            "Resources",
+            "LiveSenderFunction",
+            "Properties",
+            "Events",
+            "OrderStatus",
+        ],
+    );
+    let pattern = rule.and_then(|r| get(r, &["Properties", "Pattern"]));
+    if rule.and_then(|r| string_at(r, &["Type"])).as_deref() != Some("EventBridgeRule") {
+        problems.push("LiveSenderFunction: no EventBridgeRule event OrderStatus".to_owned());
+    }
+    if rule.and_then(|r| get(r, &["Properties", "EventBusName", "Ref"]))
+        != Some(&Value::String("EventBus".into()))
+    {
+        problems.push("LiveSenderFunction's rule is not on the EventBus".to_owned());
+    }
+    let strings = |path: &[&str]| -> BTreeSet<String> {
+        pattern
+            .and_then(|p| get(p, path))
+            .and_then(Value::as_sequence)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let expected_types: BTreeSet<String> = cafe::domain::live::LIVE_EVENT_TYPES
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    if strings(&["detail-type"]) != expected_types {
+        problems.push(format!(
+            "the live rule's detail-types {:?}, the code's LIVE_EVENT_TYPES {expected_types:?}",
+            strings(&["detail-type"])
+        ));
+    }
+    if strings(&["source"]) != BTreeSet::from([cafe::domain::events::EVENT_SOURCE.to_owned()]) {
+        problems.push("the live rule does not match the cafe's source alone".to_owned());
+    }
+    // The sample is what the rule delivers.
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events/live-sender.json")).expect("sample"),
+    )
+    .expect("json");
+    if sample["source"] != cafe::domain::events::EVENT_SOURCE
+        || !sample["detail-type"]
+            .as_str()
+            .is_some_and(|t| expected_types.contains(t))
+    {
+        problems.push("events/live-sender.json: not an event the live rule delivers".to_owned());
+    }
+    report("the stream's readers and the live sender's rule", problems);
+}

@@ -268,8 +268,8 @@ fn every_role_holds_exactly_its_policy() {
         if get(&resource, &["Properties", "VpcConfig"]).is_some() {
             allowed.push("arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole");
         }
-        // The stream's consumers: SAM adds the stream-reading role for their DynamoDB event.
-        if name == "events-publisher" || name == "live-sender" {
+        // The stream's consumer: SAM adds the stream-reading role for its DynamoDB event.
+        if name == "events-publisher" {
             allowed.push("arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole");
         }
         for managed in template::one_or_many(get(&role, &["Properties", "ManagedPolicyArns"])) {

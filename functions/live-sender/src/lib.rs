@@ -1,19 +1,20 @@
-//! `live-sender`: fed by the table's DynamoDB Stream (outbox inserts only, like
-//! `events-publisher`), pushes each committed order change to the WebSocket connections that
-//! may hear it (`docs/live.md`), with API Gateway's `PostToConnection`. A connection that is
-//! gone (410) is forgotten and the others still get theirs; a failed post is logged and
+//! `live-sender`: invoked by an EventBridge rule on the domain-event bus for each committed
+//! order status change (the events `events-publisher` sends from the table's stream), pushes it
+//! to the WebSocket connections that may hear it (`docs/live.md`), with API Gateway's
+//! `PostToConnection`. Behind the bus rather than on the stream itself, so the stream keeps two
+//! readers (the publisher and the history archive), as AWS advises per shard. A connection that
+//! is gone (410) is forgotten and the others still get theirs; a failed post is logged and
 //! counted, never retried into a duplicate for everyone. Only a failure to read the table fails
-//! the batch (from its first record), so Lambda retries it: a client drops the repeats by
-//! `version`.
+//! the invocation, so Lambda retries it: a client drops the repeats by `version`.
 
-use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use cafe::App;
 use cafe::domain::DomainEvent;
+use cafe::events::eventbridge::domain_event;
 use cafe::services::live::{self, FanOut, Posted, Poster};
-use serde_dynamo::AttributeValue;
+use serde::Serialize;
 use std::sync::Arc;
 
 /// This function checks no token.
@@ -64,61 +65,53 @@ impl Poster for ManagementApi {
     }
 }
 
-fn outbox_event(record: &EventRecord) -> Option<DomainEvent> {
-    if record.event_name != "INSERT" {
-        return None;
-    }
-    let string = |name: &str| match record
-        .change
-        .keys
-        .get(name)
-        .or_else(|| record.change.new_image.get(name))
-    {
-        Some(AttributeValue::S(s)) => Some(s.clone()),
-        _ => None,
+/// Fans one committed event out. An event this function has nothing to push for (another
+/// source or type, which the rule does not send) is logged and answered with nothing done.
+/// `Err` only when the table cannot be read: Lambda then retries the event (at most twice,
+/// within a minute: `EventInvokeConfig` in template.yaml), and clients drop a repeat by
+/// `version`.
+pub async fn handle(
+    event: EventBridgeEvent,
+    app: &App,
+    poster: Arc<dyn Poster>,
+) -> cafe::Result<FanOutSummary> {
+    let Some(domain_event) =
+        domain_event(&event.source, &event.detail_type, &event.detail, event.time)
+    else {
+        tracing::warn!(
+            source = %event.source,
+            detail_type = %event.detail_type,
+            "not a cafe domain event; nothing to push"
+        );
+        return Ok(FanOutSummary::default());
     };
-    if !string("pk").is_some_and(|pk| pk.starts_with("OUTBOX#")) {
-        return None;
-    }
-    match record.change.new_image.get("event") {
-        Some(AttributeValue::S(raw)) => match serde_json::from_str(raw) {
-            Ok(event) => Some(event),
-            Err(error) => {
-                tracing::error!(%error, "skipping an outbox record that cannot be decoded");
-                None
-            }
-        },
-        _ => None,
-    }
+    let result = fan_out(app, poster, std::slice::from_ref(&domain_event))
+        .await
+        .inspect_err(|error| {
+            tracing::error!(%error, "live fan-out could not read the table; Lambda retries the event");
+        })?;
+    tracing::info!(
+        event_id = %domain_event.event_id,
+        event_type = domain_event.event_type.as_str(),
+        delivered = result.delivered,
+        gone = result.gone,
+        failed = result.failed,
+        "live fan-out"
+    );
+    Ok(FanOutSummary {
+        delivered: result.delivered,
+        gone: result.gone,
+        failed: result.failed,
+    })
 }
 
-/// Fans the batch's committed events out; the response names every record when the table
-/// could not be read (Lambda retries the batch), none otherwise.
-pub async fn handle(event: Event, app: &App, poster: Arc<dyn Poster>) -> DynamoDbEventResponse {
-    let events: Vec<DomainEvent> = event.records.iter().filter_map(outbox_event).collect();
-    let mut response = DynamoDbEventResponse::default();
-    match fan_out(app, poster, &events).await {
-        Ok(result) => tracing::info!(
-            records = event.records.len(),
-            delivered = result.delivered,
-            gone = result.gone,
-            failed = result.failed,
-            "live fan-out"
-        ),
-        Err(error) => {
-            tracing::error!(%error, "live fan-out could not read the table; retrying the batch");
-            response.batch_item_failures = event
-                .records
-                .iter()
-                .map(|record| {
-                    let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = record.change.sequence_number.clone();
-                    failure
-                })
-                .collect();
-        }
-    }
-    response
+/// The invocation's answer: what the fan-out did (for the logs of an asynchronous invocation,
+/// and for tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FanOutSummary {
+    pub delivered: usize,
+    pub gone: usize,
+    pub failed: usize,
 }
 
 /// [`live::plan`], then the posts [`CONCURRENT_POSTS`] at a time.

@@ -1,4 +1,4 @@
-use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use std::sync::Arc;
 
@@ -13,9 +13,13 @@ async fn main() -> Result<(), Error> {
     let poster: Arc<dyn cafe::services::live::Poster> = Arc::new(live_sender::ManagementApi::new(
         aws.api_gateway_management(&endpoint),
     ));
-    run(service_fn(|event: LambdaEvent<Event>| {
+    run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
         let (app, poster) = (&app, poster.clone());
-        async move { Ok::<_, Error>(live_sender::handle(event.payload, app, poster).await) }
+        async move {
+            live_sender::handle(event.payload, app, poster)
+                .await
+                .map_err(Error::from)
+        }
     }))
     .await
 }

@@ -149,6 +149,16 @@ pub fn subscription_key(
 }
 
 /// The status change a committed event announces, by order: `(order id, status)`.
+/// The event types that change an order's status ([`status_change`]): what the live sender's
+/// EventBridge rule lets through (`template.yaml`, checked by `template_consistency.rs`).
+pub const LIVE_EVENT_TYPES: [EventType; 5] = [
+    EventType::OrderCreated,
+    EventType::PaymentCompleted,
+    EventType::OrderFulfilmentAdvanced,
+    EventType::OrderCancelled,
+    EventType::OrderExpired,
+];
+
 pub fn status_change(event: &DomainEvent) -> Option<(String, OrderStatus)> {
     let order_id = event.detail.get("orderId")?.as_str()?.to_owned();
     let status = match event.event_type {
@@ -164,18 +174,56 @@ pub fn status_change(event: &DomainEvent) -> Option<(String, OrderStatus)> {
     Some((order_id, status))
 }
 
-/// The status changes of a batch of committed events, once each (a split payment commits one
-/// `PaymentCompleted` per part), in the batch's order.
-pub fn status_changes(events: &[DomainEvent]) -> Vec<(String, OrderStatus, DateTime<Utc>)> {
-    let mut out: Vec<(String, OrderStatus, DateTime<Utc>)> = Vec::new();
+/// One status change a committed event announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub at: DateTime<Utc>,
+    /// The part whose `PaymentCompleted` this is, for a payment.
+    pub payment_id: Option<String>,
+}
+
+/// The status changes a batch of committed events announces, in the batch's order, each once
+/// (a redelivered event twice in a batch counts once). A split payment commits one
+/// `PaymentCompleted` per part: each part is a change of its own here, and [`announces`] picks
+/// the one that speaks for the order.
+pub fn status_changes(events: &[DomainEvent]) -> Vec<StatusChange> {
+    let mut out: Vec<StatusChange> = Vec::new();
     for event in events {
-        if let Some((order_id, status)) = status_change(event)
-            && !out.iter().any(|(id, s, _)| *id == order_id && *s == status)
-        {
-            out.push((order_id, status, event.occurred_at));
+        let Some((order_id, status)) = status_change(event) else {
+            continue;
+        };
+        let change = StatusChange {
+            order_id,
+            status,
+            at: event.occurred_at,
+            payment_id: event
+                .detail
+                .get("paymentId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        if !out.iter().any(|c| {
+            c.order_id == change.order_id
+                && c.status == change.status
+                && c.payment_id == change.payment_id
+        }) {
+            out.push(change);
         }
     }
     out
+}
+
+/// Whether `change` is the one that announces its order's status: a split payment commits one
+/// `PaymentCompleted` per part, and only the first part's speaks for the order, so listeners
+/// hear `COMPLETED` once however the events arrive (one invocation each behind EventBridge).
+/// An order without its copy of the payments (paid before the copy) lets every part speak.
+pub fn announces(change: &StatusChange, order: &crate::domain::Order) -> bool {
+    match (&change.payment_id, order.payments.first()) {
+        (Some(part), Some(first)) => *part == first.payment_id,
+        _ => true,
+    }
 }
 
 /// One order's change, with what the messages need from the stored order.
@@ -256,6 +304,24 @@ pub fn error_frame(error: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exactly_the_live_event_types_change_an_orders_status() {
+        let at = Utc::now();
+        for event_type in LIVE_EVENT_TYPES {
+            let event = DomainEvent::order(event_type, "o1", "m1", "READY", 100, at);
+            assert!(status_change(&event).is_some(), "{event_type:?}");
+        }
+        for event_type in [
+            EventType::PaymentRefunded,
+            EventType::MemberWithdrawn,
+            EventType::ItemStockChanged,
+            EventType::ShopStatusChanged,
+        ] {
+            let event = DomainEvent::order(event_type, "o1", "m1", "READY", 100, at);
+            assert_eq!(status_change(&event), None, "{event_type:?}");
+        }
+    }
 
     fn change(status: OrderStatus, number: Option<u32>) -> OrderChange {
         OrderChange {

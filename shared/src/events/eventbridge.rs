@@ -116,6 +116,36 @@ pub fn detail_json(event: &DomainEvent) -> String {
     Value::Object(detail).to_string()
 }
 
+/// The domain event an event of the bus carries: the inverse of the publisher's entry (source
+/// [`EVENT_SOURCE`], detail-type the event type, detail [`detail_json`]), for a function an
+/// EventBridge rule invokes. `None` for another source, an unknown type or a detail without its
+/// `eventId`; the time is the detail's `at` (milliseconds), else the event's own `time`.
+pub fn domain_event(
+    source: &str,
+    detail_type: &str,
+    detail: &Value,
+    time: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<DomainEvent> {
+    if source != EVENT_SOURCE {
+        return None;
+    }
+    let event_type = serde_json::from_value(Value::String(detail_type.to_owned())).ok()?;
+    let mut detail = detail.as_object()?.clone();
+    let event_id = detail.remove("eventId")?.as_str()?.to_owned();
+    let occurred_at = detail
+        .get("at")
+        .and_then(Value::as_str)
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .or(time)?;
+    Some(DomainEvent {
+        event_id,
+        event_type,
+        occurred_at,
+        detail: Value::Object(detail),
+    })
+}
+
 /// Sends `events` in calls of at most [`MAX_ENTRIES_PER_CALL`] through `send`, resending the
 /// refused entries of each call up to `retry.retries` times; returns the ids still refused.
 pub async fn publish_with_retries<F, Fut>(
@@ -190,6 +220,50 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_published_event_reads_back_as_the_same_domain_event() {
+        let at = crate::testing::epoch() + chrono::Duration::milliseconds(1_234);
+        let item = crate::domain::item::seed_items().remove(0);
+        let all = [
+            DomainEvent::member(EventType::MemberWithdrawn, "m1", "WITHDRAWN", at),
+            DomainEvent::order(
+                EventType::OrderFulfilmentAdvanced,
+                "o1",
+                "m1",
+                "READY",
+                9,
+                at,
+            ),
+            DomainEvent::shop(false, Some("back at 3"), "s1", at),
+            DomainEvent::item(EventType::ItemStockChanged, &item, "s1", Some("count"), at),
+        ];
+        for event in all {
+            let detail: Value = serde_json::from_str(&detail_json(&event)).expect("json");
+            let read = domain_event(EVENT_SOURCE, event.event_type.as_str(), &detail, None);
+            assert_eq!(read, Some(event.clone()));
+            // EventBridge's own time has whole seconds: the detail's milliseconds win.
+            let later = Some(at + chrono::Duration::seconds(5));
+            assert_eq!(
+                domain_event(EVENT_SOURCE, event.event_type.as_str(), &detail, later),
+                Some(event.clone())
+            );
+            assert_eq!(
+                domain_event("aws.events", event.event_type.as_str(), &detail, None),
+                None
+            );
+            assert_eq!(
+                domain_event(EVENT_SOURCE, "Scheduled Event", &detail, None),
+                None
+            );
+            let mut anonymous = detail.clone();
+            anonymous.as_object_mut().map(|d| d.remove("eventId"));
+            assert_eq!(
+                domain_event(EVENT_SOURCE, event.event_type.as_str(), &anonymous, None),
+                None
+            );
+        }
     }
 
     const FAST: RetryPolicy = RetryPolicy {

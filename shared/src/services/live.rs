@@ -8,7 +8,7 @@ use crate::deps::{HasClock, HasStore};
 use crate::domain::live::{
     self, CONNECTION_TTL, ClientFrame, Grant, OrderChange, TICKET_TTL, Topic,
 };
-use crate::domain::{DomainEvent, Member};
+use crate::domain::{DomainEvent, Member, Order, OrderStatus};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -142,16 +142,30 @@ pub async fn plan(
 ) -> Result<Vec<(String, String)>> {
     let now = deps.clock().now();
     let mut out = Vec::new();
-    for (order_id, status, at) in live::status_changes(events) {
-        let Some(order) = deps.store().get_order(&order_id).await? else {
+    let mut announced: HashSet<(String, OrderStatus)> = HashSet::new();
+    let mut orders: std::collections::HashMap<String, Option<Order>> = Default::default();
+    for change in live::status_changes(events) {
+        if announced.contains(&(change.order_id.clone(), change.status)) {
+            continue;
+        }
+        // The parts of one payment name the same order: it is read once.
+        if !orders.contains_key(&change.order_id) {
+            let read = deps.store().get_order(&change.order_id).await?;
+            orders.insert(change.order_id.clone(), read);
+        }
+        let Some(Some(order)) = orders.get(&change.order_id).cloned() else {
             continue;
         };
+        if !live::announces(&change, &order) {
+            continue;
+        }
+        announced.insert((change.order_id.clone(), change.status));
         let change = OrderChange {
-            order_id,
+            order_id: change.order_id,
             member_id: order.member_id,
-            status,
+            status: change.status,
             pickup_number: order.pickup_number,
-            at,
+            at: change.at,
         };
         let mut seen: HashSet<(String, String)> = HashSet::new();
         for (key, message) in live::deliveries(&change) {
