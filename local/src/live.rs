@@ -284,7 +284,7 @@ async fn serve_socket(
 }
 
 /// Over the AWS backend, while at least one socket is open: every 250 ms, the outbox rows
-/// committed since the last look, in event order, fanned out as the stream-fed sender does on
+/// committed since the last look, in event order, fanned out as `live-sender` does on
 /// AWS. Nothing is scanned while no socket is open (a load test on moto pays nothing for it).
 async fn poll_outbox(app: Arc<App>, hub: Arc<Hub>) {
     let Some(outbox) = &hub.outbox else { return };
