@@ -137,16 +137,12 @@ async fn the_template_rule_brings_the_sender_exactly_the_order_status_events() {
         for message in answer["Messages"].as_array().cloned().unwrap_or_default() {
             let body = message["Body"].as_str().expect("message body");
             // As the sender's runtime reads its invocation.
-            let envelope: aws_lambda_events::event::eventbridge::EventBridgeEvent =
+            let envelope: cafe::events::eventbridge::BusEvent =
                 serde_json::from_str(body).expect("an EventBridge event");
             assert_eq!(envelope.source, EVENT_SOURCE);
-            let event = cafe::events::eventbridge::domain_event(
-                &envelope.source,
-                &envelope.detail_type,
-                &envelope.detail,
-                envelope.time,
-            )
-            .expect("the sender reads it as a domain event");
+            let event = envelope
+                .domain_event()
+                .expect("the sender reads it as a domain event");
             arrived.push(event);
         }
         if arrived.len() >= LIVE_EVENT_TYPES.len() {

@@ -7,12 +7,11 @@
 //! counted, never retried into a duplicate for everyone. Only a failure to read the table fails
 //! the invocation, so Lambda retries it: a client drops the repeats by `version`.
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use cafe::App;
 use cafe::domain::DomainEvent;
-use cafe::events::eventbridge::domain_event;
+use cafe::events::eventbridge::BusEvent;
 use cafe::services::live::{self, FanOut, Posted, Poster};
 use serde::Serialize;
 use std::sync::Arc;
@@ -71,13 +70,11 @@ impl Poster for ManagementApi {
 /// within a minute: `EventInvokeConfig` in template.yaml), and clients drop a repeat by
 /// `version`.
 pub async fn handle(
-    event: EventBridgeEvent,
+    event: BusEvent,
     app: &App,
     poster: Arc<dyn Poster>,
 ) -> cafe::Result<FanOutSummary> {
-    let Some(domain_event) =
-        domain_event(&event.source, &event.detail_type, &event.detail, event.time)
-    else {
+    let Some(domain_event) = event.domain_event() else {
         tracing::warn!(
             source = %event.source,
             detail_type = %event.detail_type,

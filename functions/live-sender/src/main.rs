@@ -1,4 +1,3 @@
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use std::sync::Arc;
 
@@ -13,13 +12,15 @@ async fn main() -> Result<(), Error> {
     let poster: Arc<dyn cafe::services::live::Poster> = Arc::new(live_sender::ManagementApi::new(
         aws.api_gateway_management(&endpoint),
     ));
-    run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
-        let (app, poster) = (&app, poster.clone());
-        async move {
-            live_sender::handle(event.payload, app, poster)
-                .await
-                .map_err(Error::from)
-        }
-    }))
+    run(service_fn(
+        |event: LambdaEvent<cafe::events::eventbridge::BusEvent>| {
+            let (app, poster) = (&app, poster.clone());
+            async move {
+                live_sender::handle(event.payload, app, poster)
+                    .await
+                    .map_err(Error::from)
+            }
+        },
+    ))
     .await
 }

@@ -116,34 +116,46 @@ pub fn detail_json(event: &DomainEvent) -> String {
     Value::Object(detail).to_string()
 }
 
-/// The domain event an event of the bus carries: the inverse of the publisher's entry (source
-/// [`EVENT_SOURCE`], detail-type the event type, detail [`detail_json`]), for a function an
-/// EventBridge rule invokes. `None` for another source, an unknown type or a detail without its
-/// `eventId`; the time is the detail's `at` (milliseconds), else the event's own `time`.
-pub fn domain_event(
-    source: &str,
-    detail_type: &str,
-    detail: &Value,
-    time: Option<chrono::DateTime<chrono::Utc>>,
-) -> Option<DomainEvent> {
-    if source != EVENT_SOURCE {
-        return None;
+/// An event of the bus as an EventBridge rule hands it to a Lambda target: the envelope fields
+/// the cafe reads (others, such as `account` or `resources`, are ignored).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BusEvent {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub source: String,
+    pub detail_type: String,
+    #[serde(default)]
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub detail: Value,
+}
+
+impl BusEvent {
+    /// The domain event this carries: the inverse of the publisher's entry (source
+    /// [`EVENT_SOURCE`], detail-type the event type, detail [`detail_json`]). `None` for another
+    /// source, an unknown type or a detail without its `eventId`; the time is the detail's `at`
+    /// (milliseconds), else the envelope's `time` (whole seconds).
+    pub fn domain_event(&self) -> Option<DomainEvent> {
+        if self.source != EVENT_SOURCE {
+            return None;
+        }
+        let event_type = serde_json::from_value(Value::String(self.detail_type.clone())).ok()?;
+        let mut detail = self.detail.as_object()?.clone();
+        let event_id = detail.remove("eventId")?.as_str()?.to_owned();
+        let occurred_at = detail
+            .get("at")
+            .and_then(Value::as_str)
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.with_timezone(&chrono::Utc))
+            .or(self.time)?;
+        Some(DomainEvent {
+            event_id,
+            event_type,
+            occurred_at,
+            detail: Value::Object(detail),
+        })
     }
-    let event_type = serde_json::from_value(Value::String(detail_type.to_owned())).ok()?;
-    let mut detail = detail.as_object()?.clone();
-    let event_id = detail.remove("eventId")?.as_str()?.to_owned();
-    let occurred_at = detail
-        .get("at")
-        .and_then(Value::as_str)
-        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-        .map(|at| at.with_timezone(&chrono::Utc))
-        .or(time)?;
-    Some(DomainEvent {
-        event_id,
-        event_type,
-        occurred_at,
-        detail: Value::Object(detail),
-    })
 }
 
 /// Sends `events` in calls of at most [`MAX_ENTRIES_PER_CALL`] through `send`, resending the
@@ -240,29 +252,32 @@ mod tests {
             DomainEvent::item(EventType::ItemStockChanged, &item, "s1", Some("count"), at),
         ];
         for event in all {
-            let detail: Value = serde_json::from_str(&detail_json(&event)).expect("json");
-            let read = domain_event(EVENT_SOURCE, event.event_type.as_str(), &detail, None);
-            assert_eq!(read, Some(event.clone()));
-            // EventBridge's own time has whole seconds: the detail's milliseconds win.
-            let later = Some(at + chrono::Duration::seconds(5));
-            assert_eq!(
-                domain_event(EVENT_SOURCE, event.event_type.as_str(), &detail, later),
-                Some(event.clone())
-            );
-            assert_eq!(
-                domain_event("aws.events", event.event_type.as_str(), &detail, None),
-                None
-            );
-            assert_eq!(
-                domain_event(EVENT_SOURCE, "Scheduled Event", &detail, None),
-                None
-            );
-            let mut anonymous = detail.clone();
-            anonymous.as_object_mut().map(|d| d.remove("eventId"));
-            assert_eq!(
-                domain_event(EVENT_SOURCE, event.event_type.as_str(), &anonymous, None),
-                None
-            );
+            // As a rule delivers it: EventBridge's own time has whole seconds.
+            let delivered: BusEvent = serde_json::from_value(serde_json::json!({
+                "version": "0",
+                "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                "detail-type": event.event_type.as_str(),
+                "source": EVENT_SOURCE,
+                "account": "123456789012",
+                "time": "2026-01-01T00:00:05Z",
+                "region": "ap-northeast-2",
+                "resources": [],
+                "detail": serde_json::from_str::<Value>(&detail_json(&event)).expect("json"),
+            }))
+            .expect("a bus event");
+            assert_eq!(delivered.domain_event(), Some(event.clone()));
+            let mut other = delivered.clone();
+            other.source = "aws.events".into();
+            assert_eq!(other.domain_event(), None);
+            let mut unknown = delivered.clone();
+            unknown.detail_type = "Scheduled Event".into();
+            assert_eq!(unknown.domain_event(), None);
+            let mut anonymous = delivered.clone();
+            anonymous
+                .detail
+                .as_object_mut()
+                .map(|d| d.remove("eventId"));
+            assert_eq!(anonymous.domain_event(), None);
         }
     }
 
