@@ -30,6 +30,8 @@
 //!
 //! Functions whose answers differ are written to `$CAFE_EMULATOR_RUN_DIR/failures.txt`.
 
+mod moto;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cafe::App;
@@ -711,71 +713,21 @@ async fn add_expiring(app: &App, twins: &mut [Twin; 2]) {
 // moto's JSON APIs (SQS and EventBridge), for the queue that shows what reached the bus.
 
 async fn moto_call(settings: &Settings, service: &str, target: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(&settings.moto)
-        .header("X-Amz-Target", target)
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header(
-            "Authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
-            ),
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{target}: moto does not answer: {e}"));
-    let status = response.status();
-    let text = response.text().await.expect("moto's answer");
-    assert!(status.is_success(), "{target}: {status} {text}");
-    if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| json!(text))
-    }
+    moto::call(&settings.moto, service, target, body).await
 }
 
 const RULE: &str = "emulator-comparison";
 
 /// A queue receiving every event of the bus; returns its URL.
 async fn bus_queue(settings: &Settings) -> String {
-    let queue = moto_call(
-        settings,
-        "sqs",
-        "AmazonSQS.CreateQueue",
-        json!({"QueueName": format!("{}-events", settings.bus)}),
+    moto::bus_queue(
+        &settings.moto,
+        &settings.bus,
+        RULE,
+        &json!({"source": ["cafe"]}),
+        &format!("{}-events", settings.bus),
     )
-    .await["QueueUrl"]
-        .as_str()
-        .expect("queue url")
-        .to_owned();
-    let arn = moto_call(
-        settings,
-        "sqs",
-        "AmazonSQS.GetQueueAttributes",
-        json!({"QueueUrl": queue, "AttributeNames": ["QueueArn"]}),
-    )
-    .await["Attributes"]["QueueArn"]
-        .as_str()
-        .expect("queue arn")
-        .to_owned();
-    moto_call(
-        settings,
-        "events",
-        "AWSEvents.PutRule",
-        json!({"Name": RULE, "EventBusName": settings.bus,
-               "EventPattern": json!({"source": ["cafe"]}).to_string()}),
-    )
-    .await;
-    moto_call(
-        settings,
-        "events",
-        "AWSEvents.PutTargets",
-        json!({"Rule": RULE, "EventBusName": settings.bus,
-               "Targets": [{"Id": "queue", "Arn": arn}]}),
-    )
-    .await;
-    queue
+    .await
 }
 
 async fn delete_bus(settings: &Settings) {
@@ -805,34 +757,7 @@ async fn delete_bus(settings: &Settings) {
 /// The envelopes delivered to `queue` since the last call: waits for `expected` of them, then
 /// once more for strays.
 async fn drain(settings: &Settings, queue: &str, expected: usize) -> Vec<Value> {
-    let mut envelopes = Vec::new();
-    for _ in 0..30 {
-        let answer = moto_call(
-            settings,
-            "sqs",
-            "AmazonSQS.ReceiveMessage",
-            json!({"QueueUrl": queue, "MaxNumberOfMessages": 10, "VisibilityTimeout": 3600}),
-        )
-        .await;
-        let messages = answer["Messages"].as_array().cloned().unwrap_or_default();
-        let empty = messages.is_empty();
-        for message in messages {
-            let body = message["Body"].as_str().expect("message body");
-            envelopes.push(serde_json::from_str(body).unwrap_or_else(|_| json!(body)));
-            moto_call(
-                settings,
-                "sqs",
-                "AmazonSQS.DeleteMessage",
-                json!({"QueueUrl": queue, "ReceiptHandle": message["ReceiptHandle"]}),
-            )
-            .await;
-        }
-        if empty && envelopes.len() >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    envelopes
+    moto::drain(&settings.moto, queue, expected).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 //! The live sender's EventBridge rule, as `template.yaml` writes it, on moto's EventBridge: the
 //! publisher puts every kind of domain event on a bus, the rule (the template's own pattern)
 //! sends its matches to a queue, and what arrives is exactly the events that change an order's
-//! status, each of which reads back (`domain_event`) as the very event committed. So the
+//! status, each of which reads back (`BusEvent::domain_event`) as the very event committed. So the
 //! pattern, the publisher's envelope and the sender's reading of it agree.
 
+mod moto;
 mod template;
 
 use cafe::domain::events::EVENT_SOURCE;
@@ -12,28 +13,6 @@ use cafe::domain::{DomainEvent, EventType};
 use cafe::events::{EventBridgePublisher, EventPublisher};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-/// Calls a JSON-protocol API on moto (the credential scope names the service).
-async fn call(service: &str, target: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(cafe::testing::dynamodb_endpoint())
-        .header("X-Amz-Target", target)
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header(
-            "Authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
-            ),
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("moto answers");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    assert!(status.is_success(), "{target}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
 
 /// The template's pattern for the live sender's rule, as JSON.
 fn template_pattern() -> Value {
@@ -57,39 +36,22 @@ fn template_pattern() -> Value {
 
 #[tokio::test]
 async fn the_template_rule_brings_the_sender_exactly_the_order_status_events() {
+    let endpoint = cafe::testing::dynamodb_endpoint();
     let suffix = ulid::Ulid::new().to_string().to_lowercase();
     let bus = format!("cafe-live-rule-{suffix}");
-    let queue = call(
-        "sqs",
-        "AmazonSQS.CreateQueue",
-        json!({"QueueName": format!("cafe-live-rule-{suffix}")}),
-    )
-    .await["QueueUrl"]
-        .as_str()
-        .expect("queue url")
-        .to_owned();
-    let queue_arn = call(
-        "sqs",
-        "AmazonSQS.GetQueueAttributes",
-        json!({"QueueUrl": queue, "AttributeNames": ["QueueArn"]}),
-    )
-    .await["Attributes"]["QueueArn"]
-        .as_str()
-        .expect("queue arn")
-        .to_owned();
-    call("events", "AWSEvents.CreateEventBus", json!({"Name": bus})).await;
-    call(
+    moto::call(
+        &endpoint,
         "events",
-        "AWSEvents.PutRule",
-        json!({"Name": "live-sender", "EventBusName": bus,
-               "EventPattern": template_pattern().to_string()}),
+        "AWSEvents.CreateEventBus",
+        json!({"Name": bus}),
     )
     .await;
-    call(
-        "events",
-        "AWSEvents.PutTargets",
-        json!({"Rule": "live-sender", "EventBusName": bus,
-               "Targets": [{"Id": "queue", "Arn": queue_arn}]}),
+    let queue = moto::bus_queue(
+        &endpoint,
+        &bus,
+        "live-sender",
+        &template_pattern(),
+        &format!("cafe-live-rule-{suffix}"),
     )
     .await;
 
@@ -126,43 +88,20 @@ async fn the_template_rule_brings_the_sender_exactly_the_order_status_events() {
         .await
         .expect("published");
 
-    let mut arrived: Vec<DomainEvent> = Vec::new();
-    for _ in 0..30 {
-        let answer = call(
-            "sqs",
-            "AmazonSQS.ReceiveMessage",
-            json!({"QueueUrl": queue, "MaxNumberOfMessages": 10, "VisibilityTimeout": 300}),
-        )
-        .await;
-        for message in answer["Messages"].as_array().cloned().unwrap_or_default() {
-            let body = message["Body"].as_str().expect("message body");
+    // Waits for the five, then once more for anything else the rule let through.
+    let mut arrived: Vec<DomainEvent> = moto::drain(&endpoint, &queue, LIVE_EVENT_TYPES.len())
+        .await
+        .into_iter()
+        .map(|body| {
             // As the sender's runtime reads its invocation.
             let envelope: cafe::events::eventbridge::BusEvent =
-                serde_json::from_str(body).expect("an EventBridge event");
+                serde_json::from_value(body).expect("an EventBridge event");
             assert_eq!(envelope.source, EVENT_SOURCE);
-            let event = envelope
+            envelope
                 .domain_event()
-                .expect("the sender reads it as a domain event");
-            arrived.push(event);
-        }
-        if arrived.len() >= LIVE_EVENT_TYPES.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Nothing else straggles in after.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let late = call(
-        "sqs",
-        "AmazonSQS.ReceiveMessage",
-        json!({"QueueUrl": queue, "MaxNumberOfMessages": 10}),
-    )
-    .await;
-    assert!(
-        late["Messages"].as_array().is_none_or(Vec::is_empty),
-        "{late}"
-    );
-
+                .expect("the sender reads it as a domain event")
+        })
+        .collect();
     let mut expected: Vec<DomainEvent> = all
         .into_iter()
         .filter(|e| LIVE_EVENT_TYPES.contains(&e.event_type))
