@@ -811,10 +811,6 @@ async fn live(cafe: &Cafe, access: &str, member: &str) {
         1_500,
         Utc::now(),
     );
-    let mut bridged = sample("live-sender");
-    bridged["detail-type"] = json!(created.event_type.as_str());
-    bridged["detail"] = serde_json::from_str(&cafe::events::eventbridge::detail_json(&created))
-        .expect("detail json");
     let sender = &cafe.functions["live-sender"];
     let (endpoint, posts) = cafe_local::testing::gone_management_endpoint().await;
     let aws = Aws::load(Some(&endpoint), std::time::Duration::from_secs(10))
@@ -822,7 +818,7 @@ async fn live(cafe: &Cafe, access: &str, member: &str) {
         .with_recorder(sender.recorder.clone());
     let api = live_sender::ManagementApi::new(aws.api_gateway_management(&endpoint));
     let done = live_sender::handle(
-        serde_json::from_value(bridged).expect("an EventBridge event"),
+        cafe::events::eventbridge::BusEvent::of(&created),
         &sender.app,
         Arc::new(api),
     )

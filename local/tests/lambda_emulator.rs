@@ -2294,10 +2294,11 @@ async fn live(h: &mut Harness, twins: &mut [Twin; 2]) {
             at,
         );
         let mut bridged = sam.clone();
-        bridged["source"] = json!(cafe::domain::events::EVENT_SOURCE);
-        bridged["detail-type"] = json!(event.event_type.as_str());
-        bridged["detail"] = serde_json::from_str(&cafe::events::eventbridge::detail_json(&event))
-            .expect("detail json");
+        let bus_event = serde_json::to_value(cafe::events::eventbridge::BusEvent::of(&event))
+            .expect("a bus event serialises");
+        for field in ["source", "detail-type", "detail"] {
+            bridged[field] = bus_event[field].clone();
+        }
         bridged
     });
     h.case(

@@ -98,7 +98,7 @@ async fn the_samples_get_their_answers() {
         posted.clone(),
     )
     .await;
-    assert_eq!(response, Ok(live_sender::FanOutSummary::default()));
+    assert_eq!(response, Ok(cafe::services::live::FanOut::default()));
     assert!(posted.calls().is_empty());
     // An event of another source (a rule widened by mistake) is no domain event: nothing done.
     let mut foreign = sample("live-sender");
@@ -110,7 +110,7 @@ async fn the_samples_get_their_answers() {
         posted.clone(),
     )
     .await;
-    assert_eq!(response, Ok(live_sender::FanOutSummary::default()));
+    assert_eq!(response, Ok(cafe::services::live::FanOut::default()));
     assert!(posted.calls().is_empty());
 }
 
@@ -284,15 +284,11 @@ async fn send_through_the_bus(
     events: &[cafe::domain::DomainEvent],
     app: &cafe::App,
     poster: Arc<dyn Poster>,
-) -> live_sender::FanOutSummary {
-    let mut total = live_sender::FanOutSummary::default();
+) -> cafe::services::live::FanOut {
+    let mut total = cafe::services::live::FanOut::default();
     for event in events {
-        let mut bridged = sample("live-sender");
-        bridged["detail-type"] = json!(event.event_type.as_str());
-        bridged["detail"] = serde_json::from_str(&cafe::events::eventbridge::detail_json(event))
-            .expect("detail json");
         let done = live_sender::handle(
-            serde_json::from_value(bridged).expect("an EventBridge event"),
+            cafe::events::eventbridge::BusEvent::of(event),
             app,
             poster.clone(),
         )

@@ -13,7 +13,6 @@ use cafe::App;
 use cafe::domain::DomainEvent;
 use cafe::events::eventbridge::BusEvent;
 use cafe::services::live::{self, FanOut, Posted, Poster};
-use serde::Serialize;
 use std::sync::Arc;
 
 /// This function checks no token.
@@ -69,18 +68,14 @@ impl Poster for ManagementApi {
 /// `Err` only when the table cannot be read: Lambda then retries the event (at most twice,
 /// within a minute: `EventInvokeConfig` in template.yaml), and clients drop a repeat by
 /// `version`.
-pub async fn handle(
-    event: BusEvent,
-    app: &App,
-    poster: Arc<dyn Poster>,
-) -> cafe::Result<FanOutSummary> {
+pub async fn handle(event: BusEvent, app: &App, poster: Arc<dyn Poster>) -> cafe::Result<FanOut> {
     let Some(domain_event) = event.domain_event() else {
         tracing::warn!(
             source = %event.source,
             detail_type = %event.detail_type,
             "not a cafe domain event; nothing to push"
         );
-        return Ok(FanOutSummary::default());
+        return Ok(FanOut::default());
     };
     let result = fan_out(app, poster, std::slice::from_ref(&domain_event))
         .await
@@ -95,20 +90,7 @@ pub async fn handle(
         failed = result.failed,
         "live fan-out"
     );
-    Ok(FanOutSummary {
-        delivered: result.delivered,
-        gone: result.gone,
-        failed: result.failed,
-    })
-}
-
-/// The invocation's answer: what the fan-out did (for the logs of an asynchronous invocation,
-/// and for tests).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct FanOutSummary {
-    pub delivered: usize,
-    pub gone: usize,
-    pub failed: usize,
+    Ok(result)
 }
 
 /// [`live::plan`], then the posts [`CONCURRENT_POSTS`] at a time.

@@ -184,35 +184,26 @@ pub struct StatusChange {
     pub payment_id: Option<String>,
 }
 
-/// The status changes a batch of committed events announces, in the batch's order, each once
-/// (a redelivered event twice in a batch counts once). A split payment commits one
-/// `PaymentCompleted` per part: each part is a change of its own here, and [`announces`] picks
-/// the one that speaks for the order.
+/// The status changes a batch of committed events announces, in the batch's order. A split
+/// payment commits one `PaymentCompleted` per part: each part is a change of its own here, and
+/// [`announces`] picks the one that speaks for the order.
 pub fn status_changes(events: &[DomainEvent]) -> Vec<StatusChange> {
-    let mut out: Vec<StatusChange> = Vec::new();
-    for event in events {
-        let Some((order_id, status)) = status_change(event) else {
-            continue;
-        };
-        let change = StatusChange {
-            order_id,
-            status,
-            at: event.occurred_at,
-            payment_id: event
-                .detail
-                .get("paymentId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        };
-        if !out.iter().any(|c| {
-            c.order_id == change.order_id
-                && c.status == change.status
-                && c.payment_id == change.payment_id
-        }) {
-            out.push(change);
-        }
-    }
-    out
+    events
+        .iter()
+        .filter_map(|event| {
+            let (order_id, status) = status_change(event)?;
+            Some(StatusChange {
+                order_id,
+                status,
+                at: event.occurred_at,
+                payment_id: event
+                    .detail
+                    .get("paymentId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            })
+        })
+        .collect()
 }
 
 /// Whether `change` is the one that announces its order's status: a split payment commits one

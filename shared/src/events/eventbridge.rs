@@ -104,6 +104,10 @@ impl EventBridgePublisher {
 /// The EventBridge `detail`: the event's own detail plus its stable `eventId`, so consumers can
 /// drop the duplicates that at-least-once delivery produces.
 pub fn detail_json(event: &DomainEvent) -> String {
+    detail_value(event).to_string()
+}
+
+fn detail_value(event: &DomainEvent) -> Value {
     let mut detail = match &event.detail {
         Value::Object(map) => map.clone(),
         other => {
@@ -113,7 +117,7 @@ pub fn detail_json(event: &DomainEvent) -> String {
         }
     };
     detail.insert("eventId".into(), Value::String(event.event_id.clone()));
-    Value::Object(detail).to_string()
+    Value::Object(detail)
 }
 
 /// An event of the bus as an EventBridge rule hands it to a Lambda target: the envelope fields
@@ -132,6 +136,18 @@ pub struct BusEvent {
 }
 
 impl BusEvent {
+    /// `event` as a rule on the bus delivers it, once [`EventBridgePublisher`] has put it there
+    /// (no envelope id; the time in whole seconds, as EventBridge keeps it).
+    pub fn of(event: &DomainEvent) -> Self {
+        Self {
+            id: None,
+            source: EVENT_SOURCE.to_owned(),
+            detail_type: event.event_type.as_str().to_owned(),
+            time: chrono::DateTime::from_timestamp(event.occurred_at.timestamp(), 0),
+            detail: detail_value(event),
+        }
+    }
+
     /// The domain event this carries: the inverse of the publisher's entry (source
     /// [`EVENT_SOURCE`], detail-type the event type, detail [`detail_json`]). `None` for another
     /// source, an unknown type or a detail without its `eventId`; the time is the detail's `at`
@@ -266,6 +282,7 @@ mod tests {
             }))
             .expect("a bus event");
             assert_eq!(delivered.domain_event(), Some(event.clone()));
+            assert_eq!(BusEvent::of(&event).domain_event(), Some(event.clone()));
             let mut other = delivered.clone();
             other.source = "aws.events".into();
             assert_eq!(other.domain_event(), None);

@@ -125,8 +125,8 @@ pub trait Poster: Send + Sync {
     async fn post(&self, connection_id: &str, message: &str) -> Posted;
 }
 
-/// What a fan-out did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a fan-out did (also `live-sender`'s answer to its invocation).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FanOut {
     pub delivered: usize,
     pub gone: usize,
